@@ -1,0 +1,1 @@
+//! AsyncAPI document model (work in progress).

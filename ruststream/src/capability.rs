@@ -1,0 +1,93 @@
+//! Optional capabilities. A broker implements the traits it supports and declares them in
+//! [`Capabilities`](crate::Capabilities); none of them is part of the mandatory contract.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::{Address, Connection, Headers, IncomingMessage, OutgoingMessage, Result, SubscribeOptions};
+
+/// A reply received for a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reply {
+    /// Encoded reply payload.
+    pub payload: Bytes,
+    /// Reply headers.
+    pub headers: Headers,
+    /// Correlation id the reply carried.
+    pub correlation_id: Option<String>,
+}
+
+impl Reply {
+    /// Build a reply value (for broker implementations).
+    pub fn new(payload: Bytes, headers: Headers, correlation_id: Option<String>) -> Self {
+        Reply {
+            payload,
+            headers,
+            correlation_id,
+        }
+    }
+}
+
+/// Request/reply: publish a request and await the one reply that correlates with it.
+///
+/// The responder publishes its reply to the request's `reply_to` with the same correlation id,
+/// through the ordinary [`Publisher`](crate::Publisher).
+pub trait RequestReply: Connection {
+    /// Send `message` as a request; resolve with its reply, or [`Error::Timeout`](crate::Error)
+    /// after `timeout`. The broker fills in `reply_to` and, when absent, the correlation id.
+    fn request(
+        &self,
+        message: OutgoingMessage,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Reply>> + Send;
+}
+
+/// Batch subscription: messages delivered in batches of up to `max` or after `max_wait`.
+pub trait BatchSubscriber: Connection {
+    /// The batch stream.
+    type Batches: Stream<Item = Result<Vec<Self::Message>>> + Send + Unpin + 'static;
+
+    /// Subscribe in batches.
+    fn subscribe_batch(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+        max: usize,
+        max_wait: Duration,
+    ) -> impl Future<Output = Result<Self::Batches>> + Send;
+}
+
+/// An open publish transaction: all messages become visible on commit, none on abort.
+pub trait Transaction: Send {
+    /// Stage a message.
+    fn publish(&mut self, message: OutgoingMessage) -> impl Future<Output = Result<()>> + Send;
+    /// Make every staged message visible.
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+    /// Discard every staged message.
+    fn abort(self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Transactional publishing.
+pub trait TransactionalPublisher: Connection {
+    /// The transaction type.
+    type Transaction: Transaction;
+    /// Begin a transaction.
+    fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
+}
+
+/// Key-ordered (partitioned) delivery: messages with the same [`OutgoingMessage::key`] are
+/// delivered in publish order, even to a queue group.
+pub trait Partitioned: Connection {
+    /// Number of partitions behind `address`.
+    fn partitions(&self, address: &str) -> impl Future<Output = Result<u32>> + Send;
+}
+
+/// Redelivery after a delay, on the message type.
+pub trait DelayedRedelivery: IncomingMessage {
+    /// Negatively acknowledge; the broker redelivers no sooner than `delay`.
+    fn nack_with_delay(self, delay: Duration) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,16 @@
+//! RustStream: spec-first async messaging.
+//!
+//! This crate holds the broker contract every broker crate implements ([`broker`]),
+//! channel address templates ([`address`]), headers and messages ([`message`]) and the
+//! optional capability traits ([`capability`]). It depends on no broker.
+
+pub mod address;
+pub mod broker;
+pub mod capability;
+pub mod error;
+pub mod message;
+
+pub use address::{Address, AddressError, Params};
+pub use broker::{Broker, Capabilities, Connection, Publisher, SubscribeOptions, Subscriber};
+pub use error::{Error, Result};
+pub use message::{Headers, IncomingMessage, OutgoingMessage};
