@@ -1,0 +1,1 @@
+//! Code generation from AsyncAPI documents (work in progress).
