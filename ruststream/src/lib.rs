@@ -14,3 +14,19 @@ pub use address::{Address, AddressError, Params};
 pub use broker::{Broker, Capabilities, Connection, Publisher, SubscribeOptions, Subscriber};
 pub use error::{Error, Result};
 pub use message::{Headers, IncomingMessage, OutgoingMessage};
+pub mod testing;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// Include the code `ruststream-build` generated for the spec named `$name` (from `OUT_DIR`).
+///
+/// ```ignore
+/// ruststream::include_spec!("streetlights");
+/// ```
+#[macro_export]
+macro_rules! include_spec {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}

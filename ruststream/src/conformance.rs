@@ -1,0 +1,1 @@
+//! Conformance harness for broker crates (in progress).
