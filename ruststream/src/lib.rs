@@ -7,6 +7,7 @@
 pub mod address;
 pub mod broker;
 pub mod capability;
+pub mod codec;
 pub mod error;
 pub mod message;
 
@@ -18,6 +19,9 @@ pub mod testing;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 /// Include the code `ruststream-build` generated for the spec named `$name` (from `OUT_DIR`).
 ///
