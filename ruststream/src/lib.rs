@@ -22,6 +22,7 @@ pub mod conformance;
 
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod telemetry;
 
 /// Include the code `ruststream-build` generated for the spec named `$name` (from `OUT_DIR`).
 ///

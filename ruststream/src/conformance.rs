@@ -1,1 +1,0 @@
-//! Conformance harness for broker crates (in progress).

@@ -1,0 +1,333 @@
+//! Prometheus metrics (feature `metrics`).
+//!
+//! One [`Metrics`] value per app holds a private [`prometheus::Registry`] with the series below,
+//! every one labelled `app`, `broker` and `operation`:
+//!
+//! | series | type | extra label |
+//! | --- | --- | --- |
+//! | `ruststream_messages_received_total` | counter | |
+//! | `ruststream_messages_handled_total` | counter | `outcome` = `ack`, `nack`, `reject`, `dead_letter` |
+//! | `ruststream_handler_duration_seconds` | histogram | |
+//! | `ruststream_messages_in_flight` | gauge | |
+//! | `ruststream_decode_failures_total` | counter | |
+//! | `ruststream_handler_panics_total` | counter | |
+//! | `ruststream_messages_published_total` | counter | `status` = `ok`, `error` |
+//! | `ruststream_publish_duration_seconds` | histogram | |
+//!
+//! The hot path resolves label values once: [`Metrics::operation`] returns an
+//! [`OperationMetrics`] with the handles of one operation, whose methods are plain atomic
+//! updates. [`serve`] answers `GET /metrics` (text exposition) and `GET /health` (readiness) on
+//! an opt-in address.
+
+mod server;
+
+pub use server::{MetricsServer, Readiness, serve};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::{Error, Result};
+
+const LABELS: &[&str] = &["app", "broker", "operation"];
+
+/// Buckets for handler and publish durations, in seconds (100 µs … 10 s).
+const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How a handled message was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Acknowledged (processed).
+    Ack,
+    /// Negatively acknowledged (redelivery or drop).
+    Nack,
+    /// Rejected (unprocessable).
+    Reject,
+    /// Sent to a dead-letter address.
+    DeadLetter,
+}
+
+impl Outcome {
+    /// The `outcome` label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ack => "ack",
+            Outcome::Nack => "nack",
+            Outcome::Reject => "reject",
+            Outcome::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// The metrics of one app: a registry and the RustStream series in it. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    app: String,
+    registry: Registry,
+    received: IntCounterVec,
+    handled: IntCounterVec,
+    handler_duration: HistogramVec,
+    in_flight: IntGaugeVec,
+    decode_failures: IntCounterVec,
+    panics: IntCounterVec,
+    published: IntCounterVec,
+    publish_duration: HistogramVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("app", &self.inner.app)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(e: prometheus::Error) -> Error {
+    Error::Config(format!("metrics registry: {e}"))
+}
+
+impl Metrics {
+    /// A fresh registry with every RustStream series, labelled with `app`.
+    pub fn new(app: impl Into<String>) -> Result<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, extra: &[&str]| -> Result<IntCounterVec> {
+            let labels: Vec<&str> = LABELS.iter().chain(extra).copied().collect();
+            let vec = IntCounterVec::new(Opts::new(name, help), &labels).map_err(config_error)?;
+            registry
+                .register(Box::new(vec.clone()))
+                .map_err(config_error)?;
+            Ok(vec)
+        };
+        let histogram = |name: &str, help: &str| -> Result<HistogramVec> {
+            let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+            let vec = HistogramVec::new(opts, LABELS).map_err(config_error)?;
+            registry
+                .register(Box::new(vec.clone()))
+                .map_err(config_error)?;
+            Ok(vec)
+        };
+        let received = counter(
+            "ruststream_messages_received_total",
+            "Messages delivered to a route.",
+            &[],
+        )?;
+        let handled = counter(
+            "ruststream_messages_handled_total",
+            "Messages settled by a route, by outcome.",
+            &["outcome"],
+        )?;
+        let decode_failures = counter(
+            "ruststream_decode_failures_total",
+            "Messages whose payload could not be decoded.",
+            &[],
+        )?;
+        let panics = counter(
+            "ruststream_handler_panics_total",
+            "Handler invocations that panicked.",
+            &[],
+        )?;
+        let published = counter(
+            "ruststream_messages_published_total",
+            "Messages published, by status.",
+            &["status"],
+        )?;
+        let handler_duration = histogram(
+            "ruststream_handler_duration_seconds",
+            "Time from delivery to settlement of a message.",
+        )?;
+        let publish_duration = histogram(
+            "ruststream_publish_duration_seconds",
+            "Time a publish took until the broker took the message.",
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "ruststream_messages_in_flight",
+                "Messages being handled right now.",
+            ),
+            LABELS,
+        )
+        .map_err(config_error)?;
+        registry
+            .register(Box::new(in_flight.clone()))
+            .map_err(config_error)?;
+        Ok(Metrics {
+            inner: Arc::new(Inner {
+                app: app.into(),
+                registry,
+                received,
+                handled,
+                handler_duration,
+                in_flight,
+                decode_failures,
+                panics,
+                published,
+                publish_duration,
+            }),
+        })
+    }
+
+    /// The `app` label value.
+    pub fn app(&self) -> &str {
+        &self.inner.app
+    }
+
+    /// The registry, to register your own collectors beside RustStream's.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The handles of one operation (resolve once, update per message).
+    pub fn operation(&self, broker: &str, operation: &str) -> OperationMetrics {
+        let i = &self.inner;
+        let l = [i.app.as_str(), broker, operation];
+        let with = |extra: &'static str| [l[0], l[1], l[2], extra];
+        OperationMetrics {
+            received: i.received.with_label_values(&l),
+            ack: i.handled.with_label_values(&with(Outcome::Ack.as_str())),
+            nack: i.handled.with_label_values(&with(Outcome::Nack.as_str())),
+            reject: i.handled.with_label_values(&with(Outcome::Reject.as_str())),
+            dead_letter: i
+                .handled
+                .with_label_values(&with(Outcome::DeadLetter.as_str())),
+            handler_duration: i.handler_duration.with_label_values(&l),
+            in_flight: i.in_flight.with_label_values(&l),
+            decode_failures: i.decode_failures.with_label_values(&l),
+            panics: i.panics.with_label_values(&l),
+            published_ok: i.published.with_label_values(&with("ok")),
+            published_error: i.published.with_label_values(&with("error")),
+            publish_duration: i.publish_duration.with_label_values(&l),
+        }
+    }
+
+    /// Everything in the registry in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let families = self.inner.registry.gather();
+        // Encoding into a Vec only fails on invalid metric data, which this registry never holds.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The metric handles of one operation (label values resolved). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct OperationMetrics {
+    received: IntCounter,
+    ack: IntCounter,
+    nack: IntCounter,
+    reject: IntCounter,
+    dead_letter: IntCounter,
+    handler_duration: Histogram,
+    in_flight: IntGauge,
+    decode_failures: IntCounter,
+    panics: IntCounter,
+    published_ok: IntCounter,
+    published_error: IntCounter,
+    publish_duration: Histogram,
+}
+
+impl OperationMetrics {
+    /// A message was delivered: counts it and raises the in-flight gauge until the returned
+    /// guard is dropped, which also records the handler duration.
+    pub fn start(&self) -> InFlight {
+        self.received.inc();
+        self.in_flight.inc();
+        InFlight {
+            gauge: self.in_flight.clone(),
+            duration: self.handler_duration.clone(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Count a settlement.
+    pub fn settled(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Ack => self.ack.inc(),
+            Outcome::Nack => self.nack.inc(),
+            Outcome::Reject => self.reject.inc(),
+            Outcome::DeadLetter => self.dead_letter.inc(),
+        }
+    }
+
+    /// Count a payload that could not be decoded.
+    pub fn decode_failure(&self) {
+        self.decode_failures.inc();
+    }
+
+    /// Count a handler panic.
+    pub fn panicked(&self) {
+        self.panics.inc();
+    }
+
+    /// Record a publish, its result and how long it took.
+    pub fn published(&self, ok: bool, took: Duration) {
+        if ok {
+            self.published_ok.inc();
+        } else {
+            self.published_error.inc();
+        }
+        self.publish_duration.observe(took.as_secs_f64());
+    }
+}
+
+/// A message being handled; see [`OperationMetrics::start`].
+#[derive(Debug)]
+pub struct InFlight {
+    gauge: IntGauge,
+    duration: Histogram,
+    started: std::time::Instant,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.duration.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_carry_labels_and_move() {
+        let metrics = Metrics::new("svc").unwrap();
+        let op = metrics.operation("memory", "onLightMeasured");
+        {
+            let _guard = op.start();
+            assert!(metrics.render().contains(
+                r#"ruststream_messages_in_flight{app="svc",broker="memory",operation="onLightMeasured"} 1"#
+            ));
+        }
+        op.settled(Outcome::DeadLetter);
+        op.decode_failure();
+        op.panicked();
+        op.published(false, Duration::from_millis(2));
+        let text = metrics.render();
+        for line in [
+            r#"ruststream_messages_received_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
+            r#"ruststream_messages_in_flight{app="svc",broker="memory",operation="onLightMeasured"} 0"#,
+            r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="dead_letter"} 1"#,
+            r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="ack"} 0"#,
+            r#"ruststream_decode_failures_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
+            r#"ruststream_handler_panics_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
+            r#"ruststream_messages_published_total{app="svc",broker="memory",operation="onLightMeasured",status="error"} 1"#,
+            r#"ruststream_handler_duration_seconds_count{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
+            r#"ruststream_publish_duration_seconds_count{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+    }
+}

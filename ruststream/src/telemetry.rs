@@ -1,0 +1,294 @@
+//! Tracing helpers: W3C trace context (`traceparent`) and the span of a handled message.
+//!
+//! The trace context of a consumed message travels to the publishes its handler makes:
+//! the consuming side runs the handler inside [`scope`] with the context read by
+//! [`TraceContext::from_headers`] (or a new root when the message has none), and every publish
+//! made inside that scope through [`inject_current`] (or a [`TracedPublisher`]) carries a
+//! `traceparent` with the same trace id and a new parent id.
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::message::names::{TRACEPARENT, TRACESTATE};
+use crate::{Headers, OutgoingMessage, Publisher, Result};
+
+/// A W3C trace context: trace id, parent (span) id and the sampled flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    /// 16-byte trace id, never all zero.
+    pub trace_id: [u8; 16],
+    /// 8-byte id of the span that made this context, never all zero.
+    pub span_id: [u8; 8],
+    /// The `sampled` trace flag.
+    pub sampled: bool,
+}
+
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            hasher.write_u128(now.as_nanos());
+        }
+        let value = hasher.finish();
+        if value != 0 {
+            return value;
+        }
+    }
+}
+
+fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != N * 2 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+impl TraceContext {
+    /// A new trace (random ids, sampled).
+    pub fn new_root() -> Self {
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&random_u64().to_be_bytes());
+        trace_id[8..].copy_from_slice(&random_u64().to_be_bytes());
+        TraceContext {
+            trace_id,
+            span_id: random_u64().to_be_bytes(),
+            sampled: true,
+        }
+    }
+
+    /// The context for work caused by this one: same trace, new span id.
+    pub fn child(&self) -> Self {
+        TraceContext {
+            span_id: random_u64().to_be_bytes(),
+            ..*self
+        }
+    }
+
+    /// Parse a `traceparent` header value (`00-<trace id>-<parent id>-<flags>`). Returns `None`
+    /// for anything the W3C spec says to ignore: wrong lengths, upper-case or non-hex digits,
+    /// version `ff`, all-zero ids, or extra fields on version `00`.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        let mut parts = value.split('-');
+        let version: [u8; 1] = hex_decode(parts.next()?)?;
+        let trace_id: [u8; 16] = hex_decode(parts.next()?)?;
+        let span_id: [u8; 8] = hex_decode(parts.next()?)?;
+        let flags: [u8; 1] = hex_decode(parts.next()?)?;
+        let rest = parts.next();
+        if version[0] == 0xff || (version[0] == 0 && rest.is_some()) {
+            return None;
+        }
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id,
+            span_id,
+            sampled: flags[0] & 1 == 1,
+        })
+    }
+
+    /// The `traceparent` header value.
+    pub fn to_traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex_encode(&self.trace_id),
+            hex_encode(&self.span_id),
+            u8::from(self.sampled)
+        )
+    }
+
+    /// The trace id as 32 lower-case hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex_encode(&self.trace_id)
+    }
+
+    /// The context a message carries in its `traceparent` header, if valid.
+    pub fn from_headers(headers: &Headers) -> Option<Self> {
+        headers.get(TRACEPARENT).and_then(Self::parse)
+    }
+
+    /// Write this context as the `traceparent` header.
+    pub fn inject(&self, headers: &mut Headers) {
+        headers.insert(TRACEPARENT, self.to_traceparent());
+    }
+}
+
+impl std::fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_traceparent())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Current {
+    context: TraceContext,
+    state: Option<String>,
+}
+
+tokio::task_local! {
+    static CURRENT: Current;
+}
+
+/// Run `future` with `context` as the current trace context (and `tracestate`, if the consumed
+/// message carried one), so publishes made inside it continue the trace.
+pub async fn scope<F: Future>(
+    context: TraceContext,
+    tracestate: Option<String>,
+    future: F,
+) -> F::Output {
+    CURRENT
+        .scope(
+            Current {
+                context,
+                state: tracestate,
+            },
+            future,
+        )
+        .await
+}
+
+/// The trace context of the message being handled by the current task, if any.
+pub fn current() -> Option<TraceContext> {
+    CURRENT.try_with(|c| c.context).ok()
+}
+
+/// The trace context a consumed message continues: its valid `traceparent`, or a new root.
+pub fn continue_from(headers: &Headers) -> TraceContext {
+    TraceContext::from_headers(headers).unwrap_or_else(TraceContext::new_root)
+}
+
+/// Stamp an outgoing message with the current trace: when it has no `traceparent` yet and the
+/// task runs inside [`scope`], add one (same trace id, new parent id) and the `tracestate`.
+/// Returns whether a header was added.
+pub fn inject_current(message: &mut OutgoingMessage) -> bool {
+    if message.headers.get(TRACEPARENT).is_some() {
+        return false;
+    }
+    CURRENT
+        .try_with(|c| {
+            c.context.child().inject(&mut message.headers);
+            if let Some(state) = &c.state {
+                message.headers.insert(TRACESTATE, state.clone());
+            }
+        })
+        .is_ok()
+}
+
+/// The span of one handled message: `address`, `operation`, `correlation_id` and `trace_id`.
+pub fn message_span(
+    address: &str,
+    operation: &str,
+    correlation_id: Option<&str>,
+    context: &TraceContext,
+) -> tracing::Span {
+    tracing::info_span!(
+        "message",
+        address = address,
+        operation = operation,
+        correlation_id = correlation_id.unwrap_or(""),
+        trace_id = %context.trace_id_hex(),
+    )
+}
+
+/// A [`Publisher`] that stamps every message with the current trace context
+/// ([`inject_current`]) before handing it to the inner publisher.
+#[derive(Debug, Clone)]
+pub struct TracedPublisher<P>(pub P);
+
+impl<P: Publisher> Publisher for TracedPublisher<P> {
+    async fn publish(&self, mut message: OutgoingMessage) -> Result<()> {
+        inject_current(&mut message);
+        self.0.publish(message).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.0.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_and_renders_the_w3c_example() {
+        let ctx = TraceContext::parse(SAMPLE).unwrap();
+        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(ctx.sampled);
+        assert_eq!(ctx.to_traceparent(), SAMPLE);
+    }
+
+    #[test]
+    fn rejects_what_the_spec_says_to_ignore() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad:?} accepted");
+        }
+        // A future version may carry more fields.
+        assert!(
+            TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn roots_and_children() {
+        let root = TraceContext::new_root();
+        let child = root.child();
+        assert_eq!(root.trace_id, child.trace_id);
+        assert_ne!(root.span_id, child.span_id);
+        assert_ne!(root.trace_id, TraceContext::new_root().trace_id);
+        assert_eq!(TraceContext::parse(&child.to_traceparent()), Some(child));
+    }
+
+    #[tokio::test]
+    async fn publishes_inside_a_scope_continue_the_trace() {
+        let consumed = TraceContext::parse(SAMPLE).unwrap();
+        let mut outside = OutgoingMessage::new("a", "x");
+        assert!(!inject_current(&mut outside));
+        let published = scope(consumed, Some("k=v".into()), async {
+            assert_eq!(current(), Some(consumed));
+            let mut m = OutgoingMessage::new("b", "y");
+            assert!(inject_current(&mut m));
+            m
+        })
+        .await;
+        let carried = TraceContext::from_headers(&published.headers).unwrap();
+        assert_eq!(carried.trace_id, consumed.trace_id);
+        assert_ne!(carried.span_id, consumed.span_id);
+        assert_eq!(published.headers.get(TRACESTATE), Some("k=v"));
+    }
+}
