@@ -9,6 +9,7 @@ pub mod broker;
 pub mod capability;
 pub mod codec;
 pub mod error;
+pub mod memory;
 pub mod message;
 
 pub use address::{Address, AddressError, Params};

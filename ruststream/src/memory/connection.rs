@@ -1,0 +1,476 @@
+//! The connected in-memory broker and its subscriptions.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use tokio::sync::oneshot;
+
+use super::message::MemoryMessage;
+use super::target::{Data, Envelope, Member, Target, lock};
+use super::{MemoryConfig, RecordedMessage, Settled, Settlement};
+use crate::capability::{
+    BatchSubscriber, Partitioned, Reply, RequestReply, Transaction, TransactionalPublisher,
+};
+use crate::message::names;
+use crate::{
+    Address, Capabilities, Connection, Error, OutgoingMessage, Publisher, Result, SubscribeOptions,
+    Subscriber,
+};
+
+/// Prefix of the automatic reply inboxes used by [`RequestReply::request`].
+pub const INBOX_PREFIX: &str = "_INBOX.";
+
+#[derive(Debug, Default)]
+struct Recording {
+    published: Vec<RecordedMessage>,
+    settlements: Vec<Settlement>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    config: MemoryConfig,
+    pub(crate) closed: AtomicBool,
+    targets: RwLock<Vec<Arc<Target>>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    next_id: AtomicU64,
+    recording: Option<Mutex<Recording>>,
+}
+
+impl Inner {
+    pub(crate) fn record_settlement(&self, env: &Envelope, outcome: Settled) {
+        if let Some(rec) = &self.recording {
+            lock(rec).settlements.push(Settlement {
+                address: env.data.address.to_string(),
+                attempt: env.attempt,
+                correlation_id: env.data.correlation_id.clone(),
+                payload: env.data.payload.clone(),
+                outcome,
+            });
+        }
+    }
+
+    fn unregister(&self, target: &Arc<Target>) {
+        let mut targets = self.targets.write().unwrap_or_else(|e| e.into_inner());
+        targets.retain(|t| !Arc::ptr_eq(t, target));
+    }
+}
+
+/// A connection to the in-memory broker. Cheap to clone; clones share the broker.
+#[derive(Debug, Clone)]
+pub struct MemoryConnection {
+    inner: Arc<Inner>,
+}
+
+impl MemoryConnection {
+    pub(crate) fn new(config: MemoryConfig) -> Self {
+        let recording = config.record.then(|| Mutex::new(Recording::default()));
+        MemoryConnection {
+            inner: Arc::new(Inner {
+                config,
+                closed: AtomicBool::new(false),
+                targets: RwLock::new(Vec::new()),
+                pending: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                recording,
+            }),
+        }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        MemoryConnection { inner }
+    }
+
+    /// True after [`Connection::shutdown`].
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Number of registered delivery targets (subscriptions, queue groups, durable queues).
+    pub fn targets(&self) -> usize {
+        self.inner
+            .targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Every message published so far (empty unless [`MemoryConfig::record`]).
+    pub fn published(&self) -> Vec<RecordedMessage> {
+        self.inner
+            .recording
+            .as_ref()
+            .map(|r| lock(r).published.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every settlement so far (empty unless [`MemoryConfig::record`]).
+    pub fn settlements(&self) -> Vec<Settlement> {
+        self.inner
+            .recording
+            .as_ref()
+            .map(|r| lock(r).settlements.clone())
+            .unwrap_or_default()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn find_or_create_target(&self, address: &Address, options: &SubscribeOptions) -> Arc<Target> {
+        let mut targets = self
+            .inner
+            .targets
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let existing = targets.iter().find(|t| {
+            if let Some(d) = &options.durable {
+                t.durable.as_deref() == Some(d.as_str())
+            } else if let Some(g) = &options.queue_group {
+                t.durable.is_none()
+                    && t.group.as_deref() == Some(g.as_str())
+                    && t.template.as_str() == address.as_str()
+            } else {
+                false
+            }
+        });
+        if let Some(t) = existing {
+            return Arc::clone(t);
+        }
+        let t = Arc::new(Target::new(
+            address.clone(),
+            options.queue_group.clone(),
+            options.durable.clone(),
+            options.dead_letter.clone(),
+            self.inner.config.buffer,
+            Arc::downgrade(&self.inner),
+        ));
+        targets.push(Arc::clone(&t));
+        t
+    }
+}
+
+impl Publisher for MemoryConnection {
+    async fn publish(&self, message: OutgoingMessage) -> Result<()> {
+        self.check_open()?;
+        let OutgoingMessage {
+            address,
+            payload,
+            headers,
+            key,
+            reply_to,
+            correlation_id,
+            ..
+        } = message;
+        if address.is_empty() {
+            return Err(Error::InvalidAddress {
+                address,
+                reason: "empty".into(),
+            });
+        }
+        let correlation_id =
+            correlation_id.or_else(|| headers.get(names::CORRELATION_ID).map(str::to_owned));
+        if let Some(rec) = &self.inner.recording {
+            lock(rec).published.push(RecordedMessage {
+                address: address.clone(),
+                payload: payload.clone(),
+                headers: headers.clone(),
+                reply_to: reply_to.clone(),
+                correlation_id: correlation_id.clone(),
+            });
+        }
+        if address.starts_with(INBOX_PREFIX) {
+            let waiter = lock(&self.inner.pending).remove(&address);
+            if let Some(tx) = waiter {
+                let reply = Reply::new(payload.clone(), headers.clone(), correlation_id.clone());
+                let _ = tx.send(reply);
+            }
+        }
+        let matching: Vec<Arc<Target>> = self
+            .inner
+            .targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|t| t.template.matches(&address))
+            .cloned()
+            .collect();
+        if matching.is_empty() {
+            return Ok(());
+        }
+        let data = Arc::new(Data {
+            address: Arc::from(address),
+            payload,
+            headers,
+            reply_to,
+            correlation_id,
+            key,
+        });
+        for t in matching {
+            t.offer(Envelope {
+                data: Arc::clone(&data),
+                attempt: 1,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A subscription stream of the in-memory broker. Dropping it unsubscribes (a durable queue
+/// stays and keeps collecting messages).
+#[derive(Debug)]
+pub struct MemorySubscription {
+    target: Arc<Target>,
+    member: Arc<Member>,
+}
+
+impl MemorySubscription {
+    /// Messages waiting in this subscription's buffer (not counting redeliveries); never more
+    /// than [`MemoryConfig::buffer`].
+    pub fn queued(&self) -> usize {
+        lock(&self.member.state).buffer.len()
+    }
+}
+
+impl Stream for MemorySubscription {
+    type Item = Result<MemoryMessage>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut st = lock(&this.member.state);
+        if st.closed {
+            return Poll::Ready(None);
+        }
+        if let Some(env) = st.redeliver.pop_front() {
+            return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
+        }
+        if let Some(env) = st.buffer.pop_front() {
+            drop(st);
+            this.target.space.notify_waiters();
+            return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
+        }
+        match &mut st.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        if self.target.leave(&self.member)
+            && let Some(inner) = self.target.inner.upgrade()
+        {
+            inner.unregister(&self.target);
+        }
+    }
+}
+
+impl Subscriber for MemoryConnection {
+    type Message = MemoryMessage;
+    type Subscription = MemorySubscription;
+
+    async fn subscribe(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+    ) -> Result<MemorySubscription> {
+        self.check_open()?;
+        let target = self.find_or_create_target(address, &options);
+        let member = Arc::new(Member::default());
+        target.join(Arc::clone(&member));
+        Ok(MemorySubscription { target, member })
+    }
+}
+
+impl Connection for MemoryConnection {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn shutdown(self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let targets = std::mem::take(
+            &mut *self
+                .inner
+                .targets
+                .write()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for t in targets {
+            t.close();
+        }
+        lock(&self.inner.pending).clear();
+        Ok(())
+    }
+}
+
+impl RequestReply for MemoryConnection {
+    async fn request(&self, mut message: OutgoingMessage, timeout: Duration) -> Result<Reply> {
+        self.check_open()?;
+        let id = self.next_id();
+        let inbox = format!("{INBOX_PREFIX}{id}");
+        if message.correlation_id.is_none() {
+            message.correlation_id = Some(
+                message
+                    .headers
+                    .get(names::CORRELATION_ID)
+                    .map_or_else(|| format!("mem-{id}"), str::to_owned),
+            );
+        }
+        if let Some(cid) = &message.correlation_id
+            && message.headers.get(names::CORRELATION_ID).is_none()
+        {
+            message.headers.insert(names::CORRELATION_ID, cid.clone());
+        }
+        message.reply_to = Some(inbox.clone());
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.pending).insert(inbox.clone(), tx);
+        if let Err(e) = self.publish(message).await {
+            lock(&self.inner.pending).remove(&inbox);
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => {
+                lock(&self.inner.pending).remove(&inbox);
+                Err(Error::Timeout(
+                    format!("no reply within {timeout:?}").into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Batches of messages from the in-memory broker ([`BatchSubscriber`]).
+#[derive(Debug)]
+pub struct MemoryBatches {
+    sub: MemorySubscription,
+    max: usize,
+    max_wait: Duration,
+    buf: Vec<MemoryMessage>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stream for MemoryBatches {
+    type Item = Result<Vec<MemoryMessage>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match Pin::new(&mut this.sub).poll_next(cx) {
+                Poll::Ready(Some(Ok(m))) => {
+                    this.buf.push(m);
+                    if this.buf.len() >= this.max {
+                        this.timer = None;
+                        return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
+                    }
+                    if this.timer.is_none() {
+                        this.timer = Some(Box::pin(tokio::time::sleep(this.max_wait)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    this.timer = None;
+                    if this.buf.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
+                }
+                Poll::Pending => break,
+            }
+        }
+        if let Some(timer) = &mut this.timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            this.timer = None;
+            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
+        }
+        Poll::Pending
+    }
+}
+
+impl BatchSubscriber for MemoryConnection {
+    type Batches = MemoryBatches;
+
+    async fn subscribe_batch(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<MemoryBatches> {
+        let sub = self.subscribe(address, options).await?;
+        Ok(MemoryBatches {
+            sub,
+            max: max.max(1),
+            max_wait,
+            buf: Vec::new(),
+            timer: None,
+        })
+    }
+}
+
+/// A publish transaction of the in-memory broker: staged messages are published on commit.
+#[derive(Debug)]
+pub struct MemoryTransaction {
+    conn: MemoryConnection,
+    staged: Vec<OutgoingMessage>,
+}
+
+impl Transaction for MemoryTransaction {
+    async fn publish(&mut self, message: OutgoingMessage) -> Result<()> {
+        self.conn.check_open()?;
+        self.staged.push(message);
+        Ok(())
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.conn.check_open()?;
+        for m in self.staged {
+            self.conn.publish(m).await?;
+        }
+        Ok(())
+    }
+
+    async fn abort(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl TransactionalPublisher for MemoryConnection {
+    type Transaction = MemoryTransaction;
+
+    async fn begin(&self) -> Result<MemoryTransaction> {
+        self.check_open()?;
+        Ok(MemoryTransaction {
+            conn: self.clone(),
+            staged: Vec::new(),
+        })
+    }
+}
+
+impl Partitioned for MemoryConnection {
+    /// One logical partition per address; keyed messages to a queue group stick to one member.
+    async fn partitions(&self, _address: &str) -> Result<u32> {
+        self.check_open()?;
+        Ok(1)
+    }
+}

@@ -1,0 +1,119 @@
+//! The message delivered by the in-memory broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::target::{Envelope, Target};
+use super::{ORIGINAL_ADDRESS_HEADER, Settled};
+use crate::capability::DelayedRedelivery;
+use crate::{Headers, IncomingMessage, OutgoingMessage, Publisher, Result};
+
+/// A message delivered by a [`MemorySubscription`](super::MemorySubscription).
+///
+/// Dropping it unsettled requeues it (attempt + 1), like an at-least-once broker whose ack
+/// deadline passed.
+#[derive(Debug)]
+pub struct MemoryMessage {
+    env: Envelope,
+    target: Arc<Target>,
+    settled: bool,
+}
+
+impl MemoryMessage {
+    pub(crate) fn new(env: Envelope, target: Arc<Target>) -> Self {
+        MemoryMessage {
+            env,
+            target,
+            settled: false,
+        }
+    }
+
+    fn record(&self, outcome: Settled) {
+        if let Some(inner) = self.target.inner.upgrade() {
+            inner.record_settlement(&self.env, outcome);
+        }
+    }
+}
+
+impl Drop for MemoryMessage {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.record(Settled::Dropped);
+            self.target.requeue(self.env.next_attempt());
+        }
+    }
+}
+
+impl IncomingMessage for MemoryMessage {
+    fn payload(&self) -> &[u8] {
+        &self.env.data.payload
+    }
+    fn headers(&self) -> &Headers {
+        &self.env.data.headers
+    }
+    fn address(&self) -> &str {
+        &self.env.data.address
+    }
+    fn reply_to(&self) -> Option<&str> {
+        self.env.data.reply_to.as_deref()
+    }
+    fn correlation_id(&self) -> Option<&str> {
+        self.env.data.correlation_id.as_deref()
+    }
+    fn key(&self) -> Option<&[u8]> {
+        self.env.data.key.as_deref()
+    }
+    fn attempt(&self) -> u32 {
+        self.env.attempt
+    }
+
+    async fn ack(mut self) -> Result<()> {
+        self.settled = true;
+        self.record(Settled::Acked);
+        Ok(())
+    }
+
+    async fn nack(mut self, requeue: bool) -> Result<()> {
+        self.settled = true;
+        self.record(Settled::Nacked { requeue });
+        if requeue {
+            self.target.requeue(self.env.next_attempt());
+        }
+        Ok(())
+    }
+
+    async fn reject(mut self) -> Result<()> {
+        self.settled = true;
+        let dead_letter = self.target.dead_letter.clone();
+        self.record(Settled::Rejected {
+            dead_lettered: dead_letter.is_some(),
+        });
+        let (Some(dl), Some(inner)) = (dead_letter, self.target.inner.upgrade()) else {
+            return Ok(());
+        };
+        let data = &self.env.data;
+        let mut out = OutgoingMessage::new(dl, data.payload.clone())
+            .with_headers(data.headers.clone())
+            .header(ORIGINAL_ADDRESS_HEADER, &*data.address);
+        out.key = data.key.clone();
+        out.reply_to = data.reply_to.clone();
+        out.correlation_id = data.correlation_id.clone();
+        super::MemoryConnection::from_inner(inner)
+            .publish(out)
+            .await
+    }
+}
+
+impl DelayedRedelivery for MemoryMessage {
+    async fn nack_with_delay(mut self, delay: Duration) -> Result<()> {
+        self.settled = true;
+        self.record(Settled::NackedWithDelay(delay));
+        let target = Arc::clone(&self.target);
+        let env = self.env.next_attempt();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            target.requeue(env);
+        });
+        Ok(())
+    }
+}

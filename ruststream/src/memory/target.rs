@@ -1,0 +1,261 @@
+//! Delivery targets: one per subscription, queue group or durable name, with bounded
+//! per-member buffers.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::connection::Inner;
+use crate::{Address, Error, Headers, Result};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The immutable part of a published message, shared by every delivery.
+#[derive(Debug)]
+pub(crate) struct Data {
+    pub(crate) address: Arc<str>,
+    pub(crate) payload: Bytes,
+    pub(crate) headers: Headers,
+    pub(crate) reply_to: Option<String>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) key: Option<Bytes>,
+}
+
+/// One delivery of a message.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    pub(crate) data: Arc<Data>,
+    pub(crate) attempt: u32,
+}
+
+impl Envelope {
+    pub(crate) fn next_attempt(&self) -> Envelope {
+        Envelope {
+            data: Arc::clone(&self.data),
+            attempt: self.attempt.saturating_add(1),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct MemberState {
+    pub(crate) buffer: VecDeque<Envelope>,
+    pub(crate) redeliver: VecDeque<Envelope>,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) closed: bool,
+}
+
+/// One consumer (subscription stream) of a target.
+#[derive(Debug, Default)]
+pub(crate) struct Member {
+    pub(crate) state: Mutex<MemberState>,
+}
+
+impl Member {
+    fn push(&self, env: Envelope, redelivery: bool) {
+        let mut st = lock(&self.state);
+        if redelivery {
+            st.redeliver.push_back(env);
+        } else {
+            st.buffer.push_back(env);
+        }
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let mut st = lock(&self.state);
+        st.closed = true;
+        st.buffer.clear();
+        st.redeliver.clear();
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TargetState {
+    pub(crate) members: Vec<Arc<Member>>,
+    next: usize,
+    /// Messages waiting for a member (durable targets without consumers).
+    parked: VecDeque<Envelope>,
+    pub(crate) closed: bool,
+}
+
+/// Where matching messages are queued.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) template: Address,
+    pub(crate) group: Option<String>,
+    pub(crate) durable: Option<String>,
+    pub(crate) dead_letter: Option<String>,
+    capacity: usize,
+    pub(crate) state: Mutex<TargetState>,
+    /// Publishers waiting for buffer space.
+    pub(crate) space: Notify,
+    pub(crate) inner: Weak<Inner>,
+}
+
+impl Target {
+    pub(crate) fn new(
+        template: Address,
+        group: Option<String>,
+        durable: Option<String>,
+        dead_letter: Option<String>,
+        capacity: usize,
+        inner: Weak<Inner>,
+    ) -> Self {
+        Target {
+            template,
+            group,
+            durable,
+            dead_letter,
+            capacity: capacity.max(1),
+            state: Mutex::new(TargetState::default()),
+            space: Notify::new(),
+            inner,
+        }
+    }
+
+    fn connection_closed(&self) -> bool {
+        self.inner
+            .upgrade()
+            .is_none_or(|i| i.closed.load(Ordering::Acquire))
+    }
+
+    /// Queue `env`, waiting while every eligible member's buffer is full.
+    pub(crate) async fn offer(&self, env: Envelope) -> Result<()> {
+        loop {
+            // Registered before checking, so a pop between the check and the await wakes us.
+            let notified = self.space.notified();
+            {
+                let mut st = lock(&self.state);
+                if st.closed {
+                    return if self.connection_closed() {
+                        Err(Error::Closed)
+                    } else {
+                        // The subscription went away meanwhile: it no longer matches.
+                        Ok(())
+                    };
+                }
+                let n = st.members.len();
+                if n == 0 {
+                    if st.parked.len() < self.capacity {
+                        st.parked.push_back(env);
+                        return Ok(());
+                    }
+                } else {
+                    let (start, tries) = match &env.data.key {
+                        Some(key) => (key_slot(key, n), 1),
+                        None => (st.next % n, n),
+                    };
+                    for i in 0..tries {
+                        let idx = (start + i) % n;
+                        let member = &st.members[idx];
+                        let mut ms = lock(&member.state);
+                        if ms.buffer.len() < self.capacity {
+                            ms.buffer.push_back(env);
+                            if let Some(w) = ms.waker.take() {
+                                w.wake();
+                            }
+                            drop(ms);
+                            st.next = (idx + 1) % n;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            notified.await;
+            if self.connection_closed() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// Put a message back for redelivery (never waits: bounded by what was handed out).
+    pub(crate) fn requeue(&self, env: Envelope) {
+        let mut st = lock(&self.state);
+        if st.closed {
+            tracing::debug!(address = %env.data.address, "subscription gone; requeued message dropped");
+            return;
+        }
+        let n = st.members.len();
+        if n == 0 {
+            st.parked.push_back(env);
+            return;
+        }
+        let idx = st.next % n;
+        st.next = (idx + 1) % n;
+        st.members[idx].push(env, true);
+    }
+
+    /// Add a consumer; a durable target hands it what was parked.
+    pub(crate) fn join(&self, member: Arc<Member>) {
+        let mut st = lock(&self.state);
+        let parked = std::mem::take(&mut st.parked);
+        for env in parked {
+            member.push(env, true);
+        }
+        st.members.push(member);
+    }
+
+    /// Remove a consumer; its queued messages go to the other members (or are parked for a
+    /// durable target). Returns true when the target is now unused and must be unregistered.
+    pub(crate) fn leave(&self, member: &Arc<Member>) -> bool {
+        let mut st = lock(&self.state);
+        st.members.retain(|m| !Arc::ptr_eq(m, member));
+        let leftovers: Vec<Envelope> = {
+            let mut ms = lock(&member.state);
+            ms.closed = true;
+            let mut v: Vec<Envelope> = ms.redeliver.drain(..).collect();
+            v.extend(ms.buffer.drain(..));
+            v
+        };
+        let unused = st.members.is_empty() && self.durable.is_none();
+        if unused {
+            st.closed = true;
+        } else {
+            for env in leftovers {
+                let n = st.members.len();
+                if n == 0 {
+                    st.parked.push_back(env);
+                } else {
+                    let idx = st.next % n;
+                    st.next = (idx + 1) % n;
+                    st.members[idx].push(env, true);
+                }
+            }
+        }
+        drop(st);
+        self.space.notify_waiters();
+        unused
+    }
+
+    /// Close on connection shutdown.
+    pub(crate) fn close(&self) {
+        let mut st = lock(&self.state);
+        st.closed = true;
+        st.parked.clear();
+        for m in &st.members {
+            m.close();
+        }
+        drop(st);
+        self.space.notify_waiters();
+    }
+}
+
+fn key_slot(key: &[u8], n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    // Truncation is fine: only the remainder matters.
+    (h.finish() % n as u64) as usize
+}

@@ -1,0 +1,441 @@
+//! Behaviour of the in-memory broker against the contract.
+
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use ruststream::capability::{
+    BatchSubscriber, DelayedRedelivery, Partitioned, RequestReply, Transaction,
+    TransactionalPublisher,
+};
+use ruststream::memory::{MemoryBroker, MemoryConfig, MemoryConnection, Settled};
+use ruststream::{
+    Address, Broker, Capabilities, Connection, Error, IncomingMessage, OutgoingMessage, Publisher,
+    SubscribeOptions, Subscriber,
+};
+
+fn addr(s: &str) -> Address {
+    Address::parse(s).unwrap()
+}
+
+async fn conn_with(config: MemoryConfig) -> MemoryConnection {
+    MemoryBroker::new(config).connect().await.unwrap()
+}
+
+async fn conn() -> MemoryConnection {
+    conn_with(MemoryConfig::new().record(true)).await
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn next<S>(s: &mut S) -> ruststream::memory::MemoryMessage
+where
+    S: futures_core::Stream<Item = ruststream::Result<ruststream::memory::MemoryMessage>> + Unpin,
+{
+    tokio::time::timeout(WAIT, s.next())
+        .await
+        .expect("a message in time")
+        .expect("stream open")
+        .expect("no error")
+}
+
+#[tokio::test]
+async fn declares_every_capability_and_name() {
+    let b = MemoryBroker::default();
+    assert_eq!(b.name(), "memory");
+    let c = b.connect().await.unwrap();
+    assert_eq!(c.capabilities(), Capabilities::ALL);
+    assert_eq!(c.partitions("x").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn wildcard_subscription_receives_matching_addresses_only() {
+    let c = conn().await;
+    let mut sub = c
+        .subscribe(&addr("user/{id}/signup"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("user/7/other", "no"))
+        .await
+        .unwrap();
+    c.publish(
+        OutgoingMessage::new("user/42/signup", "yes")
+            .header("h", "v")
+            .correlation_id("c1")
+            .key("k"),
+    )
+    .await
+    .unwrap();
+    let m = next(&mut sub).await;
+    assert_eq!(m.address(), "user/42/signup");
+    assert_eq!(m.payload(), b"yes");
+    assert_eq!(m.headers().get("h"), Some("v"));
+    assert_eq!(m.correlation_id(), Some("c1"));
+    assert_eq!(m.key(), Some(&b"k"[..]));
+    assert_eq!(m.attempt(), 1);
+    m.ack().await.unwrap();
+    assert_eq!(sub.queued(), 0);
+    assert!(sub.next().now_or_never().is_none(), "no further message");
+}
+
+#[tokio::test]
+async fn queue_group_round_robins_and_distinct_groups_each_get_all() {
+    let c = conn().await;
+    let a = addr("orders");
+    let mut g1 = c
+        .subscribe(&a, SubscribeOptions::new().queue_group("workers"))
+        .await
+        .unwrap();
+    let mut g2 = c
+        .subscribe(&a, SubscribeOptions::new().queue_group("workers"))
+        .await
+        .unwrap();
+    let mut other = c
+        .subscribe(&a, SubscribeOptions::new().queue_group("audit"))
+        .await
+        .unwrap();
+    let mut plain = c.subscribe(&a, SubscribeOptions::new()).await.unwrap();
+    for i in 0..6 {
+        c.publish(OutgoingMessage::new("orders", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(g1.queued(), 3);
+    assert_eq!(g2.queued(), 3);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        for g in [&mut g1, &mut g2] {
+            let m = next(g).await;
+            seen.push(String::from_utf8(m.payload().to_vec()).unwrap());
+            m.ack().await.unwrap();
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["0", "1", "2", "3", "4", "5"]);
+    for i in 0..6 {
+        for s in [&mut other, &mut plain] {
+            let m = next(s).await;
+            assert_eq!(m.payload(), format!("{i}").as_bytes());
+            m.ack().await.unwrap();
+        }
+    }
+    assert_eq!(g1.queued() + g2.queued(), 0, "each message once per group");
+}
+
+#[tokio::test]
+async fn keyed_messages_stick_to_one_group_member() {
+    let c = conn().await;
+    let a = addr("k");
+    let g1 = c
+        .subscribe(&a, SubscribeOptions::new().queue_group("g"))
+        .await
+        .unwrap();
+    let g2 = c
+        .subscribe(&a, SubscribeOptions::new().queue_group("g"))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        c.publish(OutgoingMessage::new("k", format!("{i}")).key("same"))
+            .await
+            .unwrap();
+    }
+    let (b1, b2) = (g1.queued(), g2.queued());
+    assert_eq!(b1 + b2, 10);
+    assert!(b1 == 0 || b2 == 0, "one member holds the key: {b1} / {b2}");
+}
+
+#[tokio::test]
+async fn nack_requeue_redelivers_with_growing_attempt() {
+    let c = conn().await;
+    let mut sub = c
+        .subscribe(&addr("r"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("r", "x")).await.unwrap();
+    for expected in 1..=3 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.attempt(), expected);
+        m.nack(true).await.unwrap();
+    }
+    let m = next(&mut sub).await;
+    assert_eq!(m.attempt(), 4);
+    m.nack(false).await.unwrap();
+    assert!(sub.next().now_or_never().is_none(), "nack(false) drops it");
+    let outcomes: Vec<_> = c.settlements().iter().map(|s| s.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Settled::Nacked { requeue: true },
+            Settled::Nacked { requeue: true },
+            Settled::Nacked { requeue: true },
+            Settled::Nacked { requeue: false }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn dropping_unsettled_redelivers() {
+    let c = conn().await;
+    let mut sub = c
+        .subscribe(&addr("d"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("d", "x")).await.unwrap();
+    drop(next(&mut sub).await);
+    let m = next(&mut sub).await;
+    assert_eq!(m.attempt(), 2);
+    m.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn reject_goes_to_dead_letter_address_or_is_dropped() {
+    let c = conn().await;
+    let mut dlq = c
+        .subscribe(&addr("dlq"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let mut sub = c
+        .subscribe(&addr("in"), SubscribeOptions::new().dead_letter("dlq"))
+        .await
+        .unwrap();
+    let mut plain = c
+        .subscribe(&addr("in"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("in", "bad").header("a", "b"))
+        .await
+        .unwrap();
+    next(&mut sub).await.reject().await.unwrap();
+    next(&mut plain).await.reject().await.unwrap();
+    let dead = next(&mut dlq).await;
+    assert_eq!(dead.payload(), b"bad");
+    assert_eq!(dead.headers().get("a"), Some("b"));
+    assert_eq!(dead.headers().get("x-original-address"), Some("in"));
+    assert!(
+        dlq.next().now_or_never().is_none(),
+        "exactly one dead letter"
+    );
+    assert!(plain.next().now_or_never().is_none());
+}
+
+#[tokio::test]
+async fn delayed_redelivery_is_no_sooner_than_asked() {
+    let c = conn().await;
+    let mut sub = c
+        .subscribe(&addr("t"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("t", "x")).await.unwrap();
+    let m = next(&mut sub).await;
+    let start = std::time::Instant::now();
+    m.nack_with_delay(Duration::from_millis(120)).await.unwrap();
+    let again = next(&mut sub).await;
+    assert!(start.elapsed() >= Duration::from_millis(120));
+    assert_eq!(again.attempt(), 2);
+}
+
+#[tokio::test]
+async fn back_pressure_blocks_publisher_and_bounds_the_buffer() {
+    let c = conn_with(MemoryConfig::new().buffer(4)).await;
+    let mut sub = c
+        .subscribe(&addr("bp"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    for i in 0..4 {
+        c.publish(OutgoingMessage::new("bp", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(sub.queued(), 4);
+    // The buffer is full: the next publish does not complete…
+    let c2 = c.clone();
+    let blocked = tokio::spawn(async move {
+        for i in 4..20 {
+            c2.publish(OutgoingMessage::new("bp", format!("{i}")))
+                .await
+                .unwrap();
+        }
+    });
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !blocked.is_finished(),
+        "publisher must wait for the slow consumer"
+    );
+    assert_eq!(sub.queued(), 4);
+    // …and as the consumer drains, the publisher proceeds; the buffer never exceeds 4.
+    for i in 0..20 {
+        assert!(sub.queued() <= 4);
+        let m = next(&mut sub).await;
+        assert_eq!(
+            m.payload(),
+            format!("{i}").as_bytes(),
+            "nothing lost, in order"
+        );
+        m.ack().await.unwrap();
+    }
+    blocked.await.unwrap();
+}
+
+#[tokio::test]
+async fn request_reply_with_timeout_and_reverse_order_replies() {
+    let c = conn().await;
+    let mut server = c
+        .subscribe(&addr("svc"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    // No reply → timeout.
+    let err = c
+        .request(
+            OutgoingMessage::new("nobody", "x"),
+            Duration::from_millis(30),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)));
+
+    let c1 = c.clone();
+    let c2 = c.clone();
+    let r1 =
+        tokio::spawn(async move { c1.request(OutgoingMessage::new("svc", "one"), WAIT).await });
+    let first = next(&mut server).await;
+    let r2 =
+        tokio::spawn(async move { c2.request(OutgoingMessage::new("svc", "two"), WAIT).await });
+    let second = next(&mut server).await;
+    // Reply in reverse order.
+    for m in [second, first] {
+        let mut reply = OutgoingMessage::new(m.reply_to().unwrap(), m.payload().to_vec());
+        reply.correlation_id = m.correlation_id().map(str::to_owned);
+        c.publish(reply).await.unwrap();
+        m.ack().await.unwrap();
+    }
+    let a = r1.await.unwrap().unwrap();
+    let b = r2.await.unwrap().unwrap();
+    assert_eq!(&a.payload[..], b"one");
+    assert_eq!(&b.payload[..], b"two");
+    assert_ne!(a.correlation_id, b.correlation_id);
+    assert!(a.correlation_id.is_some());
+}
+
+#[tokio::test]
+async fn durable_queue_survives_resubscribe() {
+    let c = conn().await;
+    let opts = SubscribeOptions::new().durable("d1");
+    let mut sub = c.subscribe(&addr("dur"), opts.clone()).await.unwrap();
+    for i in 0..3 {
+        c.publish(OutgoingMessage::new("dur", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let m0 = next(&mut sub).await;
+    m0.ack().await.unwrap();
+    let unsettled = next(&mut sub).await;
+    drop(sub);
+    drop(unsettled); // returned to the durable queue
+    c.publish(OutgoingMessage::new("dur", "3")).await.unwrap();
+    let mut sub = c.subscribe(&addr("dur"), opts).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = next(&mut sub).await;
+        got.push((
+            String::from_utf8(m.payload().to_vec()).unwrap(),
+            m.attempt(),
+        ));
+        m.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [("1".into(), 2), ("2".into(), 1), ("3".into(), 1)] as [(String, u32); 3]
+    );
+    // A non-durable subscription does not keep anything.
+    let plain = c
+        .subscribe(&addr("nd"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    drop(plain);
+    c.publish(OutgoingMessage::new("nd", "lost")).await.unwrap();
+    let mut plain = c
+        .subscribe(&addr("nd"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    assert!(plain.next().now_or_never().is_none());
+}
+
+#[tokio::test]
+async fn batches_and_transactions() {
+    let c = conn().await;
+    let mut batches = c
+        .subscribe_batch(
+            &addr("b"),
+            SubscribeOptions::new(),
+            3,
+            Duration::from_millis(20),
+        )
+        .await
+        .unwrap();
+    let mut tx = c.begin().await.unwrap();
+    for i in 0..4 {
+        tx.publish(OutgoingMessage::new("b", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    assert!(c.published().is_empty(), "nothing visible before commit");
+    tx.commit().await.unwrap();
+    let first = tokio::time::timeout(WAIT, batches.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    let second = tokio::time::timeout(WAIT, batches.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.len(), 1, "partial batch after max_wait");
+    for m in first.into_iter().chain(second) {
+        m.ack().await.unwrap();
+    }
+    let mut tx = c.begin().await.unwrap();
+    tx.publish(OutgoingMessage::new("b", "never"))
+        .await
+        .unwrap();
+    tx.abort().await.unwrap();
+    assert_eq!(c.published().len(), 4);
+}
+
+#[tokio::test]
+async fn shutdown_ends_subscriptions_and_refuses_publish_and_subscribe() {
+    let c = conn_with(MemoryConfig::new().buffer(1)).await;
+    let mut sub = c
+        .subscribe(&addr("s"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("s", "1")).await.unwrap();
+    let c2 = c.clone();
+    let blocked = tokio::spawn(async move { c2.publish(OutgoingMessage::new("s", "2")).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    c.clone().shutdown().await.unwrap();
+    assert!(matches!(
+        tokio::time::timeout(WAIT, blocked).await.unwrap().unwrap(),
+        Err(Error::Closed)
+    ));
+    assert!(
+        tokio::time::timeout(WAIT, sub.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        c.publish(OutgoingMessage::new("s", "x")).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        c.subscribe(&addr("s"), SubscribeOptions::new()).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        c.request(OutgoingMessage::new("s", "x"), WAIT).await,
+        Err(Error::Closed)
+    ));
+}
