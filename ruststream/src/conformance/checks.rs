@@ -354,7 +354,7 @@ async fn concurrency<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     let n = cx.cfg.messages;
     let addr = cx.addr(&["c"]);
     let sub_conn_a = cx.connect().await;
-    let sub_conn_b = cx.connect().await;
+    let sub_conn_b = cx.peer(&sub_conn_a).await;
     let mut subs = vec![
         cx.subscribe(&sub_conn_a, &addr, SubscribeOptions::new())
             .await,
@@ -365,7 +365,7 @@ async fn concurrency<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     ];
     let mut pubs = Vec::new();
     for _ in 0..PUBLISHERS {
-        pubs.push(cx.connect().await);
+        pubs.push(cx.peer(&sub_conn_a).await);
     }
     let want: BTreeSet<String> = (0..PUBLISHERS)
         .flat_map(|p| (0..n).map(move |i| format!("p{p}-{i}")))
@@ -402,10 +402,10 @@ async fn concurrency<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     }
     drop(subs);
     for conn in pubs {
-        cx.shutdown(conn).await;
+        cx.release(conn).await;
     }
+    cx.release(sub_conn_b).await;
     cx.shutdown(sub_conn_a).await;
-    cx.shutdown(sub_conn_b).await;
 }
 
 async fn flush_and_close<F: ConnectionFactory>(cx: Ctx<'_, F>) {
@@ -416,7 +416,7 @@ async fn flush_and_close<F: ConnectionFactory>(cx: Ctx<'_, F>) {
         .subscribe(&sub_conn, &addr, SubscribeOptions::new())
         .await;
 
-    let publisher = cx.connect().await;
+    let publisher = cx.peer(&sub_conn).await;
     let want: BTreeSet<String> = (0..n).map(|i| format!("flush-{i}")).collect();
     let publish = async {
         for i in 0..n {
@@ -431,7 +431,13 @@ async fn flush_and_close<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     let ((), got) =
         futures_util::future::join(publish, collect(&cx, "after flush", &mut sub, n)).await;
     expect_exactly(&cx, "flush delivers everything published", &want, &got);
-    cx.shutdown(publisher).await;
+    cx.release(publisher).await;
+    if !cx.cfg.shared_broker {
+        cx.quiet("nothing more", &mut sub).await;
+        drop(sub);
+        cx.shutdown(sub_conn).await;
+        return;
+    }
 
     // Publish then shut down straight away: shutdown must deliver what was published.
     let publisher = cx.connect().await;
@@ -670,7 +676,7 @@ async fn ordering_per_key<F: ConnectionFactory>(cx: Ctx<'_, F>) {
 async fn queue_groups<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     let n = cx.cfg.messages.max(20);
     let conn = cx.connect().await;
-    let other = cx.connect().await;
+    let other = cx.peer(&conn).await;
     let addr = cx.addr(&["q"]);
     let g1 = cx.name("g1");
     let g2 = cx.name("g2");
@@ -736,38 +742,38 @@ async fn queue_groups<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     );
     drop((a1, a2, b, plain));
     cx.shutdown(conn).await;
-    cx.shutdown(other).await;
+    cx.release(other).await;
 }
 
 async fn durable<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     let addr = cx.addr(&["d"]);
     let name = cx.name("durable");
     let opts = SubscribeOptions::new().durable(name);
+    let shared = cx.cfg.shared_broker;
 
-    let conn = cx.connect().await;
+    // The publisher stays connected throughout; the subscriber goes away and comes back
+    // (a new connection when the broker is shared, a new subscription otherwise).
+    let publisher = cx.connect().await;
+    let conn = cx.peer(&publisher).await;
     let mut sub = cx.subscribe(&conn, &addr, opts.clone()).await;
-    cx.publish(&conn, OutgoingMessage::new(addr.clone(), "before"))
+    cx.publish(&publisher, OutgoingMessage::new(addr.clone(), "before"))
         .await;
     let m = cx.recv("receive while subscribed", &mut sub).await;
     check_payload(&cx, "receive while subscribed", b"before", m.payload());
     cx.ok("ack", m.ack()).await;
     drop(sub);
-    cx.shutdown(conn).await;
+    cx.release(conn).await;
 
-    let publisher = cx.connect().await;
     for i in 0..3 {
-        cx.publish(
-            &publisher,
-            OutgoingMessage::new(addr.clone(), format!("while-away-{i}")),
-        )
-        .await;
+        let msg = OutgoingMessage::new(addr.clone(), format!("while-away-{i}"));
+        cx.publish(&publisher, msg).await;
     }
     cx.ok("flush", publisher.flush()).await;
 
-    let conn = cx.connect().await;
+    let conn = cx.peer(&publisher).await;
     let mut sub = cx.subscribe(&conn, &addr, opts.clone()).await;
     let want: BTreeSet<String> = (0..3).map(|i| format!("while-away-{i}")).collect();
-    let got = collect(&cx, "resume after reconnect", &mut sub, 3).await;
+    let got = collect(&cx, "resume", &mut sub, 3).await;
     expect_exactly(
         &cx,
         "a durable subscription resumes without loss",
@@ -777,22 +783,23 @@ async fn durable<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     cx.quiet("acked messages are not redelivered on resume", &mut sub)
         .await;
 
-    // Shutdown flushes acks: ack and shut down at once; resuming sees nothing.
-    cx.publish(
-        &publisher,
-        OutgoingMessage::new(addr.clone(), "ack-then-close"),
-    )
-    .await;
-    let m = cx.recv("receive", &mut sub).await;
-    cx.ok("ack", m.ack()).await;
-    drop(sub);
-    cx.shutdown(conn).await;
-    let conn = cx.connect().await;
-    let mut sub = cx.subscribe(&conn, &addr, opts).await;
-    cx.quiet("shutdown flushed the ack: nothing redelivered", &mut sub)
-        .await;
-    drop(sub);
-    cx.shutdown(conn).await;
+    if shared {
+        // Shutdown flushes acks: ack and shut down at once; resuming sees nothing.
+        let msg = OutgoingMessage::new(addr.clone(), "ack-then-close");
+        cx.publish(&publisher, msg).await;
+        let m = cx.recv("receive", &mut sub).await;
+        cx.ok("ack", m.ack()).await;
+        drop(sub);
+        cx.shutdown(conn).await;
+        let conn = cx.connect().await;
+        let mut sub = cx.subscribe(&conn, &addr, opts).await;
+        cx.quiet("shutdown flushed the ack: nothing redelivered", &mut sub)
+            .await;
+        drop(sub);
+        cx.shutdown(conn).await;
+    } else {
+        drop(sub);
+    }
     cx.shutdown(publisher).await;
 }
 

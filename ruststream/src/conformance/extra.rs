@@ -22,7 +22,7 @@ where
     F::Conn: RequestReply,
 {
     let responder = cx.connect().await;
-    let requester = cx.connect().await;
+    let requester = cx.peer(&responder).await;
     let addr = cx.addr(&["svc"]);
     let silent = cx.addr(&["silent"]);
     let mut requests = cx
@@ -145,7 +145,7 @@ where
         );
     }
     drop((requests, ignored));
-    cx.shutdown(requester).await;
+    cx.release(requester).await;
     cx.shutdown(responder).await;
 }
 

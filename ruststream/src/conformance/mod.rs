@@ -77,6 +77,11 @@ pub struct SuiteConfig {
     pub skip: Vec<String>,
     /// When non-empty, run only these checks.
     pub only: Vec<String>,
+    /// Whether connections from the factory share one broker (default `true`, as for every
+    /// networked broker). Set it to `false` for a broker whose every `connect` makes a private
+    /// broker (the in-memory one): each check then works on one connection and its clones, and
+    /// the sub-steps that need a second connection to survive a shutdown are left out.
+    pub shared_broker: bool,
 }
 
 impl Default for SuiteConfig {
@@ -89,6 +94,7 @@ impl Default for SuiteConfig {
             messages: 50,
             skip: Vec::new(),
             only: Vec::new(),
+            shared_broker: true,
         }
     }
 }
@@ -201,6 +207,12 @@ impl<F: ConnectionFactory> Suite<F> {
     /// Run only the named checks.
     pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(mut self, checks: I) -> Self {
         self.config.only = checks.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The factory's connections do not share a broker (see [`SuiteConfig::shared_broker`]).
+    pub fn private_connections(mut self) -> Self {
+        self.config.shared_broker = false;
         self
     }
 
@@ -411,6 +423,23 @@ impl<F: ConnectionFactory> Ctx<'_, F> {
         self.ok("shutdown", conn.shutdown()).await
     }
 
+    /// A second connection to the same broker as `conn`: a new one when the factory's
+    /// connections share a broker, otherwise a clone of `conn`.
+    async fn peer(&self, conn: &F::Conn) -> F::Conn {
+        if self.cfg.shared_broker {
+            self.connect().await
+        } else {
+            conn.clone()
+        }
+    }
+
+    /// Release a connection obtained from [`Ctx::peer`].
+    async fn release(&self, conn: F::Conn) {
+        if self.cfg.shared_broker {
+            self.shutdown(conn).await;
+        }
+    }
+
     async fn subscribe(
         &self,
         conn: &F::Conn,
@@ -439,7 +468,15 @@ impl<F: ConnectionFactory> Ctx<'_, F> {
     where
         S: futures_core::Stream<Item = Result<M>> + Unpin,
     {
-        match self.within(step, sub.next()).await {
+        let next = match tokio::time::timeout(self.cfg.timeout, sub.next()).await {
+            Ok(next) => next,
+            Err(_) => self.fail(
+                step,
+                format!("a message within {:?}", self.cfg.timeout),
+                "none (timed out)",
+            ),
+        };
+        match next {
             Some(Ok(m)) => m,
             Some(Err(e)) => self.fail(step, "a message", format!("error: {e}")),
             None => self.fail(step, "a message", "the subscription ended"),
