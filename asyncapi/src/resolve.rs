@@ -1,0 +1,461 @@
+//! Reading files and following `$ref`s: same document, relative files (YAML or JSON, any
+//! depth, relative to the referring file), network only when allowed, never out of the root
+//! folder unless allowed, cycles detected.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::LoadOptions;
+use crate::diagnostic::{Diagnostic, Location, escape_pointer_segment, unescape_pointer_segment};
+use crate::source::{SourceFile, parse};
+
+/// Longest chain of references followed before giving up.
+const MAX_REF_CHAIN: usize = 64;
+
+/// Most files (local or network) one load may read.
+const MAX_FILES: usize = 1000;
+
+/// A value at a place in a file.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// The file.
+    pub file: Rc<SourceFile>,
+    /// Pointer inside it (`/a/b`, no `#`).
+    pub ptr: String,
+    /// The value (a copy).
+    pub value: Value,
+}
+
+/// Identity of a node: its file and pointer.
+pub(crate) type NodeId = (PathBuf, String);
+
+impl Node {
+    /// Where this node is.
+    pub fn loc(&self) -> Location {
+        self.file.location(&self.ptr)
+    }
+
+    /// Where the child `key` is (or would be).
+    pub fn loc_of(&self, key: &str) -> Location {
+        self.file
+            .location(&format!("{}/{}", self.ptr, escape_pointer_segment(key)))
+    }
+
+    /// Identity of this node.
+    pub fn id(&self) -> NodeId {
+        (self.file.path.clone(), self.ptr.clone())
+    }
+
+    /// The child `key` of an object.
+    pub fn child(&self, key: &str) -> Option<Node> {
+        self.value.get(key).map(|v| Node {
+            file: self.file.clone(),
+            ptr: format!("{}/{}", self.ptr, escape_pointer_segment(key)),
+            value: v.clone(),
+        })
+    }
+
+    /// The entries of an object, in order (empty for other values).
+    pub fn entries(&self) -> Vec<(String, Node)> {
+        match &self.value {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Node {
+                            file: self.file.clone(),
+                            ptr: format!("{}/{}", self.ptr, escape_pointer_segment(k)),
+                            value: v.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The items of an array, in order (empty for other values).
+    pub fn items(&self) -> Vec<Node> {
+        match &self.value {
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Node {
+                    file: self.file.clone(),
+                    ptr: format!("{}/{i}", self.ptr),
+                    value: v.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `$ref` string of a reference object.
+    pub fn ref_str(&self) -> Option<&str> {
+        self.value.get("$ref").and_then(Value::as_str)
+    }
+
+    /// The same place with another value (e.g. after merging traits).
+    pub fn with_value(&self, value: Value) -> Node {
+        Node {
+            file: self.file.clone(),
+            ptr: self.ptr.clone(),
+            value,
+        }
+    }
+}
+
+/// Where a `$ref` leads.
+pub(crate) enum Target {
+    /// To this node.
+    Found(Node),
+    /// To a network document accepted but not fetched (no resolver): keep the ref verbatim.
+    Kept,
+}
+
+/// State of one load: options, files read, diagnostics.
+pub(crate) struct Ctx<'o> {
+    /// The caller's options.
+    pub options: &'o LoadOptions,
+    /// The main file's path as given.
+    pub main_path: PathBuf,
+    root: PathBuf,
+    files: HashMap<PathBuf, Rc<SourceFile>>,
+    failed: HashSet<PathBuf>,
+    /// Every file read, in order.
+    pub files_read: Vec<PathBuf>,
+    /// Diagnostics so far.
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Lexically normalises a path (`a/./b/../c` → `a/c`).
+pub(crate) fn normalize_path(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    normalize_path(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_network(s: &str) -> bool {
+    let l = s.to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
+}
+
+fn scheme_of(s: &str) -> Option<&str> {
+    let colon = s.find(':')?;
+    let scheme = &s[..colon];
+    (scheme.len() > 1
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+    .then_some(scheme)
+}
+
+fn join_url(base: &str, rel: &str) -> String {
+    if is_network(rel) {
+        return rel.to_string();
+    }
+    let cut = base.rfind('/').map_or(base.len(), |i| i + 1);
+    let mut out = base[..cut].to_string();
+    let mut rel = rel;
+    loop {
+        if let Some(r) = rel.strip_prefix("./") {
+            rel = r;
+        } else if let Some(r) = rel.strip_prefix("../") {
+            rel = r;
+            let trimmed = out.trim_end_matches('/');
+            if let Some(i) = trimmed.rfind('/') {
+                if !trimmed[..i].ends_with('/') {
+                    out.truncate(i + 1);
+                }
+            }
+        } else {
+            break;
+        }
+    }
+    out.push_str(rel);
+    out
+}
+
+impl<'o> Ctx<'o> {
+    /// A context for the main file at `path`.
+    pub fn new(path: &Path, options: &'o LoadOptions) -> Self {
+        let root = match &options.root {
+            Some(r) => absolute(r),
+            None => absolute(path.parent().unwrap_or(Path::new(""))),
+        };
+        Ctx {
+            options,
+            main_path: path.to_path_buf(),
+            root,
+            files: HashMap::new(),
+            failed: HashSet::new(),
+            files_read: Vec::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    /// Parses the main document's text; `None` (with a diagnostic) when it does not parse.
+    pub fn add_main(&mut self, text: &str) -> Option<Node> {
+        match parse(text, &self.main_path) {
+            Ok(file) => {
+                let file = Rc::new(file);
+                self.files.insert(self.main_path.clone(), file.clone());
+                Some(Node {
+                    value: file.value.clone(),
+                    file,
+                    ptr: String::new(),
+                })
+            }
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    /// Pushes an error.
+    pub fn error(&mut self, loc: &Location, message: impl Into<String>) {
+        self.diags.push(Diagnostic::error(loc, message));
+    }
+
+    /// Pushes an error with a hint.
+    pub fn error_hint(&mut self, loc: &Location, message: impl Into<String>, hint: &str) {
+        self.diags
+            .push(Diagnostic::error(loc, message).with_hint(hint));
+    }
+
+    /// Pushes a warning.
+    pub fn warn(&mut self, loc: &Location, message: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(loc, message));
+    }
+
+    /// `true` when the node is the main file.
+    pub fn is_main(&self, file: &Path) -> bool {
+        file == self.main_path
+    }
+
+    fn load_file(&mut self, path: PathBuf, network: bool, at: &Location) -> Option<Rc<SourceFile>> {
+        if let Some(f) = self.files.get(&path) {
+            return Some(f.clone());
+        }
+        if self.failed.contains(&path) {
+            return None;
+        }
+        if self.files.len() >= MAX_FILES {
+            self.error(at, format!("more than {MAX_FILES} files referenced"));
+            self.failed.insert(path);
+            return None;
+        }
+        let text = if network {
+            let url = path.to_string_lossy().into_owned();
+            let resolver = self.options.network_resolver.clone()?;
+            match resolver(&url) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error(at, format!("cannot fetch `{url}`: {e}"));
+                    self.failed.insert(path);
+                    return None;
+                }
+            }
+        } else {
+            match std::fs::read_to_string(&path) {
+                Ok(t) => {
+                    self.files_read.push(path.clone());
+                    t
+                }
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            at,
+                            format!("cannot read referenced file `{}`: {e}", path.display()),
+                        )
+                        .with_hint("check the file part of the `$ref`; it is relative to the referring file"),
+                    );
+                    self.failed.insert(path);
+                    return None;
+                }
+            }
+        };
+        match parse(&text, &path) {
+            Ok(f) => {
+                let f = Rc::new(f);
+                self.files.insert(path, f.clone());
+                Some(f)
+            }
+            Err(d) => {
+                self.diags.push(d);
+                self.failed.insert(path);
+                None
+            }
+        }
+    }
+
+    /// Where the reference `r`, written in `holder` (the object holding `$ref`), leads.
+    /// Errors are reported and give `None`.
+    pub fn resolve_ref(&mut self, holder: &Node, r: &str) -> Option<Target> {
+        let at = {
+            let mut l = holder.loc_of("$ref");
+            l.pointer = holder.loc().pointer;
+            l
+        };
+        let (file_part, frag) = match r.find('#') {
+            Some(i) => (&r[..i], &r[i + 1..]),
+            None => (r, ""),
+        };
+        let frag = percent_decode(frag);
+        let from = holder.file.path.clone();
+        let from_str = from.to_string_lossy().into_owned();
+        let file = if file_part.is_empty() {
+            holder.file.clone()
+        } else if is_network(file_part) || (is_network(&from_str) && scheme_of(file_part).is_none())
+        {
+            let url = if is_network(file_part) {
+                file_part.to_string()
+            } else {
+                join_url(&from_str, file_part)
+            };
+            if !self.options.allow_network {
+                self.diags.push(
+                    Diagnostic::error(&at, format!("network reference `{r}` refused"))
+                        .with_hint("vendor the referenced document next to the spec and use a relative path, or set `LoadOptions::allow_network`"),
+                );
+                return None;
+            }
+            if self.options.network_resolver.is_none() {
+                self.warn(
+                    &at,
+                    format!("network reference `{r}` kept unresolved (no network resolver given)"),
+                );
+                return Some(Target::Kept);
+            }
+            self.load_file(PathBuf::from(url), true, &at)?
+        } else if let Some(scheme) = scheme_of(file_part) {
+            self.error(
+                &at,
+                format!("unsupported reference scheme `{scheme}:` in `{r}`"),
+            );
+            return None;
+        } else {
+            let rel = percent_decode(file_part);
+            let base = from.parent().unwrap_or(Path::new(""));
+            let path = normalize_path(&base.join(&rel));
+            if !self.options.allow_outside_root && !absolute(&path).starts_with(&self.root) {
+                self.diags.push(
+                    Diagnostic::error(
+                        &at,
+                        format!(
+                            "reference `{r}` escapes the spec's root folder `{}`",
+                            self.root.display()
+                        ),
+                    )
+                    .with_hint("set `LoadOptions::root` to the project folder that holds every spec file, or set `LoadOptions::allow_outside_root`"),
+                );
+                return None;
+            }
+            self.load_file(path, false, &at)?
+        };
+        if !frag.is_empty() && !frag.starts_with('/') {
+            self.error_hint(
+                &at,
+                format!("reference `{r}` has a fragment that is not a JSON pointer"),
+                "fragments look like `#/components/schemas/Name`",
+            );
+            return None;
+        }
+        match file.value.pointer(&frag) {
+            Some(v) => Some(Target::Found(Node {
+                value: v.clone(),
+                file,
+                ptr: frag,
+            })),
+            None => {
+                let shown = frag
+                    .split('/')
+                    .skip(1)
+                    .map(unescape_pointer_segment)
+                    .collect::<Vec<_>>()
+                    .join("/");
+                self.error_hint(
+                    &at,
+                    format!(
+                        "reference `{r}` does not resolve: nothing at `#{frag}` in `{}`",
+                        file.path.display()
+                    ),
+                    if shown.is_empty() {
+                        "check the reference"
+                    } else {
+                        "check the spelling of each segment of the pointer"
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// Follows a chain of references from `node` to a non-reference value. `None` (with a
+    /// diagnostic) for dangling refs and cycles; kept network refs give `None` too.
+    pub fn deref(&mut self, node: &Node) -> Option<Node> {
+        let mut cur = node.clone();
+        let mut seen: Vec<NodeId> = Vec::new();
+        while let Some(r) = cur.ref_str().map(str::to_string) {
+            if seen.contains(&cur.id()) || seen.len() > MAX_REF_CHAIN {
+                let chain = seen
+                    .iter()
+                    .map(|(f, p)| format!("{}#{p}", f.display()))
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                self.error_hint(
+                    &node.loc(),
+                    format!("reference cycle: `{r}` never reaches a value ({chain})"),
+                    "break the cycle; only schemas may refer to themselves",
+                );
+                return None;
+            }
+            seen.push(cur.id());
+            match self.resolve_ref(&cur, &r)? {
+                Target::Found(n) => cur = n,
+                Target::Kept => return None,
+            }
+        }
+        Some(cur)
+    }
+}
