@@ -7,10 +7,12 @@
 pub mod address;
 pub mod broker;
 pub mod capability;
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod memory;
 pub mod message;
+pub mod router;
 
 pub use address::{Address, AddressError, Params};
 pub use broker::{Broker, Capabilities, Connection, Publisher, SubscribeOptions, Subscriber};

@@ -1,0 +1,104 @@
+//! Typed helpers used by generated clients: encode, publish, request, decode.
+
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::capability::RequestReply;
+use crate::message::names;
+use crate::{
+    Address, Headers, IncomingMessage, OutgoingMessage, Publisher, Result, SubscribeOptions,
+    Subscriber,
+};
+
+/// Encode `value` with `content_type` and publish it to `address` with `headers` (the
+/// `content-type` header is set unless `headers` has one).
+pub async fn publish<C: Publisher, T: Serialize + ?Sized>(
+    conn: &C,
+    address: String,
+    content_type: &str,
+    value: &T,
+    headers: Headers,
+) -> Result<()> {
+    let payload = crate::codec::encode(content_type, value)?;
+    let mut message = OutgoingMessage::new(address, payload).with_headers(headers);
+    if message.headers.get(names::CONTENT_TYPE).is_none() {
+        message.headers.insert(names::CONTENT_TYPE, content_type);
+    }
+    conn.publish(message).await
+}
+
+/// Send `value` as a request and decode the reply (by its `content-type` header, else
+/// `content_type`). Fails with [`Error::Timeout`](crate::Error::Timeout) after `timeout`.
+pub async fn request<C: RequestReply, T: Serialize + ?Sized, R: DeserializeOwned>(
+    conn: &C,
+    address: String,
+    content_type: &str,
+    value: &T,
+    timeout: Duration,
+) -> Result<R> {
+    let payload = crate::codec::encode(content_type, value)?;
+    let message = OutgoingMessage::new(address, payload).content_type(content_type);
+    let reply = conn.request(message, timeout).await?;
+    let ct = reply
+        .headers
+        .get(names::CONTENT_TYPE)
+        .unwrap_or(content_type);
+    crate::codec::decode(ct, &reply.payload)
+}
+
+/// A decoded value together with its message (to settle it).
+#[derive(Debug)]
+pub struct Typed<T, M> {
+    /// The decoded payload.
+    pub value: T,
+    /// The message it came from.
+    pub message: M,
+}
+
+impl<T, M: IncomingMessage> Typed<T, M> {
+    /// Split into value and message.
+    pub fn into_parts(self) -> (T, M) {
+        (self.value, self.message)
+    }
+    /// Ack the message and return the value.
+    pub async fn ack(self) -> Result<T> {
+        self.message.ack().await?;
+        Ok(self.value)
+    }
+}
+
+impl<T, M> std::ops::Deref for Typed<T, M> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Subscribe and decode each message (by its `content-type` header, else JSON). An
+/// undecodable message is rejected and yields an [`Error::Codec`](crate::Error::Codec) item.
+pub async fn subscribe<C: Subscriber, T: DeserializeOwned + Send + 'static>(
+    conn: &C,
+    address: &Address,
+    opts: SubscribeOptions,
+) -> Result<impl Stream<Item = Result<Typed<T, C::Message>>> + Send + Unpin + 'static> {
+    let sub = conn.subscribe(address, opts).await?;
+    Ok(sub
+        .then(|item| async move {
+            let message = item?;
+            let ct = message
+                .content_type()
+                .unwrap_or(crate::codec::DEFAULT_CONTENT_TYPE);
+            match crate::codec::decode::<T>(ct, message.payload()) {
+                Ok(value) => Ok(Typed { value, message }),
+                Err(e) => {
+                    let _ = message.reject().await;
+                    Err(e)
+                }
+            }
+        })
+        .boxed())
+}

@@ -1,0 +1,237 @@
+//! What a handler gets besides its payload, and what it returns on failure.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::middleware::Middleware;
+use crate::message::names;
+use crate::{Connection, Headers, OutgoingMessage, Params, Publisher, Result};
+
+/// Why a handler attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// May succeed when retried.
+    Retryable,
+    /// Will not succeed; do not retry.
+    Permanent,
+    /// The payload could not be decoded.
+    Decode,
+    /// The handler ran out of time.
+    Timeout,
+    /// The handler panicked.
+    Panic,
+}
+
+/// A handler failure: a message and whether retrying may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    kind: FailureKind,
+    message: Cow<'static, str>,
+}
+
+impl HandlerError {
+    /// A retryable failure.
+    pub fn new(message: impl fmt::Display) -> Self {
+        Self::retryable(message)
+    }
+    /// A failure that retrying may fix.
+    pub fn retryable(message: impl fmt::Display) -> Self {
+        HandlerError {
+            kind: FailureKind::Retryable,
+            message: message.to_string().into(),
+        }
+    }
+    /// A failure retrying cannot fix.
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        HandlerError {
+            kind: FailureKind::Permanent,
+            message: message.to_string().into(),
+        }
+    }
+    pub(crate) fn with_kind(kind: FailureKind, message: impl fmt::Display) -> Self {
+        HandlerError {
+            kind,
+            message: message.to_string().into(),
+        }
+    }
+    /// The kind of failure.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Whether a retry may help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, FailureKind::Retryable | FailureKind::Timeout)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            FailureKind::Retryable => "handler error",
+            FailureKind::Permanent => "permanent handler error",
+            FailureKind::Decode => "decode error",
+            FailureKind::Timeout => "handler timed out",
+            FailureKind::Panic => "handler panicked",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<crate::Error> for HandlerError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Codec { .. } | crate::Error::InvalidAddress { .. } => {
+                HandlerError::permanent(e)
+            }
+            e => HandlerError::retryable(e),
+        }
+    }
+}
+
+impl From<serde_json::Error> for HandlerError {
+    fn from(e: serde_json::Error) -> Self {
+        HandlerError::permanent(e)
+    }
+}
+
+impl From<std::io::Error> for HandlerError {
+    fn from(e: std::io::Error) -> Self {
+        HandlerError::retryable(e)
+    }
+}
+
+/// The consumed message's metadata, shared by every attempt.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) route: Arc<str>,
+    pub(crate) address: String,
+    pub(crate) params: Params,
+    pub(crate) headers: Headers,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) reply_to: Option<String>,
+}
+
+/// The handler's view of the consumed message and a way to publish.
+#[derive(Debug)]
+pub struct Context<C> {
+    pub(crate) conn: C,
+    pub(crate) meta: Arc<Meta>,
+    pub(crate) attempt: u32,
+    pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
+}
+
+impl<C: Clone> Clone for Context<C> {
+    fn clone(&self) -> Self {
+        Context {
+            conn: self.conn.clone(),
+            meta: Arc::clone(&self.meta),
+            attempt: self.attempt,
+            middleware: Arc::clone(&self.middleware),
+        }
+    }
+}
+
+impl std::fmt::Debug for dyn Middleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Middleware")
+    }
+}
+
+impl<C: Connection> Context<C> {
+    /// Address parameters captured from the concrete address.
+    pub fn params(&self) -> &Params {
+        &self.meta.params
+    }
+    /// One address parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.meta.params.get(name)
+    }
+    /// The message headers.
+    pub fn headers(&self) -> &Headers {
+        &self.meta.headers
+    }
+    /// The correlation id, if the message had one.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.meta.correlation_id.as_deref()
+    }
+    /// Where the sender wants a reply.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.meta.reply_to.as_deref()
+    }
+    /// The concrete address the message arrived on.
+    pub fn address(&self) -> &str {
+        &self.meta.address
+    }
+    /// The route (operation) name.
+    pub fn route(&self) -> &str {
+        &self.meta.route
+    }
+    /// Attempt number, from 1: the broker's delivery attempt plus local retries.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// The broker connection.
+    pub fn connection(&self) -> &C {
+        &self.conn
+    }
+
+    /// Encode `value` with `content_type` and publish it to `address`, propagating the
+    /// correlation id and trace context.
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        address: &str,
+        content_type: &str,
+        value: &T,
+    ) -> Result<()> {
+        let payload = crate::codec::encode(content_type, value)?;
+        self.publish_message(OutgoingMessage::new(address, payload).content_type(content_type))
+            .await
+    }
+
+    /// Publish a message through the router's middleware. The consumed message's correlation
+    /// id and `traceparent`/`tracestate` headers are added unless the message sets its own.
+    pub async fn publish_message(&self, mut message: OutgoingMessage) -> Result<()> {
+        if message.correlation_id.is_none() {
+            message.correlation_id = message
+                .headers
+                .get(names::CORRELATION_ID)
+                .map(str::to_owned)
+                .or_else(|| self.meta.correlation_id.clone());
+        }
+        if let Some(cid) = &message.correlation_id
+            && message.headers.get(names::CORRELATION_ID).is_none()
+        {
+            message.headers.insert(names::CORRELATION_ID, cid.clone());
+        }
+        for name in [names::TRACEPARENT, names::TRACESTATE] {
+            if message.headers.get(name).is_none()
+                && let Some(v) = self.meta.headers.get(name)
+            {
+                message.headers.insert(name, v);
+            }
+        }
+        publish_through(&self.conn, &self.middleware, message).await
+    }
+}
+
+/// Publish after every middleware's `publish` hook.
+pub(crate) async fn publish_through<C: Publisher>(
+    conn: &C,
+    middleware: &[Arc<dyn Middleware>],
+    mut message: OutgoingMessage,
+) -> Result<()> {
+    for m in middleware {
+        m.publish(&mut message)?;
+    }
+    conn.publish(message).await
+}
