@@ -1,1 +1,305 @@
-//! Code generation from AsyncAPI documents (work in progress).
+//! Generate typed RustStream code from an AsyncAPI document, from `build.rs`.
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     ruststream_build::Config::new().compile("asyncapi.yaml")?;
+//!     Ok(())
+//! }
+//! ```
+//! and in the crate, `mod spec { ruststream::include_spec!("streetlights"); }` where the name
+//! is [`Config::module_name`] (by default the document's `info.title`, snake-cased).
+//!
+//! What is generated, for a document with schemas, messages, channels and operations:
+//! - one serde type per schema (see the mapping rules in the crate's `types` module docs:
+//!   structs, string enums, tagged/untagged enums for `oneOf`/`anyOf`, merged `allOf`, `Option`
+//!   for optional and nullable, `Box` only on containment cycles);
+//! - `messages::<message>` modules with `NAME`, `CONTENT_TYPE`, `CORRELATION_ID` and the
+//!   `Payload` (and `Headers`) type aliases; typed headers get `to_headers`/`from_headers`;
+//! - one `<Channel>Params` struct per parameterised channel, rendering and parsing addresses;
+//! - application side: a `Handler` trait (one method per operation the application receives),
+//!   `register(router, handler)`, and a `Publisher` with one method per operation it sends;
+//! - client side: a `Client` with a method per operation the application receives (a request
+//!   method when it replies) and a subscribe method per operation it sends;
+//! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod generate;
+mod naming;
+mod service;
+mod types;
+
+pub use types::Formats;
+
+/// Which half of the conversation to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Side {
+    /// The application described by the document: handler trait, `register`, publisher.
+    Application,
+    /// A client of that application: the mirror.
+    Client,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl Side {
+    pub(crate) fn app(self) -> bool {
+        matches!(self, Side::Application | Side::Both)
+    }
+
+    pub(crate) fn client(self) -> bool {
+        matches!(self, Side::Client | Side::Both)
+    }
+}
+
+/// Why code could not be generated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The document is invalid; the diagnostics read like compiler errors.
+    #[error("invalid AsyncAPI document\n\n{0}")]
+    Spec(asyncapi::Diagnostics),
+    /// A builder option is wrong (e.g. an attribute or type path that does not parse).
+    #[error("invalid ruststream-build option: {0}")]
+    Config(String),
+    /// Writing the output failed.
+    #[error("cannot write `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `OUT_DIR` is not set (not in a build script) and no [`Config::out_dir`] was given.
+    #[error("OUT_DIR is not set; call Config::out_dir when not running in build.rs")]
+    NoOutDir,
+    /// The generator produced code that does not parse: a bug, please report it.
+    #[error("internal code generation error (please report): {0}")]
+    Internal(String),
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Code generation options, a builder in the style of `prost-build`/`tonic-build`.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    side: Side,
+    module_name: Option<String>,
+    type_attributes: Vec<(String, String)>,
+    replace_types: BTreeMap<String, String>,
+    formats: Formats,
+    allow_network_refs: bool,
+    root: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    emit_rerun: bool,
+}
+
+/// The result of generating code for one document.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The module name (output file stem).
+    pub module_name: String,
+    /// The formatted Rust source.
+    pub code: String,
+    /// Every file the document's `$ref` graph read.
+    pub files: Vec<PathBuf>,
+    /// Warnings the model reported.
+    pub warnings: asyncapi::Diagnostics,
+}
+
+impl Config {
+    /// Defaults: both sides, module name from `info.title`, all formats as `String`, no network
+    /// references, output to `$OUT_DIR`.
+    pub fn new() -> Self {
+        Config {
+            emit_rerun: true,
+            ..Config::default()
+        }
+    }
+
+    /// Which side to generate (default [`Side::Both`]).
+    pub fn side(mut self, side: Side) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// Output file stem (`$OUT_DIR/<name>.rs`); default: `info.title` snake-cased, or the
+    /// spec's file stem when the title gives no identifier.
+    pub fn module_name(mut self, name: impl Into<String>) -> Self {
+        self.module_name = Some(name.into());
+        self
+    }
+
+    /// Add an attribute (e.g. `#[derive(Hash)]`) to the type generated for a schema, named by
+    /// its component key or its Rust name; `.` means every schema type.
+    pub fn type_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.type_attributes.push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Use an existing Rust type (a path such as `crate::Money`) for a component schema instead
+    /// of generating one.
+    pub fn replace_type(mut self, schema: impl Into<String>, rust_type: impl Into<String>) -> Self {
+        self.replace_types.insert(schema.into(), rust_type.into());
+        self
+    }
+
+    /// String format mappings (default: every format is `String`).
+    pub fn formats(mut self, formats: Formats) -> Self {
+        self.formats = formats;
+        self
+    }
+
+    /// Allow `http(s)://` references (default: refused with an error).
+    pub fn allow_network_refs(mut self, allow: bool) -> Self {
+        self.allow_network_refs = allow;
+        self
+    }
+
+    /// The folder file references may not leave (default: the spec's folder). Set it to a
+    /// common parent for multi-file projects that share files with `../`.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.root = Some(dir.into());
+        self
+    }
+
+    /// Write output here instead of `$OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Print `cargo:rerun-if-changed` lines from [`Config::compile`] (default: on).
+    pub fn emit_rerun_if_changed(mut self, on: bool) -> Self {
+        self.emit_rerun = on;
+        self
+    }
+
+    /// Generate code for the spec at `path` and write `<out_dir>/<module_name>.rs`; prints
+    /// one `cargo:rerun-if-changed` line per file read (the only output: this is for build.rs).
+    /// Returns the path written.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] with the formatted diagnostics when the document is invalid, and the
+    /// other [`Error`] variants for options and I/O.
+    pub fn compile(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
+        let path = path.as_ref();
+        let generated = self.generate(path);
+        // Files must be watched even when the document is invalid, so a fix triggers a rebuild.
+        let files = match &generated {
+            Ok(g) => g.files.clone(),
+            Err(_) => vec![path.to_path_buf()],
+        };
+        if self.emit_rerun {
+            let mut seen = std::collections::BTreeSet::new();
+            for file in files {
+                if seen.insert(file.clone()) {
+                    println!("cargo:rerun-if-changed={}", file.display());
+                }
+            }
+        }
+        let generated = generated?;
+        let dir = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or(Error::NoOutDir)?,
+        };
+        let out = dir.join(format!("{}.rs", generated.module_name));
+        std::fs::write(&out, generated.code).map_err(|source| Error::Io {
+            path: out.clone(),
+            source,
+        })?;
+        Ok(out)
+    }
+
+    /// Generate the code for the spec at `path` and return it as a string.
+    ///
+    /// # Errors
+    /// As [`Config::compile`], without the I/O of writing.
+    pub fn generate_string(&self, path: impl AsRef<Path>) -> Result<String> {
+        self.generate(path.as_ref()).map(|g| g.code)
+    }
+
+    /// Generate the code for the spec at `path`, with the files read and the warnings.
+    ///
+    /// # Errors
+    /// As [`Config::generate_string`].
+    pub fn generate(&self, path: &Path) -> Result<Generated> {
+        let options = asyncapi::LoadOptions {
+            allow_network: self.allow_network_refs,
+            root: self.root.clone(),
+            ..Default::default()
+        };
+        let loaded = asyncapi::load(path, &options).map_err(Error::Spec)?;
+        let module_name = match &self.module_name {
+            Some(name) => name.clone(),
+            None => default_module_name(&loaded.document.info.title, path),
+        };
+        let code = generate::generate(&loaded.document, self)?;
+        Ok(Generated {
+            module_name,
+            code,
+            files: loaded.files,
+            warnings: asyncapi::Diagnostics(loaded.warnings),
+        })
+    }
+
+    pub(crate) fn side_setting(&self) -> Side {
+        self.side
+    }
+
+    pub(crate) fn type_options(&self) -> Result<types::TypeOptions> {
+        let mut replace = BTreeMap::new();
+        for (schema, ty) in &self.replace_types {
+            let parsed: syn::Type = syn::parse_str(ty)
+                .map_err(|e| Error::Config(format!("replace_type({schema:?}, {ty:?}): {e}")))?;
+            replace.insert(schema.clone(), quote::quote!(#parsed));
+        }
+        let mut attributes = Vec::new();
+        for (path, attr) in &self.type_attributes {
+            let tokens: proc_macro2::TokenStream = attr
+                .parse()
+                .map_err(|e| Error::Config(format!("type_attribute({path:?}, {attr:?}): {e}")))?;
+            let check = quote::quote!(#tokens struct Probe;);
+            syn::parse2::<syn::ItemStruct>(check).map_err(|e| {
+                Error::Config(format!(
+                    "type_attribute({path:?}, {attr:?}) is not an attribute such as `#[derive(Hash)]`: {e}"
+                ))
+            })?;
+            attributes.push((path.clone(), tokens));
+        }
+        Ok(types::TypeOptions {
+            formats: self.formats.clone(),
+            replace,
+            attributes,
+        })
+    }
+}
+
+fn default_module_name(title: &str, path: &Path) -> String {
+    let from_title = naming::snake(title);
+    if !title.trim().is_empty() && from_title != "field" {
+        return from_title;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    naming::snake(&stem)
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Application => "app",
+            Side::Client => "client",
+            Side::Both => "both",
+        })
+    }
+}

@@ -1,0 +1,279 @@
+//! The application side (handler trait, `register`, publisher) and the client side.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::generate::Op;
+
+const RS: &str = "::ruststream";
+
+fn rs() -> TokenStream {
+    RS.parse().unwrap_or_default()
+}
+
+/// The address expression for an operation: rendered from `params` or the literal address.
+fn address_expr(op: &Op<'_>) -> TokenStream {
+    let address = &op.address;
+    if op.params.is_some() {
+        quote!(params.address()?)
+    } else {
+        quote!(::std::string::String::from(#address))
+    }
+}
+
+fn params_arg(op: &Op<'_>) -> TokenStream {
+    match &op.params {
+        Some(p) => quote!(params: &#p,),
+        None => quote!(),
+    }
+}
+
+fn headers_arg(op: &Op<'_>) -> (TokenStream, TokenStream) {
+    let rs = rs();
+    match &op.headers {
+        Some(h) => (quote!(headers: &#h,), quote!(headers.to_headers()?)),
+        None => (quote!(), quote!(#rs::Headers::default())),
+    }
+}
+
+/// `Handler`, `register` and `Publisher`.
+pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
+    let rs = rs();
+    let received: Vec<&Op<'_>> = ops.iter().filter(|o| o.receives()).collect();
+    let sent: Vec<&Op<'_>> = ops.iter().filter(|o| !o.receives()).collect();
+
+    let trait_methods = received.iter().map(|op| {
+        let docs = op.docs();
+        let name = format_ident!("{}", op.method);
+        let message = &op.message;
+        let params = match &op.params {
+            Some(p) => quote!(params: #p,),
+            None => quote!(),
+        };
+        let output = match &op.reply {
+            Some(reply) => {
+                let r = &reply.message;
+                quote!(#r)
+            }
+            None => quote!(()),
+        };
+        quote! {
+            #docs
+            fn #name<C: #rs::Connection>(
+                &self,
+                message: #message,
+                #params
+                ctx: #rs::router::Context<C>,
+            ) -> impl ::core::future::Future<Output = ::core::result::Result<#output, #rs::router::HandlerError>> + Send;
+        }
+    });
+
+    let registrations = received.iter().map(|op| {
+        let name = format_ident!("{}", op.method);
+        let message = &op.message;
+        let address = &op.address;
+        let op_id = &op.op.id;
+        let content_type = &op.content_type;
+        let (params_bind, params_arg) = match &op.params {
+            Some(p) => (
+                quote! {
+                    let params = #p::from_params(ctx.params());
+                },
+                quote!(params,),
+            ),
+            None => (quote!(), quote!()),
+        };
+        let mut route =
+            quote!(#rs::router::Route::new(#address)?.name(#op_id).content_type(#content_type));
+        match &op.reply {
+            Some(reply) => {
+                if let Some(addr) = &reply.address {
+                    route = quote!(#route.reply_address(#addr));
+                }
+                let reply_ct = &reply.content_type;
+                route = quote!(#route.reply_content_type(#reply_ct));
+                let r = &reply.message;
+                quote! {
+                    {
+                        let handler = ::std::sync::Arc::clone(&handler);
+                        router.route_reply::<#message, #r, _, _>(
+                            #route,
+                            move |message: #message, ctx: #rs::router::Context<C>| {
+                                let handler = ::std::sync::Arc::clone(&handler);
+                                async move {
+                                    #params_bind
+                                    handler.#name(message, #params_arg ctx).await
+                                }
+                            },
+                        )?;
+                    }
+                }
+            }
+            None => quote! {
+                {
+                    let handler = ::std::sync::Arc::clone(&handler);
+                    router.route::<#message, _, _>(
+                        #route,
+                        move |message: #message, ctx: #rs::router::Context<C>| {
+                            let handler = ::std::sync::Arc::clone(&handler);
+                            async move {
+                                #params_bind
+                                handler.#name(message, #params_arg ctx).await
+                            }
+                        },
+                    )?;
+                }
+            },
+        }
+    });
+    let handler_binding = if received.is_empty() {
+        quote!(let _ = (router, handler);)
+    } else {
+        quote!(let handler = ::std::sync::Arc::new(handler);)
+    };
+
+    let publisher_methods = sent.iter().map(|op| {
+        let docs = op.docs();
+        let name = format_ident!("{}", op.method);
+        let message = &op.message;
+        let params = params_arg(op);
+        let address = address_expr(op);
+        let (headers_param, headers_value) = headers_arg(op);
+        let content_type = &op.content_type;
+        quote! {
+            #docs
+            ///
+            /// # Errors
+            /// When the message cannot be encoded or the broker refuses it.
+            pub async fn #name(&self, #params message: &#message, #headers_param) -> #rs::Result<()> {
+                #rs::client::publish(&self.connection, #address, #content_type, message, #headers_value).await
+            }
+        }
+    });
+
+    quote! {
+        /// The operations this application receives: implement every method, then
+        /// [`register`] the implementation on a router. A missing method does not compile.
+        pub trait Handler: Send + Sync + 'static {
+            #(#trait_methods)*
+        }
+
+        /// Register one route per received operation of `handler` on `router`.
+        ///
+        /// # Errors
+        /// When the router refuses a route.
+        pub fn register<C: #rs::Connection, H: Handler>(
+            router: &mut #rs::router::Router<C>,
+            handler: H,
+        ) -> #rs::Result<()> {
+            #handler_binding
+            #(#registrations)*
+            Ok(())
+        }
+
+        /// Typed publishing for the operations this application sends.
+        #[derive(Debug, Clone)]
+        pub struct Publisher<C> {
+            connection: C,
+        }
+
+        impl<C: #rs::Connection> Publisher<C> {
+            /// A publisher on `connection`.
+            pub fn new(connection: C) -> Self {
+                Publisher { connection }
+            }
+
+            /// The underlying connection.
+            pub fn connection(&self) -> &C {
+                &self.connection
+            }
+
+            #(#publisher_methods)*
+        }
+    }
+}
+
+/// `Client`: publish/request to what the application receives, subscribe to what it sends.
+pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
+    let rs = rs();
+    let methods = ops.iter().map(|op| {
+        let docs = op.docs();
+        let name = format_ident!("{}", op.method);
+        let message = &op.message;
+        let content_type = &op.content_type;
+        if op.receives() {
+            let params = params_arg(op);
+            let address = address_expr(op);
+            let (headers_param, headers_value) = headers_arg(op);
+            match &op.reply {
+                Some(reply) => {
+                    let r = &reply.message;
+                    quote! {
+                        #docs
+                        ///
+                        /// Sends the request and waits up to `timeout` for the typed reply.
+                        ///
+                        /// # Errors
+                        /// On encoding, transport, timeout or reply decoding errors.
+                        pub async fn #name(&self, #params message: &#message, #headers_param timeout: ::core::time::Duration) -> #rs::Result<#r>
+                        where
+                            C: #rs::capability::RequestReply,
+                        {
+                            let _ = #headers_value;
+                            #rs::client::request::<C, #message, #r>(&self.connection, #address, #content_type, message, timeout).await
+                        }
+                    }
+                }
+                None => quote! {
+                    #docs
+                    ///
+                    /// # Errors
+                    /// When the message cannot be encoded or the broker refuses it.
+                    pub async fn #name(&self, #params message: &#message, #headers_param) -> #rs::Result<()> {
+                        #rs::client::publish(&self.connection, #address, #content_type, message, #headers_value).await
+                    }
+                },
+            }
+        } else {
+            let address = &op.address;
+            let sub_name = format_ident!("subscribe_{}", op.method.trim_start_matches("r#"));
+            quote! {
+                #docs
+                ///
+                /// Subscribes to every address of the channel; each item is the decoded message.
+                ///
+                /// # Errors
+                /// When the address is invalid or the broker refuses the subscription.
+                pub async fn #sub_name(&self, options: #rs::SubscribeOptions) -> #rs::Result<#rs::client::Subscription<C, #message>> {
+                    let address = #rs::Address::parse(#address).map_err(|e| #rs::Error::InvalidAddress {
+                        address: #address.to_owned(),
+                        reason: e.to_string().into(),
+                    })?;
+                    #rs::client::subscribe::<C, #message>(&self.connection, &address, options).await
+                }
+            }
+        }
+    });
+    quote! {
+        /// A client of this application: publishes/requests what it receives and subscribes to
+        /// what it sends.
+        #[derive(Debug, Clone)]
+        pub struct Client<C> {
+            connection: C,
+        }
+
+        impl<C: #rs::Connection> Client<C> {
+            /// A client on `connection`.
+            pub fn new(connection: C) -> Self {
+                Client { connection }
+            }
+
+            /// The underlying connection.
+            pub fn connection(&self) -> &C {
+                &self.connection
+            }
+
+            #(#methods)*
+        }
+    }
+}
