@@ -155,6 +155,13 @@ fn absolute(p: &Path) -> PathBuf {
     normalize_path(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
+/// The node's pointer with the line/column of its `$ref` key.
+fn ref_loc(holder: &Node) -> Location {
+    let mut l = holder.loc_of("$ref");
+    l.pointer = holder.loc().pointer;
+    l
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -332,11 +339,7 @@ impl<'o> Ctx<'o> {
     /// Where the reference `r`, written in `holder` (the object holding `$ref`), leads.
     /// Errors are reported and give `None`.
     pub fn resolve_ref(&mut self, holder: &Node, r: &str) -> Option<Target> {
-        let at = {
-            let mut l = holder.loc_of("$ref");
-            l.pointer = holder.loc().pointer;
-            l
-        };
+        let at = ref_loc(holder);
         let (file_part, frag) = match r.find('#') {
             Some(i) => (&r[..i], &r[i + 1..]),
             None => (r, ""),
@@ -444,7 +447,7 @@ impl<'o> Ctx<'o> {
                     .collect::<Vec<_>>()
                     .join(" -> ");
                 self.error_hint(
-                    &node.loc(),
+                    &ref_loc(node),
                     format!("reference cycle: `{r}` never reaches a value ({chain})"),
                     "break the cycle; only schemas may refer to themselves",
                 );
