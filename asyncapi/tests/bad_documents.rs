@@ -19,7 +19,6 @@ struct Case {
     line: Option<u32>,
 }
 
-
 const CASES: &[Case] = &[
     Case {
         name: "yaml_syntax_error",
