@@ -1,0 +1,897 @@
+//! The connection: one rumqttc client whose event loop runs on a background task.
+//!
+//! Every request to the event loop (publish, subscribe, unsubscribe) is queued under one lock
+//! together with its waiter, so waiters line up with the `Outgoing` events the loop reports
+//! and each publish resolves on its own `PUBACK` / `PUBCOMP` (QoS 1/2) or once written (QoS 0).
+//! Incoming messages are routed by MQTT 5 subscription identifier.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::v5::{
+    Packet, PubAckReason, PubCompReason, PubRecReason, Publish, PublishProperties,
+    SubscribeProperties, SubscribeReasonCode,
+};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use ruststream::capability::{Reply, RequestReply};
+use ruststream::{
+    Address, Broker, Capabilities, Connection, Error, Headers, IncomingMessage, OutgoingMessage,
+    Publisher, Result, SubscribeOptions, Subscriber,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::Config;
+use crate::topic;
+
+const BROKER: &str = "mqtt";
+/// Subscription identifier of the reply inbox.
+const INBOX_ID: usize = 1;
+
+/// A configured MQTT 5 broker (no I/O until [`Broker::connect`]).
+#[derive(Debug, Clone, Default)]
+pub struct Mqtt {
+    config: Config,
+}
+
+impl Mqtt {
+    /// A broker for `config`.
+    pub fn new(config: Config) -> Self {
+        Mqtt { config }
+    }
+}
+
+type Waiter = Option<oneshot::Sender<Result<()>>>;
+type Delivery = mpsc::UnboundedSender<Result<MqttMessage>>;
+
+struct Route {
+    id: usize,
+    template: Address,
+    tx: Delivery,
+}
+
+struct FilterEntry {
+    sub_id: usize,
+    qos: crate::Qos,
+    routes: Vec<Route>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Publishes queued to the event loop, in order, until their `Outgoing::Publish`.
+    publish_queue: VecDeque<Waiter>,
+    /// QoS 1/2 publishes written, awaiting `PUBACK` / `PUBCOMP`, by packet id.
+    awaiting: HashMap<u16, Waiter>,
+    subscribe_queue: VecDeque<Waiter>,
+    awaiting_suback: HashMap<u16, Waiter>,
+    /// Active filters (a filter is subscribed once per session however many routes use it).
+    filters: HashMap<String, FilterEntry>,
+    /// Subscription identifier → filter.
+    ids: HashMap<usize, String>,
+    /// Outstanding requests by correlation data.
+    requests: HashMap<Bytes, oneshot::Sender<MqttMessage>>,
+    connected_once: bool,
+}
+
+struct Shared {
+    config: Config,
+    client: AsyncClient,
+    client_id: String,
+    inbox: String,
+    closed: AtomicBool,
+    loop_done: AtomicBool,
+    state: Mutex<State>,
+    /// Publishes not yet confirmed (for `flush`).
+    outstanding: watch::Sender<usize>,
+    next_id: AtomicUsize,
+    next_corr: AtomicU64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps inconsistent in a way that
+        // matters more than stopping; recover the guard.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn resolve_publish(&self, waiter: Waiter, result: Result<()>) {
+        if let Some(w) = waiter {
+            let _ = w.send(result);
+        }
+        self.outstanding.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// A live MQTT connection (cheap to clone).
+#[derive(Clone)]
+pub struct MqttConnection {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MqttConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConnection")
+            .field("client_id", &self.shared.client_id)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unique_client_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "rs-{}-{:x}-{}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Broker for Mqtt {
+    type Connection = MqttConnection;
+
+    fn name(&self) -> &'static str {
+        BROKER
+    }
+
+    async fn connect(self) -> Result<MqttConnection> {
+        let config = self.config;
+        if !config.clean_start && config.client_id.is_none() {
+            return Err(Error::Config(
+                "mqtt: a persistent session (clean_start = false) needs a fixed client id".into(),
+            ));
+        }
+        let client_id = config.client_id.clone().unwrap_or_else(unique_client_id);
+        let mut options = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
+        options
+            .set_keep_alive(config.keep_alive.max(Duration::from_secs(5)))
+            .set_clean_start(config.clean_start)
+            .set_manual_acks(true)
+            .set_max_packet_size(Some(config.max_packet_size))
+            .set_request_channel_capacity(config.request_capacity.max(1));
+        if !config.clean_start {
+            let secs = u32::try_from(config.session_expiry.as_secs()).unwrap_or(u32::MAX);
+            options.set_session_expiry_interval(Some(secs));
+        }
+        if let Some(c) = &config.credentials {
+            options.set_credentials(c.username.clone(), c.password.clone());
+        }
+        let (client, eventloop) = AsyncClient::new(options, config.request_capacity.max(1));
+        let inbox = format!("{}/{client_id}", config.reply_prefix);
+        let (outstanding, _) = watch::channel(0usize);
+        let shared = Arc::new(Shared {
+            config,
+            client,
+            client_id,
+            inbox: inbox.clone(),
+            closed: AtomicBool::new(false),
+            loop_done: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            outstanding,
+            next_id: AtomicUsize::new(INBOX_ID + 1),
+            next_corr: AtomicU64::new(0),
+        });
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(run_loop(shared.clone(), eventloop, ready_tx));
+        match ready_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::transport(
+                    BROKER,
+                    "event loop ended before connecting",
+                ));
+            }
+        }
+        let conn = MqttConnection { shared };
+        // The reply inbox, subscribed once per connection.
+        conn.subscribe_filter(inbox, crate::Qos::AtLeastOnce, Some(INBOX_ID))
+            .await?;
+        Ok(conn)
+    }
+}
+
+/// Drive the event loop until the connection is shut down.
+async fn run_loop(
+    shared: Arc<Shared>,
+    mut eventloop: EventLoop,
+    ready: oneshot::Sender<Result<()>>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(event) => {
+                backoff = Duration::from_millis(100);
+                if let Event::Incoming(Packet::ConnAck(ack)) = &event {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                    on_connack(&shared, ack.session_present);
+                }
+                let disconnected = matches!(event, Event::Outgoing(Outgoing::Disconnect));
+                handle_event(&shared, event);
+                if disconnected && shared.closed.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            Err(e) => {
+                if shared.closed.load(Ordering::Acquire) {
+                    break;
+                }
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(Error::transport(
+                        BROKER,
+                        format!("connect failed: {e}"),
+                    )));
+                    break;
+                }
+                tracing::warn!(error = %e, "mqtt: connection error; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    shared.loop_done.store(true, Ordering::Release);
+    let mut st = shared.state();
+    let mut pending: Vec<Waiter> = st.publish_queue.drain(..).collect();
+    pending.extend(st.awaiting.drain().map(|(_, w)| w));
+    st.filters.clear();
+    st.ids.clear();
+    st.requests.clear();
+    let mut subs: Vec<Waiter> = st.subscribe_queue.drain(..).collect();
+    subs.extend(st.awaiting_suback.drain().map(|(_, w)| w));
+    for w in subs.into_iter().flatten() {
+        let _ = w.send(Err(Error::Closed));
+    }
+    drop(st);
+    for w in pending {
+        shared.resolve_publish(w, Err(Error::Closed));
+    }
+}
+
+fn on_connack(shared: &Shared, session_present: bool) {
+    let mut st = shared.state();
+    let first = !st.connected_once;
+    st.connected_once = true;
+    if first || session_present {
+        return;
+    }
+    // The broker lost our subscriptions (clean session or expired): subscribe again.
+    let filters: Vec<(String, usize, crate::Qos)> = st
+        .filters
+        .iter()
+        .map(|(f, e)| (f.clone(), e.sub_id, e.qos))
+        .collect();
+    for (filter, id, qos) in filters {
+        st.subscribe_queue.push_back(None);
+        let props = SubscribeProperties {
+            id: Some(id),
+            user_properties: Vec::new(),
+        };
+        if shared
+            .client
+            .try_subscribe_with_properties(filter.clone(), qos.to_rumqttc(), props)
+            .is_err()
+        {
+            st.subscribe_queue.pop_back();
+            tracing::warn!(filter, "mqtt: could not resubscribe after reconnect");
+        }
+    }
+}
+
+fn handle_event(shared: &Arc<Shared>, event: Event) {
+    match event {
+        Event::Outgoing(Outgoing::Publish(pkid)) => {
+            let mut st = shared.state();
+            if pkid != 0 && st.awaiting.contains_key(&pkid) {
+                return; // a retransmission after reconnect
+            }
+            let Some(waiter) = st.publish_queue.pop_front() else {
+                return;
+            };
+            if pkid == 0 {
+                drop(st);
+                shared.resolve_publish(waiter, Ok(()));
+            } else {
+                st.awaiting.insert(pkid, waiter);
+            }
+        }
+        Event::Outgoing(Outgoing::Subscribe(pkid)) => {
+            let mut st = shared.state();
+            if st.awaiting_suback.contains_key(&pkid) {
+                return;
+            }
+            if let Some(w) = st.subscribe_queue.pop_front() {
+                st.awaiting_suback.insert(pkid, w);
+            }
+        }
+        Event::Incoming(Packet::PubAck(ack)) => {
+            let result = match ack.reason {
+                PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
+                other => Err(Error::transport(
+                    BROKER,
+                    format!("publish refused: {other:?}"),
+                )),
+            };
+            finish_publish(shared, ack.pkid, result);
+        }
+        Event::Incoming(Packet::PubRec(rec))
+            if !matches!(
+                rec.reason,
+                PubRecReason::Success | PubRecReason::NoMatchingSubscribers
+            ) =>
+        {
+            finish_publish(
+                shared,
+                rec.pkid,
+                Err(Error::transport(
+                    BROKER,
+                    format!("publish refused: {:?}", rec.reason),
+                )),
+            );
+        }
+        Event::Incoming(Packet::PubComp(comp)) => {
+            let result = match comp.reason {
+                PubCompReason::Success => Ok(()),
+                other => Err(Error::transport(
+                    BROKER,
+                    format!("publish failed: {other:?}"),
+                )),
+            };
+            finish_publish(shared, comp.pkid, result);
+        }
+        Event::Incoming(Packet::SubAck(ack)) => {
+            let waiter = shared.state().awaiting_suback.remove(&ack.pkid).flatten();
+            let refused = ack
+                .return_codes
+                .iter()
+                .find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
+            if let Some(w) = waiter {
+                let _ = w.send(match refused {
+                    None => Ok(()),
+                    Some(code) => Err(Error::transport(
+                        BROKER,
+                        format!("subscription refused: {code:?}"),
+                    )),
+                });
+            }
+        }
+        Event::Incoming(Packet::Publish(publish)) => dispatch(shared, publish),
+        Event::Incoming(Packet::Disconnect(d)) => {
+            tracing::warn!(reason = ?d.reason_code, "mqtt: disconnected by the broker");
+        }
+        _ => {}
+    }
+}
+
+fn finish_publish(shared: &Shared, pkid: u16, result: Result<()>) {
+    let waiter = shared.state().awaiting.remove(&pkid);
+    if let Some(w) = waiter {
+        shared.resolve_publish(w, result);
+    }
+}
+
+/// Shared acknowledgement of one incoming QoS 1/2 packet delivered to several subscriptions.
+struct AckToken {
+    remaining: AtomicUsize,
+    publish: Publish,
+    client: AsyncClient,
+}
+
+impl AckToken {
+    async fn settle(&self) -> Result<()> {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.client
+                .ack(&self.publish)
+                .await
+                .map_err(|e| Error::transport(BROKER, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn ack_now(shared: &Shared, publish: &Publish) {
+    if publish.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce {
+        let _ = shared.client.try_ack(publish);
+    }
+}
+
+fn dispatch(shared: &Arc<Shared>, publish: Publish) {
+    let Ok(topic) = std::str::from_utf8(&publish.topic).map(str::to_owned) else {
+        ack_now(shared, &publish);
+        return;
+    };
+    let props = publish.properties.clone().unwrap_or_default();
+    let mut headers: Headers = props.user_properties.iter().cloned().collect();
+    if let Some(ct) = &props.content_type
+        && headers
+            .get(ruststream::message::names::CONTENT_TYPE)
+            .is_none()
+    {
+        headers.append(ruststream::message::names::CONTENT_TYPE, ct.clone());
+    }
+    let correlation = props.correlation_data.clone();
+    let base = MqttMessage {
+        topic,
+        payload: publish.payload.clone(),
+        headers,
+        reply_to: props.response_topic.clone(),
+        correlation_id: correlation
+            .as_ref()
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
+        retained: publish.retain,
+        dup: publish.dup,
+        ack: None,
+    };
+
+    let mut st = shared.state();
+    if base.topic == shared.inbox {
+        let waiter = correlation.and_then(|c| st.requests.remove(&c));
+        drop(st);
+        ack_now(shared, &publish);
+        if let Some(w) = waiter {
+            let _ = w.send(base);
+        }
+        return;
+    }
+    let mut targets: Vec<Delivery> = Vec::new();
+    let ids = &props.subscription_identifiers;
+    for entry in st.filters.values() {
+        let by_id = ids.contains(&entry.sub_id);
+        if !ids.is_empty() && !by_id {
+            continue;
+        }
+        for r in &entry.routes {
+            if r.template.matches(&base.topic) && !r.tx.is_closed() {
+                targets.push(r.tx.clone());
+            }
+        }
+    }
+    drop(st);
+    if targets.is_empty() {
+        ack_now(shared, &publish);
+        return;
+    }
+    let token = (publish.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce).then(|| {
+        let mut ack = Publish::new("", publish.qos, Bytes::new(), None);
+        ack.pkid = publish.pkid;
+        Arc::new(AckToken {
+            remaining: AtomicUsize::new(targets.len()),
+            publish: ack,
+            client: shared.client.clone(),
+        })
+    });
+    for tx in targets {
+        let mut m = base.clone_without_ack();
+        m.ack = token.clone();
+        if let Err(mpsc::error::SendError(Ok(m))) = tx.send(Ok(m)) {
+            // The subscription went away meanwhile: settle its share.
+            tokio::spawn(async move {
+                let _ = m.ack().await;
+            });
+        }
+    }
+}
+
+impl MqttConnection {
+    fn check_open(&self) -> Result<()> {
+        if self.shared.closed.load(Ordering::Acquire)
+            || self.shared.loop_done.load(Ordering::Acquire)
+        {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// This connection's client id.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    /// Queue a request with its waiter under the state lock (`attempt` pushes the waiter, sends
+    /// the request and takes the waiter back if sending failed); retry while the queue is full.
+    async fn enqueue(
+        &self,
+        mut attempt: impl FnMut(&mut State, &AsyncClient) -> bool,
+    ) -> Result<()> {
+        loop {
+            if attempt(&mut self.shared.state(), &self.shared.client) {
+                return Ok(());
+            }
+            if self.shared.loop_done.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            // The request queue is full: let the event loop drain it.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn subscribe_filter(
+        &self,
+        filter: String,
+        qos: crate::Qos,
+        id: Option<usize>,
+    ) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut tx = Some(tx);
+        let props = SubscribeProperties {
+            id,
+            user_properties: Vec::new(),
+        };
+        self.enqueue(|st, c| {
+            st.subscribe_queue.push_back(tx.take());
+            let sent = c
+                .try_subscribe_with_properties(filter.clone(), qos.to_rumqttc(), props.clone())
+                .is_ok();
+            if !sent && let Some(Some(t)) = st.subscribe_queue.pop_back() {
+                tx = Some(t);
+            }
+            sent
+        })
+        .await?;
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout("mqtt: no SUBACK within 10 s".into())),
+        }
+    }
+
+    fn build_properties(message: &OutgoingMessage) -> PublishProperties {
+        PublishProperties {
+            response_topic: message.reply_to.clone(),
+            correlation_data: message
+                .correlation_id
+                .as_ref()
+                .map(|c| Bytes::copy_from_slice(c.as_bytes())),
+            user_properties: message
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            content_type: message
+                .headers
+                .get(ruststream::message::names::CONTENT_TYPE)
+                .map(str::to_owned),
+            ..PublishProperties::default()
+        }
+    }
+
+    async fn publish_inner(&self, message: OutgoingMessage) -> Result<()> {
+        self.check_open()?;
+        topic::check_topic(&message.address)?;
+        let qos = self.shared.config.qos_of(&message.address);
+        let retain = self.shared.config.retain_of(&message.address);
+        let props = Self::build_properties(&message);
+        let (tx, rx) = oneshot::channel();
+        let mut tx = Some(tx);
+        let topic = message.address;
+        let payload = message.payload;
+        let shared = &self.shared;
+        self.enqueue(|st, c| {
+            st.publish_queue.push_back(tx.take());
+            let sent = c
+                .try_publish_with_properties(
+                    topic.clone(),
+                    qos.to_rumqttc(),
+                    retain,
+                    payload.clone(),
+                    props.clone(),
+                )
+                .is_ok();
+            if sent {
+                shared.outstanding.send_modify(|n| *n += 1);
+            } else if let Some(Some(t)) = st.publish_queue.pop_back() {
+                tx = Some(t);
+            }
+            sent
+        })
+        .await?;
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+}
+
+impl Publisher for MqttConnection {
+    fn publish(&self, message: OutgoingMessage) -> impl Future<Output = Result<()>> + Send {
+        self.publish_inner(message)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let mut rx = self.shared.outstanding.subscribe();
+        rx.wait_for(|n| *n == 0)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+}
+
+impl Subscriber for MqttConnection {
+    type Message = MqttMessage;
+    type Subscription = MqttSubscription;
+
+    async fn subscribe(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+    ) -> Result<MqttSubscription> {
+        self.check_open()?;
+        if options.durable.is_some() {
+            return Err(Error::unsupported(
+                "mqtt: durability is per session, not per subscription; use \
+                 Config::persistent_session",
+            ));
+        }
+        let mut filter = topic::filter(address)?;
+        if let Some(group) = &options.queue_group {
+            topic::check_group(group)?;
+            filter = format!("$share/{group}/{filter}");
+        }
+        let qos = self.shared.config.qos_of_template(address);
+        let route_id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let new_id = {
+            let mut st = self.shared.state();
+            let route = Route {
+                id: route_id,
+                template: address.clone(),
+                tx,
+            };
+            match st.filters.get_mut(&filter) {
+                Some(entry) => {
+                    entry.routes.push(route);
+                    None
+                }
+                None => {
+                    let sub_id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                    st.filters.insert(
+                        filter.clone(),
+                        FilterEntry {
+                            sub_id,
+                            qos,
+                            routes: vec![route],
+                        },
+                    );
+                    st.ids.insert(sub_id, filter.clone());
+                    Some(sub_id)
+                }
+            }
+        };
+        let guard = SubGuard {
+            shared: self.shared.clone(),
+            filter: filter.clone(),
+            route_id,
+        };
+        if let Some(sub_id) = new_id {
+            self.subscribe_filter(filter, qos, Some(sub_id)).await?;
+        }
+        Ok(MqttSubscription { rx, _guard: guard })
+    }
+}
+
+impl Connection for MqttConnection {
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::NONE;
+        c.ack = self.shared.config.default_qos != crate::Qos::AtMostOnce;
+        c.headers = true;
+        c.queue_groups = true;
+        c.ordered = true;
+        c.request_reply = true;
+        c.wildcards = true;
+        c
+    }
+
+    async fn shutdown(self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Everything published so far is confirmed (or the loop ended) before disconnecting.
+        if !self.shared.loop_done.load(Ordering::Acquire) {
+            let mut rx = self.shared.outstanding.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n == 0)).await;
+        }
+        {
+            let mut st = self.shared.state();
+            st.filters.clear();
+            st.ids.clear();
+            st.requests.clear();
+        }
+        let _ = self.shared.client.try_disconnect();
+        Ok(())
+    }
+}
+
+impl RequestReply for MqttConnection {
+    async fn request(&self, mut message: OutgoingMessage, timeout: Duration) -> Result<Reply> {
+        self.check_open()?;
+        let corr = message.correlation_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                self.shared.client_id,
+                self.shared.next_corr.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        message.correlation_id = Some(corr.clone());
+        message.reply_to = Some(self.shared.inbox.clone());
+        let key = Bytes::copy_from_slice(corr.as_bytes());
+        let (tx, rx) = oneshot::channel();
+        self.shared.state().requests.insert(key.clone(), tx);
+        let outcome = tokio::time::timeout(timeout, async {
+            self.publish_inner(message).await?;
+            rx.await.map_err(|_| Error::Closed)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(m)) => Ok(Reply::new(m.payload, m.headers, m.correlation_id)),
+            Ok(Err(e)) => {
+                self.shared.state().requests.remove(&key);
+                Err(e)
+            }
+            Err(_) => {
+                self.shared.state().requests.remove(&key);
+                Err(Error::Timeout(
+                    format!("mqtt: no reply within {timeout:?}").into(),
+                ))
+            }
+        }
+    }
+}
+
+struct SubGuard {
+    shared: Arc<Shared>,
+    filter: String,
+    route_id: usize,
+}
+
+impl Drop for SubGuard {
+    fn drop(&mut self) {
+        let mut st = self.shared.state();
+        let Some(entry) = st.filters.get_mut(&self.filter) else {
+            return;
+        };
+        entry.routes.retain(|r| r.id != self.route_id);
+        if entry.routes.is_empty() {
+            let sub_id = entry.sub_id;
+            st.filters.remove(&self.filter);
+            st.ids.remove(&sub_id);
+            if !self.shared.closed.load(Ordering::Acquire) {
+                let _ = self.shared.client.try_unsubscribe(self.filter.clone());
+            }
+        }
+    }
+}
+
+/// A subscription: a stream of [`MqttMessage`]s. Dropping it unsubscribes (when no other
+/// subscription of this connection uses the same filter).
+pub struct MqttSubscription {
+    rx: mpsc::UnboundedReceiver<Result<MqttMessage>>,
+    _guard: SubGuard,
+}
+
+impl std::fmt::Debug for MqttSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSubscription")
+            .field("filter", &self._guard.filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for MqttSubscription {
+    type Item = Result<MqttMessage>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// A message received over MQTT.
+pub struct MqttMessage {
+    topic: String,
+    payload: Bytes,
+    headers: Headers,
+    reply_to: Option<String>,
+    correlation_id: Option<String>,
+    retained: bool,
+    dup: bool,
+    ack: Option<Arc<AckToken>>,
+}
+
+impl std::fmt::Debug for MqttMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttMessage")
+            .field("topic", &self.topic)
+            .field("retained", &self.retained)
+            .field("dup", &self.dup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MqttMessage {
+    fn clone_without_ack(&self) -> MqttMessage {
+        MqttMessage {
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            headers: self.headers.clone(),
+            reply_to: self.reply_to.clone(),
+            correlation_id: self.correlation_id.clone(),
+            retained: self.retained,
+            dup: self.dup,
+            ack: None,
+        }
+    }
+
+    /// Whether the broker delivered this as a retained message.
+    pub fn retained(&self) -> bool {
+        self.retained
+    }
+
+    async fn settle(self) -> Result<()> {
+        match self.ack {
+            Some(token) => token.settle().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl IncomingMessage for MqttMessage {
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    fn address(&self) -> &str {
+        &self.topic
+    }
+
+    fn reply_to(&self) -> Option<&str> {
+        self.reply_to.as_deref()
+    }
+
+    fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id
+            .as_deref()
+            .or_else(|| self.headers.get(ruststream::message::names::CORRELATION_ID))
+    }
+
+    /// `2` when the broker flagged the packet as a duplicate (a redelivery), else `1`.
+    fn attempt(&self) -> u32 {
+        if self.dup { 2 } else { 1 }
+    }
+
+    /// Send the `PUBACK` / `PUBREC` (QoS 1/2); nothing for QoS 0.
+    async fn ack(self) -> Result<()> {
+        self.settle().await
+    }
+
+    /// `nack(false)` acknowledges (drops). `nack(true)` returns [`Error::Unsupported`]: MQTT has
+    /// no negative acknowledgement; the message stays unacknowledged and a persistent session
+    /// gets it again only after a reconnect.
+    async fn nack(self, requeue: bool) -> Result<()> {
+        if requeue {
+            return Err(Error::unsupported(
+                "mqtt has no nack; an unacknowledged message is redelivered only after a \
+                 reconnect of a persistent session",
+            ));
+        }
+        self.settle().await
+    }
+
+    /// MQTT has no dead letter: acknowledged and dropped.
+    async fn reject(self) -> Result<()> {
+        self.settle().await
+    }
+}

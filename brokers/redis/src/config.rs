@@ -1,0 +1,242 @@
+//! Configuration owned by this crate: the server URL and the Streams options.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Connection settings shared by [`RedisStreams`](crate::RedisStreams) and
+/// [`RedisPubSub`](crate::RedisPubSub).
+///
+/// `Debug` never shows the password of the URL:
+///
+/// ```
+/// let c = ruststream_redis::Config::new("redis://app:s3cret@127.0.0.1:6379/0");
+/// assert!(!format!("{c:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Server URL (`redis://[user[:password]@]host[:port][/db]`).
+    pub url: String,
+    /// Redis Streams options (ignored by Pub/Sub).
+    pub streams: StreamOptions,
+    /// Most commands sent in one pipeline by the background writer.
+    pub max_pipeline: usize,
+    /// How long one command (or pipeline) may take before it fails with a transport error.
+    pub response_timeout: Duration,
+}
+
+impl Config {
+    /// Settings for `url` with default stream options.
+    pub fn new(url: impl Into<String>) -> Self {
+        Config {
+            url: url.into(),
+            streams: StreamOptions::default(),
+            max_pipeline: 1024,
+            response_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Replace the stream options (builder style).
+    pub fn streams(mut self, streams: StreamOptions) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// Set the largest pipeline (builder style).
+    pub fn max_pipeline(mut self, n: usize) -> Self {
+        self.max_pipeline = n.max(1);
+        self
+    }
+
+    /// Set the per-command response timeout (builder style).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The URL with its password replaced by `***` (for logs).
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The password in the URL, if any (used to scrub error messages).
+    pub(crate) fn secret(&self) -> Option<String> {
+        let (_, rest) = self.url.split_once("://")?;
+        let authority = rest.split('/').next()?;
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        let password = match userinfo.split_once(':') {
+            Some((_, p)) => p,
+            None => userinfo,
+        };
+        (!password.is_empty()).then(|| password.to_owned())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new("redis://127.0.0.1:6379")
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.redacted_url())
+            .field("streams", &self.streams)
+            .field("max_pipeline", &self.max_pipeline)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{user}@{host}{path}")
+}
+
+/// Redis Streams settings.
+///
+/// Group choice per subscription: [`SubscribeOptions::queue_group`](ruststream::SubscribeOptions),
+/// else [`SubscribeOptions::durable`](ruststream::SubscribeOptions), else [`StreamOptions::group`],
+/// else a unique group per subscription (so every plain subscriber receives every message; that
+/// group is destroyed when the subscription is dropped). Groups are created at `$`: a new group
+/// sees messages added after it was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamOptions {
+    /// Consumer group used by subscriptions that name neither a queue group nor a durable name.
+    pub group: Option<String>,
+    /// Consumer-name prefix; each subscription appends a unique suffix.
+    pub consumer: String,
+    /// How long one `XREADGROUP` blocks waiting for new entries.
+    pub block: Duration,
+    /// Pending entries idle this long are reclaimed (`XCLAIM`) and delivered again.
+    pub claim_idle: Duration,
+    /// Deliveries before an entry is dead-lettered (overridden by `SubscribeOptions::max_deliver`).
+    pub max_attempts: u32,
+    /// Dead-letter stream (overridden by `SubscribeOptions::dead_letter`); `None` means
+    /// `<stream>:dlq`.
+    pub dead_letter: Option<String>,
+    /// Approximate stream cap applied on publish (`XADD … MAXLEN ~ n`); `None` keeps everything.
+    pub maxlen: Option<usize>,
+    /// Entries fetched per `XREADGROUP` and buffered per subscription (overridden by
+    /// `SubscribeOptions::prefetch`).
+    pub batch: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            group: None,
+            consumer: format!("ruststream-{}", std::process::id()),
+            block: Duration::from_secs(2),
+            claim_idle: Duration::from_secs(30),
+            max_attempts: 5,
+            dead_letter: None,
+            maxlen: None,
+            batch: 128,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// Default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Default consumer group (builder style).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+    /// Consumer-name prefix (builder style).
+    pub fn consumer(mut self, consumer: impl Into<String>) -> Self {
+        self.consumer = consumer.into();
+        self
+    }
+    /// `XREADGROUP` block time (builder style).
+    pub fn block(mut self, block: Duration) -> Self {
+        self.block = block;
+        self
+    }
+    /// Idle time before reclaiming pending entries (builder style).
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+    /// Deliveries before dead-lettering (builder style).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+    /// Dead-letter stream (builder style).
+    pub fn dead_letter(mut self, stream: impl Into<String>) -> Self {
+        self.dead_letter = Some(stream.into());
+        self
+    }
+    /// Approximate stream length cap (builder style).
+    pub fn maxlen(mut self, n: usize) -> Self {
+        self.maxlen = Some(n);
+        self
+    }
+    /// Read batch / buffer size (builder style).
+    pub fn batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+}
+
+/// Maps client errors to [`ruststream::Error::Transport`] with the password scrubbed.
+#[derive(Debug, Clone)]
+pub(crate) struct Scrubber {
+    secret: Option<String>,
+}
+
+impl Scrubber {
+    pub(crate) fn new(config: &Config) -> Self {
+        Scrubber {
+            secret: config.secret(),
+        }
+    }
+
+    pub(crate) fn scrub(&self, message: impl fmt::Display) -> String {
+        let text = message.to_string();
+        match &self.secret {
+            Some(s) => text.replace(s.as_str(), "***"),
+            None => text,
+        }
+    }
+
+    pub(crate) fn error(&self, message: impl fmt::Display) -> ruststream::Error {
+        ruststream::Error::transport("redis", self.scrub(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(redact_url("redis://u:p%40ss@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        let c = Config::new("redis://u:topsecret@h:1");
+        assert_eq!(c.secret().as_deref(), Some("topsecret"));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("topsecret"), "{dbg}");
+        let e = Scrubber::new(&c).error("failed to auth with topsecret");
+        assert!(!e.to_string().contains("topsecret"));
+    }
+}

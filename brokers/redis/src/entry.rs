@@ -1,0 +1,224 @@
+//! The stream-entry field layout and parsing of stream replies.
+//!
+//! A message is one stream entry whose fields are, in this order:
+//!
+//! | field            | value                                   | present          |
+//! |------------------|-----------------------------------------|------------------|
+//! | `payload`        | the payload bytes                       | always           |
+//! | `reply-to`       | reply address                           | when set         |
+//! | `correlation-id` | correlation id                          | when set         |
+//! | `key`            | partition key bytes                     | when set         |
+//! | `h:<name>`       | one header value (order and duplicates kept) | per header  |
+//!
+//! Dead-lettered entries additionally carry `dlq:stream`, `dlq:id` and `dlq:attempts` (the
+//! original stream, entry id and delivery count). Unknown fields are ignored, so other writers
+//! can add their own; an entry without `payload` is delivered with an empty payload.
+
+use bytes::Bytes;
+use redis::{Cmd, Value};
+use ruststream::{Headers, OutgoingMessage};
+
+/// Field name of the payload.
+pub const PAYLOAD: &str = "payload";
+/// Field name of the reply address.
+pub const REPLY_TO: &str = "reply-to";
+/// Field name of the correlation id.
+pub const CORRELATION_ID: &str = "correlation-id";
+/// Field name of the partition key.
+pub const KEY: &str = "key";
+/// Prefix of header fields.
+pub const HEADER_PREFIX: &str = "h:";
+
+/// One decoded entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Entry {
+    pub id: String,
+    pub payload: Bytes,
+    pub headers: Headers,
+    pub reply_to: Option<String>,
+    pub correlation_id: Option<String>,
+    pub key: Option<Bytes>,
+}
+
+/// Append the fields of a message to an `XADD` command.
+pub(crate) fn push_fields(
+    cmd: &mut Cmd,
+    payload: &[u8],
+    reply_to: Option<&str>,
+    correlation_id: Option<&str>,
+    key: Option<&[u8]>,
+    headers: &Headers,
+) {
+    cmd.arg(PAYLOAD).arg(payload);
+    if let Some(r) = reply_to {
+        cmd.arg(REPLY_TO).arg(r);
+    }
+    if let Some(c) = correlation_id {
+        cmd.arg(CORRELATION_ID).arg(c);
+    }
+    if let Some(k) = key {
+        cmd.arg(KEY).arg(k);
+    }
+    let mut name = String::new();
+    for (k, v) in headers.iter() {
+        name.clear();
+        name.push_str(HEADER_PREFIX);
+        name.push_str(k);
+        cmd.arg(name.as_str()).arg(v);
+    }
+}
+
+/// `XADD <stream> [MAXLEN ~ n] * <fields>` for an outgoing message.
+pub(crate) fn xadd(message: &OutgoingMessage, maxlen: Option<usize>) -> Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&message.address);
+    if let Some(n) = maxlen {
+        cmd.arg("MAXLEN").arg("~").arg(n);
+    }
+    cmd.arg("*");
+    push_fields(
+        &mut cmd,
+        &message.payload,
+        message.reply_to.as_deref(),
+        message.correlation_id.as_deref(),
+        message.key.as_deref(),
+        &message.headers,
+    );
+    cmd
+}
+
+fn bytes_of(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn string_of(v: Value) -> Option<String> {
+    bytes_of(v).map(|b| {
+        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    })
+}
+
+/// Parse one `[id, [field, value, …]]` entry. Returns the id and `None` fields for entries
+/// that were deleted (trimmed) but are still pending.
+pub(crate) fn parse_entry(v: Value) -> Option<(String, Option<Entry>)> {
+    let Value::Array(mut parts) = v else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let fields = parts.pop()?;
+    let id = string_of(parts.pop()?)?;
+    let list = match fields {
+        Value::Array(list) => list,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Nil => return Some((id, None)),
+        _ => return None,
+    };
+    let mut entry = Entry {
+        id: id.clone(),
+        ..Entry::default()
+    };
+    let mut it = list.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        let Some(k) = string_of(k) else { continue };
+        if let Some(name) = k.strip_prefix(HEADER_PREFIX) {
+            if let Some(v) = string_of(v) {
+                entry.headers.append(name, v);
+            }
+            continue;
+        }
+        match k.as_str() {
+            PAYLOAD => entry.payload = bytes_of(v).map(Bytes::from).unwrap_or_default(),
+            REPLY_TO => entry.reply_to = string_of(v),
+            CORRELATION_ID => entry.correlation_id = string_of(v),
+            KEY => entry.key = bytes_of(v).map(Bytes::from),
+            _ => {}
+        }
+    }
+    Some((id, Some(entry)))
+}
+
+/// Parse a list of entries (the reply of `XCLAIM`, or one stream of `XREADGROUP`).
+pub(crate) fn parse_entries(v: Value) -> Vec<(String, Option<Entry>)> {
+    match v {
+        Value::Array(items) => items.into_iter().filter_map(parse_entry).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parse an `XREADGROUP` reply for a single stream (nil on timeout).
+pub(crate) fn parse_read(v: Value) -> Vec<(String, Option<Entry>)> {
+    let streams: Vec<Value> = match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        _ => Vec::new(),
+    };
+    streams.into_iter().flat_map(parse_entries).collect()
+}
+
+/// Parse an `XPENDING … IDLE` extended reply into `(id, delivery count)`.
+pub(crate) fn parse_pending(v: Value) -> Vec<(String, u32)> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let Value::Array(parts) = item else {
+                return None;
+            };
+            let mut it = parts.into_iter();
+            let id = string_of(it.next()?)?;
+            let count = match it.nth(2)? {
+                Value::Int(n) => u32::try_from(n).unwrap_or(u32::MAX),
+                other => string_of(other)?.parse().ok()?,
+            };
+            Some((id, count))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_round_trip_keeps_header_order_and_duplicates() {
+        let msg = OutgoingMessage::new("s", &b"\x00\xffbin"[..])
+            .reply_to("r")
+            .correlation_id("c")
+            .with_headers([("a", "1"), ("b", ""), ("a", "2")].into_iter().collect());
+        let cmd = xadd(&msg, Some(10));
+        let args: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        // XADD s MAXLEN ~ 10 * then fields
+        let fields: Vec<Value> = args[6..].iter().cloned().map(Value::BulkString).collect();
+        let (id, entry) = parse_entry(Value::Array(vec![
+            Value::BulkString(b"1-0".to_vec()),
+            Value::Array(fields),
+        ]))
+        .unwrap();
+        let entry = entry.unwrap();
+        assert_eq!(id, "1-0");
+        assert_eq!(&entry.payload[..], b"\x00\xffbin");
+        assert_eq!(entry.headers, msg.headers);
+        assert_eq!(entry.reply_to.as_deref(), Some("r"));
+        assert_eq!(entry.correlation_id.as_deref(), Some("c"));
+    }
+}

@@ -1,0 +1,123 @@
+//! The pipelined writer: one background task drains a queue of commands into pipelines.
+//!
+//! Callers enqueue synchronously (so call order is wire order) and await their own reply.
+//! While one pipeline is in flight the next one fills up, so many concurrent publishers cost
+//! one round trip per batch, not one per message.
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, Value};
+use tokio::sync::{mpsc, oneshot};
+
+/// The reply of one queued command: the value or the (scrubbed) error text.
+pub(crate) type Reply = Result<Value, String>;
+
+enum Job {
+    Cmd(Cmd, Option<oneshot::Sender<Reply>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Start the writer task on `conn`.
+    pub(crate) fn spawn(
+        conn: ConnectionManager,
+        max_pipeline: usize,
+        scrub: crate::Scrubber,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(conn, rx, max_pipeline, scrub));
+        Writer { tx }
+    }
+
+    /// Queue `cmd` now; the returned receiver yields its reply.
+    pub(crate) fn send(&self, cmd: Cmd) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        // When the writer is gone the sender is dropped and the receiver reports it.
+        let _ = self.tx.send(Job::Cmd(cmd, Some(tx)));
+        rx
+    }
+
+    /// Queue `cmd` without waiting for its reply.
+    pub(crate) fn send_detached(&self, cmd: Cmd) {
+        let _ = self.tx.send(Job::Cmd(cmd, None));
+    }
+
+    /// Queue a flush marker: it resolves once every command queued before it has its reply.
+    pub(crate) fn flush(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Flush(tx));
+        rx
+    }
+}
+
+/// Await a reply from [`Writer::send`] as a runtime result.
+pub(crate) async fn reply(rx: oneshot::Receiver<Reply>) -> ruststream::Result<Value> {
+    match rx.await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ruststream::Error::transport("redis", e)),
+        Err(_) => Err(ruststream::Error::Closed),
+    }
+}
+
+async fn run(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    max_pipeline: usize,
+    scrub: crate::Scrubber,
+) {
+    let mut jobs = Vec::with_capacity(max_pipeline);
+    let mut waiters = Vec::with_capacity(max_pipeline);
+    let mut flushes = Vec::new();
+    loop {
+        if rx.recv_many(&mut jobs, max_pipeline).await == 0 {
+            break;
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Cmd(cmd, waiter) => {
+                    pipe.add_command(cmd);
+                    waiters.push(waiter);
+                }
+                Job::Flush(done) => flushes.push(done),
+            }
+        }
+        if !waiters.is_empty() {
+            let result: redis::RedisResult<Vec<redis::RedisResult<Value>>> =
+                pipe.query_async(&mut conn).await;
+            match result {
+                Ok(replies) => {
+                    let mut replies = replies.into_iter();
+                    for waiter in waiters.drain(..) {
+                        let reply = match replies.next() {
+                            Some(Ok(v)) => Ok(v),
+                            Some(Err(e)) => Err(scrub.scrub(e)),
+                            None => Err("pipeline returned fewer replies than commands".to_owned()),
+                        };
+                        if let Some(w) = waiter {
+                            let _ = w.send(reply);
+                        } else if let Err(e) = reply {
+                            tracing::warn!(error = %e, "redis: detached command failed");
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = scrub.scrub(e);
+                    tracing::debug!(error = %msg, "redis: pipeline failed");
+                    for waiter in waiters.drain(..).flatten() {
+                        let _ = waiter.send(Err(msg.clone()));
+                    }
+                }
+            }
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
