@@ -1,6 +1,5 @@
 //! Address templates to MQTT topic filters.
 
-use ruststream::address::Segment;
 use ruststream::{Address, Error, Result};
 
 /// The MQTT filter of a template: every topic level holding a `{param}` becomes `+`.
@@ -59,23 +58,6 @@ fn invalid(address: &str, reason: &'static str) -> Error {
     }
 }
 
-/// Whether the template has parameters sharing a level with literal text.
-pub fn needs_client_filter(address: &Address) -> bool {
-    let mut prev_literal_tail = false;
-    for s in address.segments() {
-        match s {
-            Segment::Literal(l) => {
-                if prev_literal_tail && !l.starts_with('/') {
-                    return true;
-                }
-                prev_literal_tail = false;
-            }
-            Segment::Param(_) => prev_literal_tail = true,
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,9 +72,5 @@ mod tests {
         assert!(filter(&Address::parse("a/#").unwrap()).is_err());
         assert!(check_topic("a/+/b").is_err());
         assert!(check_group("g/1").is_err());
-        assert!(needs_client_filter(
-            &Address::parse("orders-{r}/x").unwrap()
-        ));
-        assert!(!needs_client_filter(&Address::parse("a/{r}/x").unwrap()));
     }
 }
