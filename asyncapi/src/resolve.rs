@@ -155,6 +155,92 @@ fn absolute(p: &Path) -> PathBuf {
     normalize_path(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
+/// `target` relative to the folder `base` (both lexically normalised and absolute).
+fn relative_to(base: &Path, target: &Path) -> PathBuf {
+    let base: Vec<Component<'_>> = base.components().collect();
+    let target: Vec<Component<'_>> = target.components().collect();
+    let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..base.len() {
+        out.push("..");
+    }
+    for c in &target[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Rewrites the `$ref`s inside `value`, written in file `from`, so that they mean the same
+/// when read from file `to` (used when a trait from another file is merged into an object).
+pub(crate) fn rebase_refs(value: &mut Value, from: &Path, to: &Path) {
+    rebase_walk(value, from, to, 0);
+}
+
+fn rebase_walk(value: &mut Value, from: &Path, to: &Path, depth: usize) {
+    if depth > 512 {
+        return;
+    }
+    match value {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("$ref") {
+                if let Some(new) = rebase_one(r, from, to) {
+                    *r = new;
+                }
+            }
+            for (k, v) in m.iter_mut() {
+                if k != "$ref" {
+                    rebase_walk(v, from, to, depth + 1);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for v in a {
+                rebase_walk(v, from, to, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn rebase_one(r: &str, from: &Path, to: &Path) -> Option<String> {
+    let (file_part, frag) = match r.find('#') {
+        Some(i) => (&r[..i], &r[i..]),
+        None => (r, ""),
+    };
+    if is_network(file_part) || (!file_part.is_empty() && scheme_of(file_part).is_some()) {
+        return None;
+    }
+    let from_str = from.to_string_lossy();
+    if is_network(&from_str) {
+        let base = if file_part.is_empty() {
+            from_str.into_owned()
+        } else {
+            join_url(&from_str, file_part)
+        };
+        return Some(format!("{base}{frag}"));
+    }
+    let target = if file_part.is_empty() {
+        absolute(from)
+    } else {
+        absolute(
+            &from
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join(percent_decode(file_part)),
+        )
+    };
+    if target == absolute(to) {
+        return Some(if frag.is_empty() {
+            "#".to_string()
+        } else {
+            frag.to_string()
+        });
+    }
+    let base = absolute(to.parent().unwrap_or(Path::new("")));
+    let rel = relative_to(&base, &target);
+    Some(format!("{}{frag}", rel.to_string_lossy()))
+}
+
 /// The node's pointer with the line/column of its `$ref` key.
 fn ref_loc(holder: &Node) -> Location {
     let mut l = holder.loc_of("$ref");

@@ -78,12 +78,18 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SourceFile, Diagnostic> {
         })?;
         (value, json_positions(text))
     } else {
-        let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
+        let mut yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
             let (line, column) = match e.location() {
                 Some(l) => (u32::try_from(l.line()).ok(), u32::try_from(l.column()).ok()),
                 None => (None, None),
             };
             Diagnostic::error(&loc(line, column), format!("invalid YAML: {e}"))
+        })?;
+        yaml.apply_merge().map_err(|e| {
+            Diagnostic::error(
+                &loc(None, None),
+                format!("invalid YAML merge key (`<<`): {e}"),
+            )
         })?;
         let value = yaml_to_json(yaml, 0).map_err(|m| Diagnostic::error(&loc(None, None), m))?;
         (value, yaml_positions(text))

@@ -239,3 +239,80 @@ fn each_file_is_read_once() {
     assert_eq!(doc.schemas["s"], json!({"type": "string"}));
     assert!(Path::new(&doc.message("n").expect("n").source.file).ends_with("lib.yaml"));
 }
+
+#[test]
+fn traits_from_other_files_keep_their_relative_refs() {
+    let dir = project(
+        "traits",
+        &[
+            (
+                "spec/asyncapi.yaml",
+                "asyncapi: 3.0.0\ninfo: {title: T, version: '1'}\nchannels:\n  a:\n    address: a\n    messages:\n      m:\n        payload: {type: string}\n        traits:\n          - $ref: '../lib/traits.yaml#/common'\n",
+            ),
+            (
+                "lib/traits.yaml",
+                "common:\n  headers:\n    $ref: 'schemas/headers.yaml#/Headers'\n  correlationId:\n    $ref: '#/cid'\ncid:\n  location: '$message.header#/id'\n",
+            ),
+            (
+                "lib/schemas/headers.yaml",
+                "Headers:\n  type: object\n  properties:\n    id: {type: string}\n",
+            ),
+        ],
+    );
+    let options = LoadOptions {
+        root: Some(dir.clone()),
+        ..LoadOptions::default()
+    };
+    let doc = load(&dir.join("spec/asyncapi.yaml"), &options)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .document;
+    let m = doc.message("m").expect("m");
+    assert_eq!(
+        m.headers,
+        Some(json!({"$ref": "#/components/schemas/Headers"}))
+    );
+    assert_eq!(
+        doc.schemas["Headers"]["properties"]["id"],
+        json!({"type": "string"})
+    );
+    assert_eq!(
+        m.correlation_id.as_ref().map(|c| c.location.as_str()),
+        Some("$message.header#/id")
+    );
+}
+
+#[test]
+fn yaml_merge_keys_are_applied() {
+    let dir = project(
+        "merge",
+        &[(
+            "asyncapi.yaml",
+            "asyncapi: 3.0.0\ninfo: {title: T, version: '1'}\nx-base: &base\n  address: shared\n  description: from anchor\nchannels:\n  a:\n    <<: *base\n    description: own\n",
+        )],
+    );
+    let doc = load(&dir.join("asyncapi.yaml"), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .document;
+    let a = doc.channel("a").expect("a");
+    assert_eq!(a.address.as_deref(), Some("shared"));
+    assert_eq!(a.description.as_deref(), Some("own"));
+}
+
+#[test]
+fn version_3_1_documents_load() {
+    let dir = project(
+        "v31",
+        &[(
+            "asyncapi.json",
+            "{\"asyncapi\": \"3.1.0\", \"info\": {\"title\": \"T\", \"version\": \"1\"},\n \"channels\": {\"a\": {\"address\": \"a/{id}\", \"parameters\": {\"id\": {}}}}}",
+        )],
+    );
+    let doc = load(&dir.join("asyncapi.json"), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .document;
+    assert_eq!(doc.source_version, "3.1.0");
+    let a = doc.channel("a").expect("a");
+    assert_eq!(a.parameters[0].name, "id");
+    assert_eq!(a.source.line, Some(2));
+    assert_eq!(a.source.column, Some(15));
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{FALLBACK_CONTENT_TYPE, Norm, extensions, kind, sanitize_id, unique};
 use crate::merge::merge_patch;
 use crate::model::*;
-use crate::resolve::{Node, NodeId};
+use crate::resolve::{Node, NodeId, rebase_refs};
 
 pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
     let mut info = n.info(root);
@@ -264,7 +264,10 @@ fn apply_traits(n: &mut Norm<'_, '_>, node: &Node) -> Node {
         m.remove("traits");
     }
     for tr in traits {
-        if let Some(tv) = n.deref(&tr) {
+        if let Some(mut tv) = n.deref(&tr) {
+            if tv.file.path != node.file.path {
+                rebase_refs(&mut tv.value, &tv.file.path, &node.file.path);
+            }
             if tv.value.is_object() {
                 merge_patch(&mut value, &tv.value);
             } else {

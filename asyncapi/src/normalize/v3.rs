@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::{FALLBACK_CONTENT_TYPE, Norm, extensions, kind, unique};
 use crate::merge::deep_merge;
 use crate::model::*;
-use crate::resolve::{Node, NodeId, Target};
+use crate::resolve::{Node, NodeId, Target, rebase_refs};
 
 /// Lookup tables built while reading channels.
 #[derive(Default)]
@@ -358,7 +358,10 @@ fn apply_traits(n: &mut Norm<'_, '_>, node: &Node) -> Node {
     }
     let mut base = Value::Object(Map::new());
     for tr in traits {
-        if let Some(tv) = n.deref(&tr) {
+        if let Some(mut tv) = n.deref(&tr) {
+            if tv.file.path != node.file.path {
+                rebase_refs(&mut tv.value, &tv.file.path, &node.file.path);
+            }
             if tv.value.is_object() {
                 deep_merge(&mut base, &tv.value);
             } else {
