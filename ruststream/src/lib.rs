@@ -27,6 +27,13 @@ pub mod conformance;
 pub mod metrics;
 pub mod telemetry;
 
+#[cfg(feature = "app")]
+pub mod app;
+/// `#[ruststream::app]`: turn `async fn build() -> App<…>` into the program's `main`
+/// (see [`app::run_cli`]).
+#[cfg(feature = "app")]
+pub use ruststream_macros::app;
+
 /// Include the code `ruststream-build` generated for the spec named `$name` (from `OUT_DIR`).
 ///
 /// ```ignore

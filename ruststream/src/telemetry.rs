@@ -10,7 +10,10 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tracing::Instrument;
+
 use crate::message::names::{TRACEPARENT, TRACESTATE};
+use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next};
 use crate::{Headers, OutgoingMessage, Publisher, Result};
 
 /// A W3C trace context: trace id, parent (span) id and the sampled flag.
@@ -226,6 +229,47 @@ impl<P: Publisher> Publisher for TracedPublisher<P> {
 
     async fn flush(&self) -> Result<()> {
         self.0.flush().await
+    }
+}
+
+/// Router middleware: runs each handled message inside its [`message_span`] and a trace
+/// [`scope`] (the message's `traceparent`, or a new root), and gives every publish the handler
+/// makes a `traceparent` with the same trace id and a new parent id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TelemetryMiddleware;
+
+impl Middleware for TelemetryMiddleware {
+    fn consume<'a>(
+        &'a self,
+        info: &'a ConsumeInfo<'a>,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, std::result::Result<(), HandlerError>> {
+        let context = continue_from(info.headers);
+        let span = message_span(info.address, info.route, info.correlation_id, &context);
+        let state = info.headers.get(TRACESTATE).map(str::to_owned);
+        Box::pin(
+            scope(context, state, async move {
+                let result = next.run(info).await;
+                match &result {
+                    Ok(()) => tracing::debug!(attempt = info.attempt, "handled"),
+                    Err(e) => tracing::debug!(attempt = info.attempt, error = %e, "handler failed"),
+                }
+                result
+            })
+            .instrument(span),
+        )
+    }
+
+    fn publish(&self, message: &mut OutgoingMessage) -> Result<()> {
+        let Some(current) = current() else {
+            return Ok(());
+        };
+        // The router copies the consumed message's `traceparent`; make the publish a child.
+        let inherited = TraceContext::from_headers(&message.headers);
+        if inherited.is_none_or(|c| c == current) {
+            current.child().inject(&mut message.headers);
+        }
+        Ok(())
     }
 }
 

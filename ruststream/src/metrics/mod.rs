@@ -19,11 +19,13 @@
 //! updates. [`serve`] answers `GET /metrics` (text exposition) and `GET /health` (readiness) on
 //! an opt-in address.
 
+mod observe;
 mod server;
 
+pub use observe::{MeteredPublisher, MetricsMiddleware};
 pub use server::{MetricsServer, Readiness, serve};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
@@ -31,6 +33,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::router::{RouterStats, StatsSnapshot};
 use crate::{Error, Result};
 
 const LABELS: &[&str] = &["app", "broker", "operation"];
@@ -82,6 +85,8 @@ struct Inner {
     panics: IntCounterVec,
     published: IntCounterVec,
     publish_duration: HistogramVec,
+    /// Routers whose per-route stats are exported at every scrape.
+    watched: Mutex<Vec<(OperationMetrics, Arc<RouterStats>)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -172,6 +177,7 @@ impl Metrics {
                 panics,
                 published,
                 publish_duration,
+                watched: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -209,8 +215,37 @@ impl Metrics {
         }
     }
 
-    /// Everything in the registry in the Prometheus text exposition format.
+    /// Export a running router's per-route counters ([`RunningRouter::route_stats`]) under
+    /// `broker`; they are read at every [`render`](Self::render).
+    ///
+    /// [`RunningRouter::route_stats`]: crate::router::RunningRouter::route_stats
+    pub fn watch_router(&self, broker: &str, routes: &[(String, Arc<RouterStats>)]) {
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, stats) in routes {
+            watched.push((self.operation(broker, name), Arc::clone(stats)));
+        }
+    }
+
+    /// Bring the exported counters up to the watched routers' stats (done by `render`).
+    pub fn sync(&self) {
+        let watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (op, stats) in watched.iter() {
+            op.sync(&stats.snapshot());
+        }
+    }
+
+    /// Everything in the registry in the Prometheus text exposition format (after a
+    /// [`sync`](Self::sync)).
     pub fn render(&self) -> String {
+        self.sync();
         let mut out = Vec::new();
         let families = self.inner.registry.gather();
         // Encoding into a Vec only fails on invalid metric data, which this registry never holds.
@@ -238,37 +273,40 @@ pub struct OperationMetrics {
     publish_duration: Histogram,
 }
 
+fn catch_up(counter: &IntCounter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
 impl OperationMetrics {
-    /// A message was delivered: counts it and raises the in-flight gauge until the returned
-    /// guard is dropped, which also records the handler duration.
-    pub fn start(&self) -> InFlight {
-        self.received.inc();
-        self.in_flight.inc();
-        InFlight {
-            gauge: self.in_flight.clone(),
-            duration: self.handler_duration.clone(),
-            started: std::time::Instant::now(),
-        }
+    /// Bring the message counters and the in-flight gauge up to a route's [`RouterStats`]
+    /// snapshot (the router counts; this exports). Counters only move forward.
+    pub fn sync(&self, stats: &StatsSnapshot) {
+        catch_up(&self.received, stats.received);
+        catch_up(&self.ack, stats.acked);
+        catch_up(&self.nack, stats.nacked);
+        catch_up(&self.reject, stats.rejected);
+        catch_up(&self.dead_letter, stats.dead_lettered);
+        catch_up(&self.decode_failures, stats.decode_failures);
+        catch_up(&self.panics, stats.panics);
+        self.in_flight.set(stats.in_flight);
     }
 
-    /// Count a settlement.
-    pub fn settled(&self, outcome: Outcome) {
+    /// The count of messages settled with `outcome` so far.
+    pub fn handled(&self, outcome: Outcome) -> u64 {
         match outcome {
-            Outcome::Ack => self.ack.inc(),
-            Outcome::Nack => self.nack.inc(),
-            Outcome::Reject => self.reject.inc(),
-            Outcome::DeadLetter => self.dead_letter.inc(),
+            Outcome::Ack => self.ack.get(),
+            Outcome::Nack => self.nack.get(),
+            Outcome::Reject => self.reject.get(),
+            Outcome::DeadLetter => self.dead_letter.get(),
         }
     }
 
-    /// Count a payload that could not be decoded.
-    pub fn decode_failure(&self) {
-        self.decode_failures.inc();
-    }
-
-    /// Count a handler panic.
-    pub fn panicked(&self) {
-        self.panics.inc();
+    /// Record one handler attempt's duration (decode + middleware + handler).
+    pub fn handler_took(&self, took: Duration) {
+        self.handler_duration.observe(took.as_secs_f64());
     }
 
     /// Record a publish, its result and how long it took.
@@ -282,45 +320,33 @@ impl OperationMetrics {
     }
 }
 
-/// A message being handled; see [`OperationMetrics::start`].
-#[derive(Debug)]
-pub struct InFlight {
-    gauge: IntGauge,
-    duration: Histogram,
-    started: std::time::Instant,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.gauge.dec();
-        self.duration.observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
-    fn series_carry_labels_and_move() {
+    fn series_follow_router_stats() {
         let metrics = Metrics::new("svc").unwrap();
         let op = metrics.operation("memory", "onLightMeasured");
-        {
-            let _guard = op.start();
-            assert!(metrics.render().contains(
-                r#"ruststream_messages_in_flight{app="svc",broker="memory",operation="onLightMeasured"} 1"#
-            ));
-        }
-        op.settled(Outcome::DeadLetter);
-        op.decode_failure();
-        op.panicked();
+        let stats = RouterStats::default();
+        stats.received.fetch_add(3, Ordering::Relaxed);
+        stats.acked.fetch_add(1, Ordering::Relaxed);
+        stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        stats.decode_failures.fetch_add(1, Ordering::Relaxed);
+        stats.panics.fetch_add(1, Ordering::Relaxed);
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        op.sync(&stats.snapshot());
+        op.sync(&stats.snapshot());
+        op.handler_took(Duration::from_millis(3));
         op.published(false, Duration::from_millis(2));
         let text = metrics.render();
         for line in [
-            r#"ruststream_messages_received_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
-            r#"ruststream_messages_in_flight{app="svc",broker="memory",operation="onLightMeasured"} 0"#,
+            r#"ruststream_messages_received_total{app="svc",broker="memory",operation="onLightMeasured"} 3"#,
+            r#"ruststream_messages_in_flight{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
             r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="dead_letter"} 1"#,
-            r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="ack"} 0"#,
+            r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="ack"} 1"#,
+            r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="nack"} 0"#,
             r#"ruststream_decode_failures_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
             r#"ruststream_handler_panics_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
             r#"ruststream_messages_published_total{app="svc",broker="memory",operation="onLightMeasured",status="error"} 1"#,
@@ -329,5 +355,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }
+        assert_eq!(op.handled(Outcome::Ack), 1);
     }
 }

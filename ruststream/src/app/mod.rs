@@ -1,0 +1,492 @@
+//! The app runner and its command line (feature `app`).
+//!
+//! An [`App`] is a broker, a [`Router`] with the generated services and hand-written routes
+//! registered on it, lifecycle hooks, and what the app tells the world: its name, its
+//! embedded AsyncAPI document, its servers, an optional `/metrics` + `/health` address.
+//! [`run_cli`] (or `#[ruststream::app]`, which generates a `main` calling it) turns it into a
+//! program:
+//!
+//! - `run` — start, serve until SIGINT/SIGTERM, drain in-flight messages within the shutdown
+//!   timeout; the exit code is non-zero when start or shutdown failed;
+//! - `asyncapi gen [--format yaml|json] [--out FILE]` — print the AsyncAPI 3.0.0 document;
+//! - no command — run the app's [demo](App::demo) if it has one (start, run the demo against
+//!   the live connection, shut down), else `run`.
+//!
+//! ```no_run
+//! use ruststream::app::App;
+//! use ruststream::memory::MemoryBroker;
+//! use ruststream::router::{HandlerError, Route};
+//!
+//! async fn build() -> App<MemoryBroker> {
+//!     let mut app = App::new(MemoryBroker::default()).name("greeter");
+//!     app.router().route(
+//!         Route::new("greet/{name}").unwrap().name("onGreet"),
+//!         |_: serde_json::Value, _ctx| async { Ok::<_, HandlerError>(()) },
+//!     );
+//!     app
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     ruststream::app::run_cli(build)
+//! }
+//! ```
+
+pub mod cli;
+pub mod spec;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::Value;
+
+use crate::metrics::{Metrics, MetricsMiddleware, MetricsServer, Readiness};
+use crate::router::{BoxFuture, Route, Router, RunningRouter, ShutdownReport, StatsSnapshot};
+use crate::telemetry::TelemetryMiddleware;
+use crate::{Broker, Error, Result};
+
+pub use cli::{AsyncapiCommand, Cli, Command, Format, init_tracing};
+pub use spec::{Action, RouteDoc, SafeUrl, ServerDoc};
+
+type ConnHook<C> = Box<dyn FnOnce(C) -> BoxFuture<'static, Result<()>> + Send>;
+
+/// A service: broker, router, hooks and what it documents. See the [module docs](self).
+pub struct App<B: Broker> {
+    name: String,
+    version: String,
+    broker: B,
+    router: Router<B::Connection>,
+    shutdown_timeout: Duration,
+    metrics_addr: Option<SocketAddr>,
+    spec: Option<String>,
+    servers: Vec<ServerDoc>,
+    routes: Vec<RouteDoc>,
+    on_connect: Vec<ConnHook<B::Connection>>,
+    demo: Option<ConnHook<B::Connection>>,
+}
+
+impl<B: Broker> std::fmt::Debug for App<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("broker", &self.broker.name())
+            .field("router", &self.router)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("servers", &self.servers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Broker> App<B> {
+    /// An app on `broker` with an empty router, named `ruststream-app`, 10 s shutdown
+    /// timeout, no metrics endpoint.
+    pub fn new(broker: B) -> Self {
+        App {
+            name: "ruststream-app".to_owned(),
+            version: "0.1.0".to_owned(),
+            broker,
+            router: Router::new(),
+            shutdown_timeout: Duration::from_secs(10),
+            metrics_addr: None,
+            spec: None,
+            servers: Vec::new(),
+            routes: Vec::new(),
+            on_connect: Vec::new(),
+            demo: None,
+        }
+    }
+
+    /// Name (the `app` metrics label, the document title when the spec has none).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Version (the document's `info.version` when the spec has none).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The router: register generated services, routes, middleware and hooks on it.
+    pub fn router(&mut self) -> &mut Router<B::Connection> {
+        &mut self.router
+    }
+
+    /// Configure the router in builder style (e.g. `|r| my_spec::register(r, MyService)`).
+    pub fn with_router(mut self, f: impl FnOnce(&mut Router<B::Connection>)) -> Self {
+        f(&mut self.router);
+        self
+    }
+
+    /// A hand-written route; it is also added to the emitted document (as `receive`, payload
+    /// schema `{}`; use [`document_route`](Self::document_route) to describe it better).
+    pub fn route<T, F, Fut>(mut self, route: Route, handler: F) -> Self
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        F: Fn(T, crate::router::Context<B::Connection>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), crate::router::HandlerError>> + Send + 'static,
+    {
+        if !self
+            .routes
+            .iter()
+            .any(|r| r.operation == route.route_name())
+        {
+            self.routes.push(RouteDoc::receive(
+                route.route_name(),
+                route.address().as_str(),
+            ));
+        }
+        self.router.route(route, handler);
+        self
+    }
+
+    /// Describe a hand-written route or publish target in the emitted document (replaces the
+    /// description [`route`](Self::route) made for the same operation).
+    pub fn document_route(mut self, doc: RouteDoc) -> Self {
+        self.routes.retain(|r| r.operation != doc.operation);
+        self.routes.push(doc);
+        self
+    }
+
+    /// The embedded AsyncAPI 3.x document (JSON) of the generated code.
+    pub fn spec(mut self, json: impl Into<String>) -> Self {
+        self.spec = Some(json.into());
+        self
+    }
+
+    /// A server to list in the emitted document (credentials in its URL are never emitted).
+    pub fn server(mut self, server: ServerDoc) -> Self {
+        self.servers.push(server);
+        self
+    }
+
+    /// How long `run` waits for in-flight messages at shutdown before aborting them.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Serve `/metrics` and `/health` on `addr` while running.
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
+    }
+
+    /// Run `f` with the live connection once connected, before the routes subscribe (create
+    /// topology, warm caches, …). An error aborts the start.
+    pub fn on_connect<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(B::Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_connect.push(Box::new(move |c| Box::pin(f(c))));
+        self
+    }
+
+    /// Run `f` once the routes are started.
+    pub fn after_start<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.router.after_start(f);
+        self
+    }
+
+    /// Run `f` at shutdown, after the drain and before the connection closes.
+    pub fn on_shutdown<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.router.on_shutdown(f);
+        self
+    }
+
+    /// What the program does when started with no command: start the app, run `f` with a
+    /// clone of the live connection (e.g. an in-process client sending a few messages), then
+    /// shut down gracefully. The exit code is `f`'s result.
+    pub fn demo<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(B::Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.demo = Some(Box::new(move |c| Box::pin(f(c))));
+        self
+    }
+
+    /// The AsyncAPI 3.0.0 document: embedded spec, hand-written routes, configured servers.
+    pub fn document(&self) -> Value {
+        spec::document(
+            &self.name,
+            &self.version,
+            self.spec.as_deref(),
+            &self.servers,
+            &self.routes,
+        )
+    }
+
+    /// The document rendered as YAML or JSON.
+    pub fn render_document(&self, format: Format) -> Result<String> {
+        let doc = self.document();
+        match format {
+            Format::Json => serde_json::to_string_pretty(&doc)
+                .map(|mut s| {
+                    s.push('\n');
+                    s
+                })
+                .map_err(|e| Error::Config(format!("rendering the document: {e}"))),
+            Format::Yaml => serde_norway::to_string(&doc)
+                .map_err(|e| Error::Config(format!("rendering the document: {e}"))),
+        }
+    }
+
+    /// Connect, start the metrics endpoint (if configured), start the router with tracing
+    /// and metrics middleware, and mark the app ready.
+    pub async fn start(mut self) -> Result<RunningApp<B::Connection>> {
+        let broker_name = self.broker.name();
+        let metrics = Metrics::new(self.name.clone())?;
+        let readiness = Readiness::new();
+        let server = match self.metrics_addr {
+            Some(addr) => {
+                Some(crate::metrics::serve(addr, metrics.clone(), readiness.clone()).await?)
+            }
+            None => None,
+        };
+        self.router.layer(TelemetryMiddleware);
+        self.router
+            .layer(MetricsMiddleware::new(metrics.clone(), broker_name));
+        tracing::info!(app = %self.name, broker = broker_name, "connecting");
+        let conn = self.broker.connect().await?;
+        for hook in self.on_connect {
+            hook(conn.clone()).await?;
+        }
+        let routes: Vec<String> = self.router.route_names().map(str::to_owned).collect();
+        let router = self.router.start(conn.clone()).await?;
+        metrics.watch_router(broker_name, router.route_stats());
+        readiness.set(true);
+        tracing::info!(app = %self.name, routes = ?routes, "started");
+        Ok(RunningApp {
+            name: self.name,
+            conn,
+            router,
+            metrics,
+            readiness,
+            server,
+            shutdown_timeout: self.shutdown_timeout,
+            demo: self.demo,
+        })
+    }
+
+    /// Start, serve until `signal` resolves, then shut down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<ShutdownReport> {
+        let running = self.start().await?;
+        signal.await;
+        running.shutdown().await
+    }
+}
+
+/// A started [`App`].
+pub struct RunningApp<C> {
+    name: String,
+    conn: C,
+    router: RunningRouter,
+    metrics: Metrics,
+    readiness: Readiness,
+    server: Option<MetricsServer>,
+    shutdown_timeout: Duration,
+    demo: Option<ConnHook<C>>,
+}
+
+impl<C: crate::Connection> std::fmt::Debug for RunningApp<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningApp")
+            .field("name", &self.name)
+            .field("router", &self.router)
+            .field("metrics_addr", &self.metrics_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: crate::Connection> RunningApp<C> {
+    /// A clone of the live connection (to publish into the app, e.g. from a client).
+    pub fn connection(&self) -> C {
+        self.conn.clone()
+    }
+
+    /// The app's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Where `/metrics` and `/health` are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// Counters over all routes.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.router.stats().snapshot()
+    }
+
+    /// Stop taking messages, drain in flight within the shutdown timeout, run the shutdown
+    /// hooks, close the connection and the metrics endpoint.
+    pub async fn shutdown(self) -> Result<ShutdownReport> {
+        self.readiness.set(false);
+        tracing::info!(app = %self.name, timeout = ?self.shutdown_timeout, "shutting down");
+        let result = self.router.shutdown(self.shutdown_timeout).await;
+        if let Some(server) = self.server {
+            server.shutdown().await;
+        }
+        match &result {
+            Ok(report) => {
+                tracing::info!(drained = report.drained, aborted = report.aborted, elapsed = ?report.elapsed, "stopped")
+            }
+            Err(e) => tracing::error!(error = %e, "shutdown failed"),
+        }
+        result
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn write_output(text: &str, out: Option<&Path>) -> Result<()> {
+    use std::io::Write;
+    match out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display()))),
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::Config(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Run a parsed command against the app built by `build`. This is [`run_cli`] without the
+/// argument parsing, tracing set-up and runtime (for tests and custom mains).
+pub async fn execute<B, F, Fut>(cli: Cli, build: F) -> Result<()>
+where
+    B: Broker,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = App<B>>,
+{
+    let mut app = build().await;
+    match cli.command {
+        Some(Command::Asyncapi {
+            command: AsyncapiCommand::Gen { format, out },
+        }) => write_output(&app.render_document(format)?, out.as_deref()),
+        Some(Command::Run { metrics_addr }) => {
+            if let Some(addr) = metrics_addr {
+                app = app.metrics_addr(addr);
+            }
+            serve(app).await
+        }
+        None if app.demo.is_some() => {
+            let mut running = app.start().await?;
+            let demo = running.demo.take();
+            let outcome = match demo {
+                Some(demo) => demo(running.connection()).await,
+                None => Ok(()),
+            };
+            let report = running.shutdown().await?;
+            if report.aborted > 0 {
+                return Err(Error::Timeout(
+                    format!(
+                        "{} in-flight handler(s) aborted at shutdown",
+                        report.aborted
+                    )
+                    .into(),
+                ));
+            }
+            outcome
+        }
+        None => serve(app).await,
+    }
+}
+
+async fn serve<B: Broker>(app: App<B>) -> Result<()> {
+    let report = app.run_until(shutdown_signal()).await?;
+    if report.aborted > 0 {
+        return Err(Error::Timeout(
+            format!(
+                "{} in-flight handler(s) aborted after the shutdown timeout",
+                report.aborted
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The whole program: parse the command line, initialise tracing (stderr, `RUST_LOG` or
+/// `--log`), start a multi-threaded tokio runtime, build the app with `build` and run the
+/// command. Returns the exit code: 0 on success, 1 on failure, 2 on a usage error.
+///
+/// `#[ruststream::app]` on `async fn build() -> App<…>` generates a `main` calling this.
+pub fn run_cli<B, F, Fut>(build: F) -> ExitCode
+where
+    B: Broker,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = App<B>>,
+{
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing(cli.log.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the tokio runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli, build)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Feeding the metrics: a router middleware (handler durations) and a publisher wrapper
+//! (publish status and durations).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Instant;
+
+use super::{Metrics, OperationMetrics};
+use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next};
+use crate::{OutgoingMessage, Publisher, Result};
+
+fn operation_of(
+    cache: &RwLock<HashMap<String, OperationMetrics>>,
+    metrics: &Metrics,
+    broker: &str,
+    operation: &str,
+) -> OperationMetrics {
+    if let Some(op) = cache
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(operation)
+    {
+        return op.clone();
+    }
+    let op = metrics.operation(broker, operation);
+    cache
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(operation.to_owned(), op.clone());
+    op
+}
+
+/// Router middleware recording the handler duration histogram per route (the message
+/// counters come from the router's own stats, see [`Metrics::watch_router`]).
+#[derive(Debug)]
+pub struct MetricsMiddleware {
+    metrics: Metrics,
+    broker: String,
+    routes: RwLock<HashMap<String, OperationMetrics>>,
+}
+
+impl MetricsMiddleware {
+    /// Record into `metrics` with the `broker` label.
+    pub fn new(metrics: Metrics, broker: impl Into<String>) -> Self {
+        MetricsMiddleware {
+            metrics,
+            broker: broker.into(),
+            routes: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl Middleware for MetricsMiddleware {
+    fn consume<'a>(
+        &'a self,
+        info: &'a ConsumeInfo<'a>,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = next.run(info).await;
+            operation_of(&self.routes, &self.metrics, &self.broker, info.route)
+                .handler_took(started.elapsed());
+            result
+        })
+    }
+}
+
+/// A [`Publisher`] that records every publish (status `ok`/`error` and duration) under one
+/// operation label. Wrap a connection (or a clone of it) that client code publishes through.
+#[derive(Debug, Clone)]
+pub struct MeteredPublisher<P> {
+    inner: P,
+    operation: OperationMetrics,
+}
+
+impl<P> MeteredPublisher<P> {
+    /// Record publishes through `inner` as `operation` on `broker`.
+    pub fn new(inner: P, metrics: &Metrics, broker: &str, operation: &str) -> Self {
+        MeteredPublisher {
+            inner,
+            operation: metrics.operation(broker, operation),
+        }
+    }
+
+    /// The wrapped publisher.
+    pub fn get_ref(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: Publisher> Publisher for MeteredPublisher<P> {
+    async fn publish(&self, message: OutgoingMessage) -> Result<()> {
+        let started = Instant::now();
+        let result = self.inner.publish(message).await;
+        self.operation.published(result.is_ok(), started.elapsed());
+        result
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
+    }
+}
