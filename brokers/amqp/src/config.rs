@@ -94,6 +94,31 @@ impl Default for Reconnect {
     }
 }
 
+impl Reconnect {
+    /// Reconnect with exponential backoff from `initial_delay` up to `max_delay`.
+    pub fn backoff(initial_delay: Duration, max_delay: Duration) -> Self {
+        Reconnect {
+            initial_delay,
+            max_delay,
+            ..Reconnect::default()
+        }
+    }
+
+    /// Never reconnect: after a connection loss every operation fails.
+    pub fn disabled() -> Self {
+        Reconnect {
+            enabled: false,
+            ..Reconnect::default()
+        }
+    }
+
+    /// Give up after `n` failed attempts in a row.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+}
+
 /// RabbitMQ broker configuration.
 ///
 /// `Debug` never shows the password of the URI.
