@@ -69,7 +69,10 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SourceFile, Diagnostic> {
             format!("file is larger than {MAX_FILE_BYTES} bytes"),
         ));
     }
-    let (value, positions) = if is_json(path, text) {
+    // JSON is YAML too: a `.yaml` file written as JSON still gets JSON positions.
+    let json_like = is_json(path, text)
+        || (text.trim_start().starts_with('{') && serde_json::from_str::<Value>(text).is_ok());
+    let (value, positions) = if json_like {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             Diagnostic::error(
                 &loc(u32::try_from(e.line()).ok(), u32::try_from(e.column()).ok()),
@@ -83,7 +86,14 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SourceFile, Diagnostic> {
                 Some(l) => (u32::try_from(l.line()).ok(), u32::try_from(l.column()).ok()),
                 None => (None, None),
             };
-            Diagnostic::error(&loc(line, column), format!("invalid YAML: {e}"))
+            let mut d = Diagnostic::error(&loc(line, column), format!("invalid YAML: {e}"));
+            if let Some((pointer, (line, column))) = duplicate_key_position(text, &e.to_string()) {
+                d.pointer = format!("#{pointer}");
+                d.line = Some(line);
+                d.column = Some(column);
+                d.hint = Some("keys must be unique within a mapping".to_string());
+            }
+            d
         })?;
         yaml.apply_merge().map_err(|e| {
             Diagnostic::error(
@@ -99,6 +109,33 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SourceFile, Diagnostic> {
         value,
         positions,
     })
+}
+
+/// For a duplicate-key error (`a.b: duplicate entry with key "k" at …`), the pointer and
+/// position of the second occurrence, found with the position scanner.
+fn duplicate_key_position(text: &str, message: &str) -> Option<(String, (u32, u32))> {
+    let (path, rest) = message.split_once("duplicate entry with key \"")?;
+    let key = rest.split('"').next()?;
+    let path = path.trim_end().trim_end_matches(':');
+    let mut pointer = String::new();
+    if !path.is_empty() && path != "." {
+        for seg in path.split('.') {
+            let (name, indexes) = match seg.find('[') {
+                Some(i) => (&seg[..i], &seg[i..]),
+                None => (seg, ""),
+            };
+            pointer.push('/');
+            pointer.push_str(&escape_pointer_segment(name));
+            for idx in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+                pointer.push('/');
+                pointer.push_str(idx);
+            }
+        }
+    }
+    pointer.push('/');
+    pointer.push_str(&escape_pointer_segment(key));
+    let pos = *yaml_positions(text).get(&pointer)?;
+    Some((pointer, pos))
 }
 
 fn yaml_key(key: serde_norway::Value) -> Result<String, String> {

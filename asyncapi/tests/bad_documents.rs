@@ -21,6 +21,24 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "duplicate_yaml_key",
+        file: "asyncapi.yaml",
+        text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  title: U\n  version: '1'\n",
+        extra: &[],
+        message: "duplicate entry with key \"title\"",
+        pointer: "#/info/title",
+        line: Some(4),
+    },
+    Case {
+        name: "json_written_yaml_wrong_type",
+        file: "asyncapi.yaml",
+        text: "{\"asyncapi\": \"3.0.0\",\n \"info\": {\"title\": \"T\", \"version\": \"1\"},\n \"channels\": {\"a\": {\"address\": 7}}}\n",
+        extra: &[],
+        message: "`address` must be a string or null, found a number",
+        pointer: "#/channels/a/address",
+        line: Some(3),
+    },
+    Case {
         name: "yaml_syntax_error",
         file: "asyncapi.yaml",
         text: "asyncapi: 3.0.0\ninfo:\n  title: [unclosed\n  version: '1'\n",
@@ -429,6 +447,35 @@ fn unknown_schema_format_is_a_warning() {
     assert_eq!(w.line, Some(9));
     let m = loaded.document.message("m").expect("message");
     assert_eq!(m.payload, Some(serde_json::json!({"type": "string"})));
+}
+
+#[test]
+fn unknown_fields_are_warned_about_with_a_suggestion() {
+    let dir = scratch("unknown_fields");
+    let main = write(
+        &dir,
+        "asyncapi.yaml",
+        "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchanels: {}\nx-ok: 1\n",
+    );
+    let loaded = load(&main, &LoadOptions::default()).expect("loads with a warning");
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let w = &loaded.warnings[0];
+    assert_eq!(
+        w.message,
+        "unknown field `chanels` in the document root is ignored"
+    );
+    assert_eq!(w.hint.as_deref(), Some("did you mean `channels`?"));
+    assert_eq!(
+        (w.pointer.as_str(), w.line, w.column),
+        ("#/chanels", Some(5), Some(1))
+    );
+    assert_eq!(
+        w.to_string(),
+        format!(
+            "warning: unknown field `chanels` in the document root is ignored\n  --> {}:5:1\n   = at #/chanels\n   = hint: did you mean `channels`?",
+            main.display()
+        )
+    );
 }
 
 #[test]

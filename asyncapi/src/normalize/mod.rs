@@ -124,6 +124,147 @@ pub(crate) fn unique(used: &mut HashSet<String>, base: &str) -> String {
     name
 }
 
+/// Known fields of each object, per major version (for unknown-field warnings).
+pub(crate) mod fields {
+    pub const ROOT_V3: &[&str] = &[
+        "asyncapi",
+        "id",
+        "info",
+        "servers",
+        "defaultContentType",
+        "channels",
+        "operations",
+        "components",
+    ];
+    pub const ROOT_V2: &[&str] = &[
+        "asyncapi",
+        "id",
+        "info",
+        "servers",
+        "defaultContentType",
+        "channels",
+        "components",
+        "tags",
+        "externalDocs",
+    ];
+    pub const SERVER_V3: &[&str] = &[
+        "host",
+        "protocol",
+        "protocolVersion",
+        "pathname",
+        "description",
+        "title",
+        "summary",
+        "variables",
+        "security",
+        "tags",
+        "externalDocs",
+        "bindings",
+    ];
+    pub const SERVER_V2: &[&str] = &[
+        "url",
+        "protocol",
+        "protocolVersion",
+        "description",
+        "variables",
+        "security",
+        "tags",
+        "bindings",
+    ];
+    pub const CHANNEL_V3: &[&str] = &[
+        "address",
+        "messages",
+        "title",
+        "summary",
+        "description",
+        "servers",
+        "parameters",
+        "tags",
+        "externalDocs",
+        "bindings",
+    ];
+    pub const CHANNEL_V2: &[&str] = &[
+        "description",
+        "servers",
+        "subscribe",
+        "publish",
+        "parameters",
+        "bindings",
+    ];
+    pub const OPERATION_V3: &[&str] = &[
+        "action",
+        "channel",
+        "title",
+        "summary",
+        "description",
+        "security",
+        "tags",
+        "externalDocs",
+        "bindings",
+        "traits",
+        "messages",
+        "reply",
+    ];
+    pub const OPERATION_V2: &[&str] = &[
+        "operationId",
+        "summary",
+        "description",
+        "security",
+        "tags",
+        "externalDocs",
+        "bindings",
+        "traits",
+        "message",
+    ];
+    pub const MESSAGE_V3: &[&str] = &[
+        "headers",
+        "payload",
+        "correlationId",
+        "contentType",
+        "name",
+        "title",
+        "summary",
+        "description",
+        "tags",
+        "externalDocs",
+        "bindings",
+        "examples",
+        "traits",
+    ];
+    pub const MESSAGE_V2: &[&str] = &[
+        "messageId",
+        "headers",
+        "payload",
+        "correlationId",
+        "schemaFormat",
+        "contentType",
+        "name",
+        "title",
+        "summary",
+        "description",
+        "tags",
+        "externalDocs",
+        "bindings",
+        "examples",
+        "traits",
+    ];
+}
+
+/// Edit distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Normalisation state shared by both versions.
 pub(crate) struct Norm<'c, 'o> {
     pub ctx: &'c mut Ctx<'o>,
@@ -132,6 +273,30 @@ pub(crate) struct Norm<'c, 'o> {
 }
 
 impl Norm<'_, '_> {
+    /// Warns about fields of `node` that are neither in `known` nor `x-` extensions.
+    pub fn known_fields(&mut self, node: &Node, what: &str, known: &[&str]) {
+        let Value::Object(m) = &node.value else {
+            return;
+        };
+        for key in m.keys() {
+            if key.starts_with("x-") || known.contains(&key.as_str()) {
+                continue;
+            }
+            let mut d = crate::Diagnostic::warning(
+                &node.loc_of(key),
+                format!("unknown field `{key}` in {what} is ignored"),
+            );
+            if let Some(best) = known
+                .iter()
+                .filter(|k| distance(k, key) <= 2)
+                .min_by_key(|k| distance(k, key))
+            {
+                d = d.with_hint(format!("did you mean `{best}`?"));
+            }
+            self.ctx.diags.push(d);
+        }
+    }
+
     /// Follows references.
     pub fn deref(&mut self, node: &Node) -> Option<Node> {
         self.ctx.deref(node)

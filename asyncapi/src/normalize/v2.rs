@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::{FALLBACK_CONTENT_TYPE, Norm, extensions, kind, sanitize_id, unique};
+use super::{FALLBACK_CONTENT_TYPE, Norm, extensions, fields, kind, sanitize_id, unique};
 use crate::merge::merge_patch;
 use crate::model::*;
 use crate::resolve::{Node, NodeId, rebase_refs};
 
 pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
+    n.known_fields(root, "the document root", fields::ROOT_V2);
     let mut info = n.info(root);
     info.tags = n.tags(root);
     info.external_docs = n.external_docs(root);
@@ -37,6 +38,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
         }
     }
     for (name, _, s) in n.entries(root, "servers") {
+        n.known_fields(&s, &format!("server `{name}`"), fields::SERVER_V2);
         let url = n.req_str(&s, "url", &format!("server `{name}`"));
         let (host, pathname) = split_url(&url);
         let server = Server {
@@ -65,6 +67,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
     let mut used_messages = HashSet::new();
     let mut explicit_ids: HashMap<String, NodeId> = HashMap::new();
     for (name, _, ch) in n.entries(root, "channels") {
+        n.known_fields(&ch, &format!("channel `{name}`"), fields::CHANNEL_V2);
         let id = unique(&mut channel_ids, &sanitize_id(&name));
         let parameters = n
             .entries(&ch, "parameters")
@@ -121,6 +124,11 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
                 continue;
             }
             let op = apply_traits(n, &op);
+            n.known_fields(
+                &op,
+                &format!("the `{verb}` operation of `{name}`"),
+                fields::OPERATION_V2,
+            );
             let op_id = match n.str(&op, "operationId") {
                 Some(explicit) => {
                     if let Some(first) = op_ids.get(&explicit) {
@@ -281,6 +289,7 @@ fn apply_traits(n: &mut Norm<'_, '_>, node: &Node) -> Node {
 
 fn message(n: &mut Norm<'_, '_>, m: &Node, id: &str, default_ct: Option<&str>) -> Message {
     let m = apply_traits(n, m);
+    n.known_fields(&m, &format!("message `{id}`"), fields::MESSAGE_V2);
     let (payload, _) = n.schema_field(&m, "payload");
     let (headers, _) = n.schema_field(&m, "headers");
     let content_type = n

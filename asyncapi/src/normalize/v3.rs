@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::{FALLBACK_CONTENT_TYPE, Norm, extensions, kind, unique};
+use super::{FALLBACK_CONTENT_TYPE, Norm, extensions, fields, kind, unique};
 use crate::merge::deep_merge;
 use crate::model::*;
 use crate::resolve::{Node, NodeId, Target, rebase_refs};
@@ -20,6 +20,7 @@ struct Tables {
 }
 
 pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
+    n.known_fields(root, "the document root", fields::ROOT_V3);
     let mut doc = Document {
         info: n.info(root),
         ..Document::default()
@@ -32,6 +33,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
         }
     }
     for (name, _, s) in n.entries(root, "servers") {
+        n.known_fields(&s, &format!("server `{name}`"), fields::SERVER_V3);
         let server = Server {
             host: n.req_str(&s, "host", &format!("server `{name}`")),
             protocol: n.req_str(&s, "protocol", &format!("server `{name}`")),
@@ -54,6 +56,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
 
     let mut t = Tables::default();
     for (id, entry, ch) in n.entries(root, "channels") {
+        n.known_fields(&ch, &format!("channel `{id}`"), fields::CHANNEL_V3);
         t.channels.insert(entry.id(), id.clone());
         t.channels.entry(ch.id()).or_insert_with(|| id.clone());
         let address = match ch.value.get("address") {
@@ -140,6 +143,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
 
     for (id, _, op) in n.entries(root, "operations") {
         let op = apply_traits(n, &op);
+        n.known_fields(&op, &format!("operation `{id}`"), fields::OPERATION_V3);
         let action = match n
             .req_str(&op, "action", &format!("operation `{id}`"))
             .as_str()
@@ -380,6 +384,7 @@ fn apply_traits(n: &mut Norm<'_, '_>, node: &Node) -> Node {
 
 fn message(n: &mut Norm<'_, '_>, m: &Node, id: &str, default_ct: Option<&str>) -> Message {
     let m = apply_traits(n, m);
+    n.known_fields(&m, &format!("message `{id}`"), fields::MESSAGE_V3);
     let (payload, schema_format) = n.schema_field(&m, "payload");
     let (headers, _) = n.schema_field(&m, "headers");
     let content_type = n
