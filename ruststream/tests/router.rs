@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ruststream::memory::{MemoryConnection, Settled};
+use ruststream::memory::{MemoryConfig, MemoryConnection, Settled};
 use ruststream::router::{
     Backoff, BoxFuture, ConsumeInfo, Context, DecodePolicy, ErrorPolicy, HandlerError, Middleware,
     Next, RetryPolicy, Route, Router,
@@ -721,4 +721,44 @@ async fn typed_client_subscribe_and_publish() {
     );
     assert_eq!(first.ack().await.unwrap().name, "Ada");
     assert!(matches!(sub.next().await, Some(Err(Error::Codec { .. }))));
+}
+
+#[tokio::test]
+async fn a_slow_route_slows_the_publisher_with_bounded_memory() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = Arc::clone(&gate);
+    let mut router = Router::new();
+    router.route(Route::new("bp").unwrap(), move |_: u32, _: Ctx| {
+        let g = Arc::clone(&g);
+        async move {
+            g.acquire().await.map_err(HandlerError::new)?.forget();
+            Ok(())
+        }
+    });
+    let app = TestApp::start_with(router, MemoryConfig::new().buffer(2))
+        .await
+        .unwrap();
+    let published = Arc::new(AtomicUsize::new(0));
+    let (p, conn) = (Arc::clone(&published), app.connection().clone());
+    let publisher = tokio::spawn(async move {
+        for i in 0..10u32 {
+            ruststream::client::publish(&conn, "bp".into(), "application/json", &i, Headers::new())
+                .await
+                .unwrap();
+            p.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // One message in the handler, two in the buffer; the fourth publish waits.
+    app.wait_until(WAIT, || published.load(Ordering::SeqCst) == 3)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(published.load(Ordering::SeqCst), 3);
+    assert_eq!(app.stats().in_flight, 1);
+    assert!(!publisher.is_finished());
+    // Let the handler go: everything flows, nothing was dropped.
+    gate.add_permits(10);
+    app.wait_settled(10, WAIT).await.unwrap();
+    publisher.await.unwrap();
+    assert_eq!(app.stats().acked, 10);
 }
