@@ -297,6 +297,14 @@ pub(crate) enum PublishError {
     Nacked,
 }
 
+/// Whether `error` is RabbitMQ's 404 (e.g. an auto-delete exchange vanished between declare and
+/// use by a concurrent unbind): worth retrying after re-declaring.
+pub(crate) fn is_not_found(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
+}
+
 /// Process-unique, hard-to-guess id (queue names, correlation ids).
 pub(crate) fn unique_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -345,10 +353,10 @@ impl Publisher for AmqpConnection {
         }
         let exchange = publish_target(&inner.config.exchange, &message.address)?;
         let props = to_properties(&message, inner.config.persistent)?;
-        // One retry on a fresh channel/connection: a publish whose confirm was lost may be
+        // Retries on a fresh channel/connection: a publish whose confirm was lost may be
         // delivered twice (at-least-once), never silently dropped.
         let mut last = None;
-        for _ in 0..2 {
+        for _ in 0..3 {
             let live = inner.live().await?;
             match inner
                 .publish_on(

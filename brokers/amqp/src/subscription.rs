@@ -18,7 +18,7 @@ use ruststream::{Address, Error, Headers, IncomingMessage, Result, SubscribeOpti
 use tokio::sync::mpsc;
 
 use crate::config::QueueType;
-use crate::connection::{AmqpConnection, Inner, unique_id};
+use crate::connection::{AmqpConnection, Inner, is_not_found, unique_id};
 use crate::headers::from_properties;
 use crate::topology::{Binding, MAX_KEY_LEN, binding_for};
 
@@ -246,11 +246,16 @@ impl Subscriber for AmqpConnection {
             return Err(Error::Closed);
         }
         let plan = Plan::new(inner, address, &options)?;
-        let live = inner.live().await?;
-        let open = plan
-            .open(inner, &live.connection)
-            .await
-            .map_err(|e| inner.err(&format!("subscribing to `{address}`"), &e))?;
+        let mut tries = 0;
+        let open = loop {
+            let live = inner.live().await?;
+            match plan.open(inner, &live.connection).await {
+                Ok(open) => break open,
+                // An auto-delete exchange went away between declare and bind: declare again.
+                Err(e) if is_not_found(&e) && tries < 3 => tries += 1,
+                Err(e) => return Err(inner.err(&format!("subscribing to `{address}`"), &e)),
+            }
+        };
         let capacity = usize::from(plan.prefetch.clamp(1, 1024));
         let (tx, rx) = mpsc::channel(capacity);
         let task = tokio::spawn(run(self.inner.clone(), plan, open, tx));

@@ -63,3 +63,22 @@ async fn conformance_quorum_queues() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_stress_three_concurrent_runs() {
+    if !common::rabbit() {
+        return;
+    }
+    let config = common::config("conf-stress");
+    let suite = Suite::new(|| AmqpBroker::new(config.clone()).connect()).messages(20);
+    let report = suite.stress(3).await;
+    assert_eq!(
+        report
+            .passed
+            .iter()
+            .filter(|c| **c == "queue_groups")
+            .count(),
+        3,
+        "{report:?}"
+    );
+}
