@@ -257,3 +257,17 @@ fn traits_merge_by_version_rules() {
         "defaultContentType applies"
     );
 }
+
+#[test]
+fn derived_v2_operation_ids_are_unique() {
+    let text = "asyncapi: 2.6.0\ninfo: {title: T, version: '1'}\nchannels:\n  a/b:\n    publish: {}\n  a_b:\n    publish: {}\n    subscribe: {}\n";
+    let doc = load_str(text, Path::new("ids.yaml"), &LoadOptions::default())
+        .expect("loads")
+        .document;
+    let ids: Vec<&str> = doc.operations.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["publishAB", "publishAB2", "subscribeAB"]);
+    let channels: Vec<&str> = doc.channels.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(channels, ["a_b", "a_b2"]);
+    assert_eq!(doc.channels[0].address.as_deref(), Some("a/b"));
+    assert_eq!(doc.operations[1].channel, "a_b2");
+}

@@ -150,7 +150,14 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
                             pascal.extend(cs);
                         }
                     }
-                    format!("{verb}{pascal}")
+                    let base = format!("{verb}{pascal}");
+                    let mut id = base.clone();
+                    let mut k = 2;
+                    while op_ids.contains_key(&id) {
+                        id = format!("{base}{k}");
+                        k += 1;
+                    }
+                    id
                 }
             };
             op_ids.entry(op_id.clone()).or_insert_with(|| op.clone());
