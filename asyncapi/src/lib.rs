@@ -44,6 +44,7 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use model::*;
+pub use normalize::{FALLBACK_CONTENT_TYPE, SUPPORTED_VERSIONS};
 
 /// Fetches the text of a network (`http(s)://`) reference; given the URL without fragment.
 pub type NetworkResolver = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;

@@ -553,6 +553,58 @@ mod tests {
         assert_eq!(m.get("/q~1r"), Some(&(11, 1)));
     }
 
+    /// On every corpus document, each position found names a node that exists, and object
+    /// keys sit exactly at their line and column.
+    #[test]
+    fn yaml_positions_are_exact_on_the_corpus() {
+        let root = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/asyncapi-corpus"
+        ));
+        let mut stack = vec![root.to_path_buf()];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("corpus") {
+                let p = entry.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                if !p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                    continue;
+                }
+                files += 1;
+                let text = std::fs::read_to_string(&p).expect("read");
+                let file = parse(&text, &p).expect("parses");
+                let lines: Vec<&str> = text.lines().collect();
+                assert!(file.positions.len() > 1, "{}", p.display());
+                for (ptr, (line, col)) in &file.positions {
+                    assert!(
+                        file.value.pointer(ptr).is_some(),
+                        "{}: {ptr} at {line}:{col} does not exist",
+                        p.display()
+                    );
+                    let Some(last) = ptr.rsplit('/').next() else {
+                        continue;
+                    };
+                    if ptr.is_empty() || last.parse::<usize>().is_ok() {
+                        continue;
+                    }
+                    let key = crate::diagnostic::unescape_pointer_segment(last);
+                    let text_line = lines[*line as usize - 1];
+                    let at: String = text_line.chars().skip(*col as usize - 1).collect();
+                    let at = at.trim_start_matches(['\'', '"']);
+                    assert!(
+                        at.starts_with(&key),
+                        "{}: {ptr} at {line}:{col} points at {text_line:?}",
+                        p.display()
+                    );
+                }
+            }
+        }
+        assert!(files >= 45, "{files}");
+    }
+
     #[test]
     fn json_positions_track_keys_and_items() {
         let text = "{\n  \"a\": {\"b/c\": [1,\n 2]}\n}";

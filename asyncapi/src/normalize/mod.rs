@@ -11,8 +11,8 @@ use crate::schemas::Schemas;
 mod v2;
 mod v3;
 
-/// Versions this crate reads.
-pub(crate) const SUPPORTED_VERSIONS: &[&str] = &[
+/// The `asyncapi` versions this crate reads.
+pub const SUPPORTED_VERSIONS: &[&str] = &[
     "2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "3.0.0", "3.1.0",
 ];
 
