@@ -682,11 +682,14 @@ async fn shutdown_aborts_handlers_past_the_deadline() {
     app.wait_until(WAIT, || app.stats().in_flight == 1)
         .await
         .unwrap();
+    let stats = app.router().stats_handle();
     let report = tokio::time::timeout(WAIT, app.shutdown(Duration::from_millis(30)))
         .await
         .expect("shutdown respects its deadline")
         .unwrap();
     assert_eq!((report.drained, report.aborted), (0, 1));
+    let st = stats.snapshot();
+    assert_eq!((st.received, st.in_flight, st.settled()), (1, 0, 0));
 }
 
 #[tokio::test]

@@ -66,6 +66,25 @@ use crate::{Address, Connection, IncomingMessage, OutgoingMessage, Result, Subsc
 /// Header carrying the failure when the router dead-letters a message.
 pub const ERROR_HEADER: &str = "x-error";
 
+/// Pause after a subscription yields an error, before asking it again.
+const SUBSCRIPTION_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Counts a message as in flight until dropped (also when its task is aborted).
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn new(c: &'a Counters) -> Self {
+        c.in_flight(1);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight(-1);
+    }
+}
+
 type HandlerFn<C> =
     dyn Fn(&[u8], &str, Context<C>) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync;
 type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
@@ -371,6 +390,13 @@ async fn route_loop<C: Connection>(
             }
             Some(Err(e)) => {
                 tracing::warn!(route = %rt.name, error = %e, "subscription error");
+                // Do not spin on a failing transport.
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    d = stopped(&mut stop) => break Some(d),
+                    () = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE) => {}
+                }
             }
             None => {
                 tracing::debug!(route = %rt.name, "subscription ended");
@@ -420,7 +446,7 @@ async fn process<C: Connection>(
 ) {
     let c = &rt.counters;
     c.inc(|s| &s.received);
-    c.in_flight(1);
+    let _in_flight = InFlight::new(c);
     let meta = Arc::new(Meta {
         route: Arc::clone(&rt.name),
         address: msg.address().to_owned(),
@@ -509,7 +535,6 @@ async fn process<C: Connection>(
         c.inc(|s| &s.settle_errors);
         tracing::warn!(route = %rt.name, error = %e, "settling failed");
     }
-    c.in_flight(-1);
 }
 
 async fn run_attempt<C: Connection>(
