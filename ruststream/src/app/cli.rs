@@ -57,17 +57,19 @@ pub enum Format {
     Json,
 }
 
-/// Install a `tracing` subscriber writing to stderr, filtered by `filter` or `RUST_LOG`
-/// (default `info`). Does nothing if one is already installed.
-pub fn init_tracing(filter: Option<&str>) {
+/// Install a `tracing` subscriber writing to stderr (coloured only on a terminal), filtered
+/// by `filter`, else `RUST_LOG`, else `default`. Does nothing if one is already installed.
+pub fn init_tracing(filter: Option<&str>, default: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = filter
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

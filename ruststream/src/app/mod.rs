@@ -117,10 +117,14 @@ impl<B: Broker> App<B> {
         &mut self.router
     }
 
-    /// Configure the router in builder style (e.g. `|r| my_spec::register(r, MyService)`).
-    pub fn with_router(mut self, f: impl FnOnce(&mut Router<B::Connection>)) -> Self {
-        f(&mut self.router);
-        self
+    /// Configure the router in builder style, e.g. register a generated service:
+    /// `app.with_router(|r| my_spec::register(r, MyService))?`.
+    pub fn with_router<E>(
+        mut self,
+        f: impl FnOnce(&mut Router<B::Connection>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Self, E> {
+        f(&mut self.router)?;
+        Ok(self)
     }
 
     /// A hand-written route; it is also added to the emitted document (as `receive`, payload
@@ -353,6 +357,25 @@ impl<C: crate::Connection> RunningApp<C> {
     }
 }
 
+/// What an app builder returns: an [`App`], or a `Result` of one (so the builder can use `?`,
+/// e.g. on a generated `register` function).
+pub trait IntoApp<B: Broker> {
+    /// The app, or why it could not be built.
+    fn into_app(self) -> Result<App<B>>;
+}
+
+impl<B: Broker> IntoApp<B> for App<B> {
+    fn into_app(self) -> Result<App<B>> {
+        Ok(self)
+    }
+}
+
+impl<B: Broker, E: std::fmt::Display> IntoApp<B> for std::result::Result<App<B>, E> {
+    fn into_app(self) -> Result<App<B>> {
+        self.map_err(|e| Error::Config(format!("building the app: {e}")))
+    }
+}
+
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -399,9 +422,10 @@ pub async fn execute<B, F, Fut>(cli: Cli, build: F) -> Result<()>
 where
     B: Broker,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = App<B>>,
+    Fut: Future,
+    Fut::Output: IntoApp<B>,
 {
-    let mut app = build().await;
+    let mut app = build().await.into_app()?;
     match cli.command {
         Some(Command::Asyncapi {
             command: AsyncapiCommand::Gen { format, out },
@@ -449,16 +473,18 @@ async fn serve<B: Broker>(app: App<B>) -> Result<()> {
     Ok(())
 }
 
-/// The whole program: parse the command line, initialise tracing (stderr, `RUST_LOG` or
-/// `--log`), start a multi-threaded tokio runtime, build the app with `build` and run the
+/// The whole program: parse the command line, initialise tracing (stderr; `--log`, else
+/// `RUST_LOG`, else `info` for `run` and `warn` otherwise), start a multi-threaded tokio runtime, build the app with `build` and run the
 /// command. Returns the exit code: 0 on success, 1 on failure, 2 on a usage error.
 ///
+/// `build` returns an [`App`] or a `Result` of one ([`IntoApp`]); a build error exits 1.
 /// `#[ruststream::app]` on `async fn build() -> App<…>` generates a `main` calling this.
 pub fn run_cli<B, F, Fut>(build: F) -> ExitCode
 where
     B: Broker,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = App<B>>,
+    Fut: Future,
+    Fut::Output: IntoApp<B>,
 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -471,7 +497,12 @@ where
             };
         }
     };
-    init_tracing(cli.log.as_deref());
+    // A service logs its lifecycle; one-shot commands (demo, `asyncapi gen`) stay quiet.
+    let default_filter = match cli.command {
+        Some(Command::Run { .. }) => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log.as_deref(), default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
