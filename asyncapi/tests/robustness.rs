@@ -116,6 +116,7 @@ fn mutated_corpus_documents_never_panic() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut loads = 0;
     let mut rejected = 0;
+    let mut round_trip_failures = Vec::new();
     for doc in documents() {
         let text = std::fs::read_to_string(&doc).expect("corpus file");
         let options = LoadOptions {
@@ -129,8 +130,22 @@ fn mutated_corpus_documents_never_panic() {
             loads += 1;
             match result {
                 Ok(l) => {
-                    // A loaded model can always be emitted.
-                    let _ = asyncapi::emit::to_yaml(&l.document);
+                    // A loaded model can always be emitted, and reads back the same.
+                    let yaml = asyncapi::emit::to_yaml(&l.document);
+                    match load_str(&yaml, &doc.with_file_name("emitted.yaml"), &options) {
+                        Ok(again) => {
+                            let (mut a, mut b) = (l.document, again.document);
+                            a.clear_sources();
+                            b.clear_sources();
+                            b.source_version.clone_from(&a.source_version);
+                            if a != b {
+                                round_trip_failures.push(format!("{}:\n{mutated}", doc.display()));
+                            }
+                        }
+                        Err(e) => {
+                            round_trip_failures.push(format!("{}: {e}\n{mutated}", doc.display()))
+                        }
+                    }
                 }
                 Err(e) => {
                     rejected += 1;
@@ -140,6 +155,12 @@ fn mutated_corpus_documents_never_panic() {
             }
         }
     }
+    assert!(
+        round_trip_failures.is_empty(),
+        "{} round trips failed; first:\n{}",
+        round_trip_failures.len(),
+        round_trip_failures[0]
+    );
     assert!(loads >= 1600);
     assert!(
         rejected > loads / 10,
