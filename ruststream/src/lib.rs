@@ -3,6 +3,11 @@
 //! This crate holds the broker contract every broker crate implements ([`broker`]),
 //! channel address templates ([`address`]), headers and messages ([`message`]) and the
 //! optional capability traits ([`capability`]). It depends on no broker.
+//!
+//! The runtime on top: payload codecs chosen by content type ([`codec`]), the embedded
+//! in-memory broker ([`memory`]), the [`router`] that runs typed handlers with retries, dead
+//! letters, middleware and graceful shutdown, typed publish/request/subscribe helpers for
+//! generated clients ([`client`]) and test helpers ([`testing`]).
 
 pub mod address;
 pub mod broker;

@@ -7,12 +7,12 @@
 //!   message has a key, so one key stays in order); distinct groups each get every message;
 //! - request/reply with an automatic inbox address (`_INBOX.<n>`) and correlation id;
 //! - `nack(true)` and unsettled drops redeliver with `attempt + 1`; `reject` dead-letters to
-//!   [`SubscribeOptions::dead_letter`] (or drops); delayed redelivery;
+//!   [`SubscribeOptions::dead_letter`](crate::SubscribeOptions::dead_letter) (or drops); delayed redelivery;
 //! - bounded per-subscription buffers ([`MemoryConfig::buffer`]): `publish` waits while a
 //!   subscriber's buffer is full, so a slow consumer slows the publisher and nothing is dropped;
 //! - durable subscriptions keep their queue (undelivered and unsettled messages) across
 //!   unsubscribe/resubscribe within the same connection;
-//! - `shutdown` ends every subscription; later `publish`/`subscribe` return [`Error::Closed`].
+//! - `shutdown` ends every subscription; later `publish`/`subscribe` return [`Error::Closed`](crate::Error::Closed).
 //!
 //! Payload, headers and address are shared (`Arc`) between every delivery of a message, so
 //! consuming does not allocate in steady state.
