@@ -105,7 +105,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
                                     handler.#name(message, #params_arg ctx).await
                                 }
                             },
-                        )?;
+                        );
                     }
                 }
             }
@@ -121,7 +121,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
                                 handler.#name(message, #params_arg ctx).await
                             }
                         },
-                    )?;
+                    );
                 }
             },
         }
@@ -215,11 +215,10 @@ pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
                         ///
                         /// # Errors
                         /// On encoding, transport, timeout or reply decoding errors.
-                        pub async fn #name(&self, #params message: &#message, #headers_param timeout: ::core::time::Duration) -> #rs::Result<#r>
+                        pub async fn #name(&self, #params message: &#message, timeout: ::core::time::Duration) -> #rs::Result<#r>
                         where
                             C: #rs::capability::RequestReply,
                         {
-                            let _ = #headers_value;
                             #rs::client::request::<C, #message, #r>(&self.connection, #address, #content_type, message, timeout).await
                         }
                     }
@@ -244,12 +243,24 @@ pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
                 ///
                 /// # Errors
                 /// When the address is invalid or the broker refuses the subscription.
-                pub async fn #sub_name(&self, options: #rs::SubscribeOptions) -> #rs::Result<#rs::client::Subscription<C, #message>> {
-                    let address = #rs::Address::parse(#address).map_err(|e| #rs::Error::InvalidAddress {
+                pub async fn #sub_name(
+                    &self,
+                    options: #rs::SubscribeOptions,
+                ) -> #rs::Result<
+                    impl ::futures_core::Stream<Item = #rs::Result<#rs::client::Typed<#message, <C as #rs::Subscriber>::Message>>>
+                        + Send
+                        + Unpin
+                        + 'static,
+                > {
+                    // `client::subscribe`'s stream borrows the template, so it lives in a static.
+                    static ADDRESS: ::std::sync::LazyLock<
+                        ::core::result::Result<#rs::Address, #rs::AddressError>,
+                    > = ::std::sync::LazyLock::new(|| #rs::Address::parse(#address));
+                    let address = ADDRESS.as_ref().map_err(|e| #rs::Error::InvalidAddress {
                         address: #address.to_owned(),
                         reason: e.to_string().into(),
                     })?;
-                    #rs::client::subscribe::<C, #message>(&self.connection, &address, options).await
+                    #rs::client::subscribe::<C, #message>(&self.connection, address, options).await
                 }
             }
         }

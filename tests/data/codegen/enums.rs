@@ -240,7 +240,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_event(message, ctx).await }
                 },
-            )?;
+            );
     }
     Ok(())
 }

@@ -97,7 +97,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_maps(message, ctx).await }
                 },
-            )?;
+            );
     }
     Ok(())
 }

@@ -85,7 +85,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_tree(message, ctx).await }
                 },
-            )?;
+            );
     }
     Ok(())
 }

@@ -366,7 +366,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                         handler.on_user_signed_up(message, params, ctx).await
                     }
                 },
-            )?;
+            );
     }
     {
         let handler = ::std::sync::Arc::clone(&handler);
@@ -385,7 +385,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.sum(message, ctx).await }
                 },
-            )?;
+            );
     }
     {
         let handler = ::std::sync::Arc::clone(&handler);
@@ -402,7 +402,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_shape(message, ctx).await }
                 },
-            )?;
+            );
     }
     Ok(())
 }
@@ -483,9 +483,22 @@ impl<C: ::ruststream::Connection> Client<C> {
         &self,
         options: ::ruststream::SubscribeOptions,
     ) -> ::ruststream::Result<
-        ::ruststream::client::Subscription<C, NotificationPayload>,
+        impl ::futures_core::Stream<
+            Item = ::ruststream::Result<
+                ::ruststream::client::Typed<
+                    NotificationPayload,
+                    <C as ::ruststream::Subscriber>::Message,
+                >,
+            >,
+        > + Send + Unpin + 'static,
     > {
-        let address = ::ruststream::Address::parse("notifications/{userId}")
+        static ADDRESS: ::std::sync::LazyLock<
+            ::core::result::Result<::ruststream::Address, ::ruststream::AddressError>,
+        > = ::std::sync::LazyLock::new(|| ::ruststream::Address::parse(
+            "notifications/{userId}",
+        ));
+        let address = ADDRESS
+            .as_ref()
             .map_err(|e| ::ruststream::Error::InvalidAddress {
                 address: "notifications/{userId}".to_owned(),
                 reason: e.to_string().into(),
@@ -493,7 +506,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         ::ruststream::client::subscribe::<
             C,
             NotificationPayload,
-        >(&self.connection, &address, options)
+        >(&self.connection, address, options)
             .await
     }
     /// Operation `sum` on `rpc.sum`.
@@ -510,7 +523,6 @@ impl<C: ::ruststream::Connection> Client<C> {
     where
         C: ::ruststream::capability::RequestReply,
     {
-        let _ = ::ruststream::Headers::default();
         ::ruststream::client::request::<
             C,
             SumRequestPayload,

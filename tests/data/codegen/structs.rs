@@ -128,7 +128,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_reading(message, ctx).await }
                 },
-            )?;
+            );
     }
     Ok(())
 }
