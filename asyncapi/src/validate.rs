@@ -67,6 +67,50 @@ fn at(loc: &Location, suffix: &str) -> Location {
 
 /// Runs every check, appending diagnostics.
 pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
+    for server in &doc.servers {
+        let mut used = Vec::new();
+        for part in std::iter::once(&server.host).chain(server.pathname.as_ref()) {
+            match address_parameters(part) {
+                Ok(names) => used.extend(names),
+                Err(m) => diags.push(Diagnostic::error(&server.source, m)),
+            }
+        }
+        for name in &used {
+            if !server.variables.iter().any(|v| &v.name == name) {
+                diags.push(
+                    Diagnostic::error(
+                        &server.source,
+                        format!(
+                            "server `{}` uses variable `{{{name}}}` but does not define it",
+                            server.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "add `variables: {{ {name}: {{ default: ... }} }}` to the server"
+                    )),
+                );
+            }
+        }
+        for v in &server.variables {
+            if !used.contains(&v.name) {
+                diags.push(Diagnostic::warning(
+                    &v.source,
+                    format!(
+                        "server `{}` defines variable `{}` that it does not use",
+                        server.name, v.name
+                    ),
+                ));
+            }
+            if let Some(d) = &v.default {
+                if !v.enum_values.is_empty() && !v.enum_values.contains(d) {
+                    diags.push(Diagnostic::error(
+                        &v.source,
+                        format!("server variable `{}` has default `{d}`, which is not one of its enum values", v.name),
+                    ));
+                }
+            }
+        }
+    }
     for ch in &doc.channels {
         if let Some(address) = &ch.address {
             match address_parameters(address) {

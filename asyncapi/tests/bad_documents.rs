@@ -21,6 +21,24 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "server_variable_undefined",
+        file: "asyncapi.yaml",
+        text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nservers:\n  prod:\n    host: 'broker:{port}'\n    protocol: mqtt\n",
+        extra: &[],
+        message: "server `prod` uses variable `{port}` but does not define it",
+        pointer: "#/servers/prod",
+        line: Some(6),
+    },
+    Case {
+        name: "server_variable_default_not_in_enum_v2",
+        file: "asyncapi.yaml",
+        text: "asyncapi: 2.6.0\ninfo:\n  title: T\n  version: '1'\nservers:\n  prod:\n    url: 'broker:{port}'\n    protocol: mqtt\n    variables:\n      port:\n        enum: ['1883']\n        default: '8883'\nchannels: {}\n",
+        extra: &[],
+        message: "server variable `port` has default `8883`, which is not one of its enum values",
+        pointer: "#/servers/prod/variables/port",
+        line: Some(10),
+    },
+    Case {
         name: "duplicate_yaml_key",
         file: "asyncapi.yaml",
         text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  title: U\n  version: '1'\n",
