@@ -247,7 +247,11 @@ impl Inner {
         let mut delay = policy.initial_delay;
         let mut attempts = 0u32;
         loop {
-            match self.connect_once().await {
+            let attempt = tokio::select! {
+                attempt = self.connect_once() => attempt,
+                _ = self.shutdown_signal() => return Err(Error::Closed),
+            };
+            match attempt {
                 Ok(live) => {
                     tracing::info!(generation = live.generation, "amqp reconnected");
                     *guard = Some(live.clone());

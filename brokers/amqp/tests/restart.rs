@@ -61,6 +61,7 @@ impl Node {
     }
 
     fn start(&mut self) {
+        let t = Instant::now();
         let d = |p: &str| self.dir.join(p);
         let child = Command::new(SERVER)
             .current_dir(&self.dir)
@@ -85,10 +86,12 @@ impl Node {
             || port_open(self.port),
             "node accepts AMQP",
         );
+        eprintln!("node started in {:?}", t.elapsed());
     }
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let t = Instant::now();
             // The start script forwards SIGTERM to the Erlang VM, which stops gracefully.
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -109,6 +112,7 @@ impl Node {
                 || !port_open(self.port),
                 "node stopped",
             );
+            eprintln!("node stopped in {:?}", t.elapsed());
         }
     }
 
@@ -216,7 +220,28 @@ async fn restart_mid_stream_loses_no_confirmed_message() {
     }
     let publisher = producer.await.unwrap();
     assert!(publisher.generation() >= 2 && subscriber.generation() >= 2);
-    publisher.shutdown().await.unwrap();
-    subscriber.shutdown().await.unwrap();
+
+    // With the node down for good, a publish waits in the reconnect loop; shutdown ends that
+    // wait with `Closed` instead of hanging.
+    tokio::task::block_in_place(|| node.stop());
+    let waiting = publisher.clone();
+    let pending =
+        tokio::spawn(async move { waiting.publish(OutgoingMessage::new("rs.x", "x")).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pending.is_finished(), "publish waits for the reconnect");
+    let quick = Duration::from_secs(5);
+    tokio::time::timeout(quick, publisher.shutdown())
+        .await
+        .expect("shutdown during reconnect does not hang")
+        .unwrap();
+    let result = tokio::time::timeout(quick, pending).await.unwrap().unwrap();
+    assert!(
+        matches!(result, Err(ruststream::Error::Closed)),
+        "{result:?}"
+    );
+    tokio::time::timeout(quick, subscriber.shutdown())
+        .await
+        .expect("subscriber shutdown during reconnect does not hang")
+        .unwrap();
     tokio::task::block_in_place(|| drop(node));
 }
