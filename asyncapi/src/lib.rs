@@ -79,7 +79,8 @@ impl fmt::Debug for LoadOptions {
 pub struct Loaded {
     /// The normalised model.
     pub document: Document,
-    /// Every file read (main file first), for `cargo:rerun-if-changed`.
+    /// Every file read from disk, for `cargo:rerun-if-changed`: for [`load`] the main file
+    /// first; for [`load_str`] only the referenced files. Network documents are not listed.
     pub files: Vec<PathBuf>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
