@@ -54,7 +54,21 @@ where
         "request",
         requester.request(OutgoingMessage::new(addr.clone(), "ping"), cx.cfg.timeout),
     );
-    let ((), reply) = futures_util::future::join(serve_one, ask).await;
+    // A request that fails before the responder saw it is the failure to report.
+    let reply = {
+        let mut serve_one = std::pin::pin!(serve_one);
+        let mut ask = std::pin::pin!(ask);
+        tokio::select! {
+        reply = &mut ask => {
+            if let Err(e) = &reply {
+                cx.fail("request", "the reply", format!("error: {e}"));
+            }
+            serve_one.await;
+            reply
+        }
+        () = &mut serve_one => ask.await,
+        }
+    };
     match reply {
         Ok(r) => {
             if r.payload.as_ref() != b"re:ping" {

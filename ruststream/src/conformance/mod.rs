@@ -132,7 +132,8 @@ pub struct Report {
 }
 
 impl Report {
-    fn merge(&mut self, other: Report) {
+    /// Add the checks of `other` to this report.
+    pub fn merge(&mut self, other: Report) {
         self.passed.extend(other.passed);
         self.skipped.extend(other.skipped);
     }

@@ -1,0 +1,412 @@
+//! Connection settings (shared by core NATS and JetStream) and JetStream settings.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ruststream::{Error, Result};
+
+/// How the client authenticates.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// No credentials (or credentials in the server URL).
+    #[default]
+    None,
+    /// User name and password.
+    UserPassword {
+        /// User name.
+        user: String,
+        /// Password (never printed).
+        password: String,
+    },
+    /// An authentication token (never printed).
+    Token(String),
+    /// An NKey seed (never printed).
+    NKey(String),
+    /// A `.creds` file (JWT + NKey seed) on disk.
+    CredentialsFile(PathBuf),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            Auth::NKey(_) => f.write_str("NKey(<redacted>)"),
+            Auth::CredentialsFile(p) => f.debug_tuple("CredentialsFile").field(p).finish(),
+        }
+    }
+}
+
+/// TLS settings. TLS is used when the server asks for it, when [`Tls::required`] is set, or
+/// for `tls://` server URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tls {
+    /// Refuse to connect without TLS.
+    pub required: bool,
+    /// Start TLS before the NATS handshake (server option `handshake_first`).
+    pub first: bool,
+    /// Extra root certificates (PEM file).
+    pub root_certificates: Option<PathBuf>,
+    /// Client certificate and key (PEM files) for mutual TLS.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
+}
+
+/// Settings of a NATS connection.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Server URLs (`nats://host:4222`, `tls://host:4222`); default `nats://127.0.0.1:4222`.
+    pub servers: Vec<String>,
+    /// Authentication.
+    pub auth: Auth,
+    /// TLS.
+    pub tls: Tls,
+    /// Client name shown by the server (monitoring, `nats server report connections`).
+    pub client_name: Option<String>,
+    /// Timeout of the initial connection (default 5 s).
+    pub connect_timeout: Duration,
+    /// Default timeout of JetStream API calls and publish confirms (default 5 s).
+    pub request_timeout: Duration,
+    /// Keep retrying when the server is down at start instead of failing `connect`.
+    pub retry_on_initial_connect: bool,
+    /// Give up after this many reconnect attempts (`None`: never give up).
+    pub max_reconnects: Option<usize>,
+    /// Messages buffered per core subscription before the client reports a slow consumer
+    /// (default 8192).
+    pub subscription_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            servers: vec!["nats://127.0.0.1:4222".to_owned()],
+            auth: Auth::None,
+            tls: Tls::default(),
+            client_name: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            retry_on_initial_connect: false,
+            max_reconnects: None,
+            subscription_capacity: 8192,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let servers: Vec<String> = self.servers.iter().map(|s| redact_url(s)).collect();
+        f.debug_struct("Config")
+            .field("servers", &servers)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("client_name", &self.client_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry_on_initial_connect", &self.retry_on_initial_connect)
+            .field("max_reconnects", &self.max_reconnects)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Defaults, connecting to `server`.
+    pub fn new(server: impl Into<String>) -> Self {
+        Config {
+            servers: vec![server.into()],
+            ..Config::default()
+        }
+    }
+    /// Replace the server list.
+    pub fn servers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, servers: I) -> Self {
+        self.servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Authenticate with user name and password.
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Auth::UserPassword {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+    /// Authenticate with a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+    /// Authenticate with an NKey seed.
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.auth = Auth::NKey(seed.into());
+        self
+    }
+    /// Authenticate with a `.creds` file.
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth = Auth::CredentialsFile(path.into());
+        self
+    }
+    /// Require TLS.
+    pub fn require_tls(mut self, required: bool) -> Self {
+        self.tls.required = required;
+        self
+    }
+    /// Client name.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+    /// Initial connection timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+    /// JetStream API / publish-confirm timeout.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+    /// Retry when the server is down at start.
+    pub fn retry_on_initial_connect(mut self, retry: bool) -> Self {
+        self.retry_on_initial_connect = retry;
+        self
+    }
+
+    /// Secrets to scrub from any error text.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.auth {
+            Auth::UserPassword { password, .. } => out.push(password.clone()),
+            Auth::Token(t) => out.push(t.clone()),
+            Auth::NKey(s) => out.push(s.clone()),
+            Auth::None | Auth::CredentialsFile(_) => {}
+        }
+        out.retain(|s| !s.is_empty());
+        out
+    }
+
+    /// Connect; `closed` turns true once the client has fully closed (after a drain).
+    pub(crate) async fn connect(
+        &self,
+        closed: tokio::sync::watch::Sender<bool>,
+    ) -> Result<async_nats::Client> {
+        if self.servers.is_empty() {
+            return Err(Error::Config("nats: no server configured".to_owned()));
+        }
+        let mut servers = Vec::with_capacity(self.servers.len());
+        for s in &self.servers {
+            let addr = s.parse::<async_nats::ServerAddr>().map_err(|e| {
+                Error::Config(format!(
+                    "nats: invalid server URL {:?}: {}",
+                    redact_url(s),
+                    scrub(&e.to_string(), &self.secrets())
+                ))
+            })?;
+            servers.push(addr);
+        }
+        let mut opts = match &self.auth {
+            Auth::None => async_nats::ConnectOptions::new(),
+            Auth::UserPassword { user, password } => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            Auth::Token(t) => async_nats::ConnectOptions::with_token(t.clone()),
+            Auth::NKey(seed) => async_nats::ConnectOptions::with_nkey(seed.clone()),
+            Auth::CredentialsFile(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "nats: cannot read credentials file {}: {}",
+                        path.display(),
+                        e.kind()
+                    ))
+                })?,
+        };
+        opts = opts
+            .connection_timeout(self.connect_timeout)
+            .request_timeout(Some(self.request_timeout))
+            .subscription_capacity(self.subscription_capacity.max(1))
+            .max_reconnects(self.max_reconnects)
+            .require_tls(self.tls.required);
+        if self.tls.first {
+            opts = opts.tls_first();
+        }
+        if let Some(roots) = &self.tls.root_certificates {
+            opts = opts.add_root_certificates(roots.clone());
+        }
+        if let Some((cert, key)) = &self.tls.client_certificate {
+            opts = opts.add_client_certificate(cert.clone(), key.clone());
+        }
+        if let Some(name) = &self.client_name {
+            opts = opts.name(name);
+        }
+        if self.retry_on_initial_connect {
+            opts = opts.retry_on_initial_connect();
+        }
+        let secrets = self.secrets();
+        opts = opts.event_callback(move |event| {
+            if matches!(event, async_nats::Event::Closed) {
+                closed.send_replace(true);
+            }
+            let text = scrub(&event.to_string(), &secrets);
+            async move { tracing::debug!(event = %text, "nats connection event") }
+        });
+        opts.connect(servers)
+            .await
+            .map_err(|e| transport(&e, &self.secrets()))
+    }
+}
+
+/// What a JetStream broker declares and how it consumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JetStreamConfig {
+    /// Stream name (letters, digits, `-`, `_`).
+    pub stream: String,
+    /// Subjects the stream captures (`orders.>`); publishing outside them fails.
+    pub subjects: Vec<String>,
+    /// Create the stream when missing (default `true`); otherwise it must exist.
+    pub create_stream: bool,
+    /// Keep messages in memory instead of on disk (default `false`: file storage).
+    pub memory_storage: bool,
+    /// Discard messages older than this (`Duration::ZERO`: keep forever).
+    pub max_age: Duration,
+    /// Window in which a repeated `Nats-Msg-Id` header is dropped as a duplicate (default 2 min).
+    pub duplicate_window: Duration,
+    /// How long the server waits for an ack before redelivering (default 30 s).
+    pub ack_wait: Duration,
+    /// Default cap on deliveries per message when a subscription sets none (`None`: unlimited).
+    pub max_deliver: Option<u32>,
+    /// A durable or queue-group consumer unused for this long is deleted by the server
+    /// (`None`: kept until deleted by hand).
+    pub durable_inactive_threshold: Option<Duration>,
+    /// An ephemeral consumer (plain subscription) is deleted this long after its subscriber
+    /// went away (default 30 s).
+    pub ephemeral_inactive_threshold: Duration,
+    /// A consumer created for a new durable or queue-group subscription starts with the
+    /// messages already in the stream (default `false`: only messages published from now on).
+    pub replay_existing: bool,
+}
+
+impl JetStreamConfig {
+    /// A stream named `stream` capturing `subjects`, with defaults for everything else.
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(
+        stream: impl Into<String>,
+        subjects: I,
+    ) -> Self {
+        JetStreamConfig {
+            stream: stream.into(),
+            subjects: subjects.into_iter().map(Into::into).collect(),
+            create_stream: true,
+            memory_storage: false,
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: None,
+            durable_inactive_threshold: None,
+            ephemeral_inactive_threshold: Duration::from_secs(30),
+            replay_existing: false,
+        }
+    }
+    /// Memory storage.
+    pub fn memory_storage(mut self, memory: bool) -> Self {
+        self.memory_storage = memory;
+        self
+    }
+    /// Maximum message age.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+    /// Ack wait before redelivery.
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+    /// Default max deliveries.
+    pub fn max_deliver(mut self, n: u32) -> Self {
+        self.max_deliver = Some(n);
+        self
+    }
+    /// Delete durable / group consumers unused for this long.
+    pub fn durable_inactive_threshold(mut self, threshold: Duration) -> Self {
+        self.durable_inactive_threshold = Some(threshold);
+        self
+    }
+    /// Start new durable / group consumers at the beginning of the stream.
+    pub fn replay_existing(mut self, replay: bool) -> Self {
+        self.replay_existing = replay;
+        self
+    }
+}
+
+/// `nats://user:pass@host` → `nats://<redacted>@host`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c == '/' || c == ',' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            out.push_str("<redacted>");
+            rest = &rest[at..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Remove every secret and URL credential from `text`.
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut s = redact_url(text);
+    for secret in secrets {
+        if s.contains(secret.as_str()) {
+            s = s.replace(secret.as_str(), "<redacted>");
+        }
+    }
+    s
+}
+
+/// A client error as [`Error::Transport`], scrubbed of credentials.
+pub(crate) fn transport(e: &dyn fmt::Display, secrets: &[String]) -> Error {
+    Error::transport("nats", scrub(&e.to_string(), secrets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = Config::new("nats://alice:hunter2@example.com:4222").user_password("bob", "s3cret");
+        let d = format!("{c:?}");
+        assert!(!d.contains("hunter2") && !d.contains("s3cret"), "{d}");
+        assert!(d.contains("bob") && d.contains("example.com:4222"), "{d}");
+        let d = format!("{:?}", Config::default().token("tok-123"));
+        assert!(!d.contains("tok-123"), "{d}");
+        let d = format!("{:?}", Config::default().nkey("SUAEXAMPLESEED"));
+        assert!(!d.contains("SUAEXAMPLESEED"), "{d}");
+    }
+
+    #[test]
+    fn scrub_removes_url_credentials_and_secrets() {
+        let s = scrub(
+            "failed nats://u:pw@h:1, tls://x@y and token abc",
+            &["abc".to_owned()],
+        );
+        assert_eq!(
+            s,
+            "failed nats://<redacted>@h:1, tls://<redacted>@y and token <redacted>"
+        );
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+}

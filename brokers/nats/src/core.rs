@@ -1,0 +1,373 @@
+//! Core NATS: at-most-once publish/subscribe, queue groups, request/reply.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use ruststream::capability::{Reply, RequestReply};
+use ruststream::message::names;
+use ruststream::{
+    Address, Broker, Capabilities, Connection, Error, Headers, IncomingMessage, OutgoingMessage,
+    Publisher, Result, SubscribeOptions, Subscriber,
+};
+use tokio::sync::watch;
+
+use crate::config::{Config, JetStreamConfig, transport};
+use crate::jetstream::JetStreamBroker;
+use crate::util::{check_subject, from_nats_headers, subject_for, to_nats_headers, until_closed};
+
+/// Core NATS, configured but not connected.
+#[derive(Debug, Clone, Default)]
+pub struct NatsBroker {
+    config: Config,
+}
+
+impl NatsBroker {
+    /// A core NATS broker.
+    pub fn new(config: Config) -> Self {
+        NatsBroker { config }
+    }
+
+    /// A JetStream broker on the same connection settings.
+    pub fn jetstream(config: Config, jetstream: JetStreamConfig) -> JetStreamBroker {
+        JetStreamBroker::new(config, jetstream)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl Broker for NatsBroker {
+    type Connection = NatsConnection;
+
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn connect(self) -> Result<NatsConnection> {
+        Ok(NatsConnection {
+            shared: Arc::new(Shared::connect(&self.config).await?),
+        })
+    }
+}
+
+/// State shared by core and JetStream connections.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) client: async_nats::Client,
+    pub(crate) secrets: Vec<String>,
+    timeout: Duration,
+    closed: AtomicBool,
+    close_tx: watch::Sender<bool>,
+    client_closed: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) async fn connect(config: &Config) -> Result<Shared> {
+        let (client_closed_tx, client_closed) = watch::channel(false);
+        let client = config.connect(client_closed_tx).await?;
+        Ok(Shared {
+            client,
+            secrets: config.secrets(),
+            timeout: config.request_timeout,
+            closed: AtomicBool::new(false),
+            close_tx: watch::channel(false).0,
+            client_closed,
+        })
+    }
+
+    pub(crate) fn err(&self, e: impl std::fmt::Display) -> Error {
+        transport(&e, &self.secrets)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.close_tx.subscribe()
+    }
+
+    /// Wait until the server has processed everything sent so far (publishes, acks,
+    /// subscribes and unsubscribes): a message sent to a private inbox through the server
+    /// comes back only after everything before it on this connection was handled.
+    /// (`async_nats::Client::flush` only writes the socket.)
+    pub(crate) async fn flush(&self) -> Result<()> {
+        let inbox = self.client.new_inbox();
+        let mut echo = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| self.err(e))?;
+        self.client
+            .publish(inbox, Bytes::new())
+            .await
+            .map_err(|e| self.err(e))?;
+        self.client.flush().await.map_err(|e| self.err(e))?;
+        match tokio::time::timeout(self.timeout, echo.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout(
+                format!(
+                    "nats server did not answer a flush within {:?}",
+                    self.timeout
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Flush, end subscriptions, drain and close the connection; resolves once the client
+    /// has closed (bounded by the request timeout). Idempotent.
+    pub(crate) async fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.close_tx.send_replace(true);
+        let flushed = self.flush().await;
+        // Drain unsubscribes everything, delivers what is in flight, then closes.
+        let drained = self.client.drain().await.map_err(|e| self.err(e));
+        let mut client_closed = self.client_closed.clone();
+        let closed = tokio::time::timeout(self.timeout, client_closed.wait_for(|c| *c)).await;
+        if closed.is_err() {
+            tracing::warn!(
+                "nats client did not close within {:?} after drain",
+                self.timeout
+            );
+        }
+        flushed.and(drained)
+    }
+
+    pub(crate) async fn publish_core(&self, message: OutgoingMessage) -> Result<()> {
+        self.check_open()?;
+        check_subject(&message.address, false)?;
+        let headers = to_nats_headers(&message, false)?;
+        let OutgoingMessage {
+            address,
+            payload,
+            reply_to,
+            ..
+        } = message;
+        let res = match (reply_to, headers) {
+            (None, None) => self.client.publish(address, payload).await,
+            (None, Some(h)) => self.client.publish_with_headers(address, h, payload).await,
+            (Some(r), None) => self.client.publish_with_reply(address, r, payload).await,
+            (Some(r), Some(h)) => {
+                self.client
+                    .publish_with_reply_and_headers(address, r, h, payload)
+                    .await
+            }
+        };
+        res.map_err(|e| self.err(e))
+    }
+}
+
+/// A live core NATS connection (cheap to clone).
+///
+/// Delivery is at most once: [`IncomingMessage::ack`] and `nack(false)` are accepted no-ops,
+/// `nack(true)` returns [`Error::Unsupported`], `reject` drops (no dead letter). Use
+/// [`JetStreamBroker`] for acknowledgements and redelivery.
+#[derive(Debug, Clone)]
+pub struct NatsConnection {
+    shared: Arc<Shared>,
+}
+
+impl NatsConnection {
+    /// True after [`Connection::shutdown`].
+    pub fn is_closed(&self) -> bool {
+        self.shared.check_open().is_err()
+    }
+}
+
+impl Publisher for NatsConnection {
+    async fn publish(&self, message: OutgoingMessage) -> Result<()> {
+        self.shared.publish_core(message).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.shared.check_open()?;
+        self.shared.flush().await
+    }
+}
+
+impl Subscriber for NatsConnection {
+    type Message = NatsMessage;
+    type Subscription = NatsSubscription;
+
+    async fn subscribe(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+    ) -> Result<NatsSubscription> {
+        self.shared.check_open()?;
+        if options.durable.is_some() {
+            return Err(Error::unsupported(
+                "durable subscriptions need JetStream (NatsBroker::jetstream)",
+            ));
+        }
+        let subject = subject_for(address)?;
+        let client = &self.shared.client;
+        let sub = match options.queue_group {
+            Some(group) => client.queue_subscribe(subject, group).await,
+            None => client.subscribe(subject).await,
+        }
+        .map_err(|e| self.shared.err(e))?;
+        // Resolve once the server registered the interest, so a publish from another
+        // connection right after `subscribe` is delivered.
+        self.shared.flush().await?;
+        let stream =
+            until_closed(sub, self.shared.closed_signal()).map(|m| Ok(NatsMessage::from(m)));
+        Ok(NatsSubscription {
+            inner: Box::pin(stream),
+        })
+    }
+}
+
+impl Connection for NatsConnection {
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::NONE;
+        c.headers = true;
+        c.queue_groups = true;
+        c.ordered = true;
+        c.request_reply = true;
+        c.wildcards = true;
+        c
+    }
+
+    async fn shutdown(self) -> Result<()> {
+        self.shared.shutdown().await
+    }
+}
+
+impl RequestReply for NatsConnection {
+    async fn request(&self, message: OutgoingMessage, timeout: Duration) -> Result<Reply> {
+        self.shared.check_open()?;
+        check_subject(&message.address, false)?;
+        let mut message = message;
+        let correlation = match message.correlation_id.clone() {
+            Some(c) => c,
+            None => {
+                let c = self.shared.client.new_inbox();
+                let c = c.rsplit('.').next().unwrap_or(&c).to_owned();
+                message.correlation_id = Some(c.clone());
+                c
+            }
+        };
+        let headers = to_nats_headers(&message, false)?;
+        let mut request = async_nats::Request::new()
+            .payload(message.payload)
+            .timeout(Some(timeout));
+        if let Some(h) = headers {
+            request = request.headers(h);
+        }
+        let reply = self
+            .shared
+            .client
+            .send_request(message.address, request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::TimedOut => {
+                    Error::Timeout(format!("no reply within {timeout:?}").into())
+                }
+                async_nats::RequestErrorKind::NoResponders => {
+                    self.shared.err("no responders for the request subject")
+                }
+                _ => self.shared.err(e),
+            })?;
+        let headers = from_nats_headers(reply.headers.as_ref());
+        let correlation_id = headers
+            .get(names::CORRELATION_ID)
+            .map(str::to_owned)
+            .or(Some(correlation));
+        Ok(Reply::new(reply.payload, headers, correlation_id))
+    }
+}
+
+/// A core NATS subscription.
+pub struct NatsSubscription {
+    inner: Pin<Box<dyn Stream<Item = Result<NatsMessage>> + Send>>,
+}
+
+impl std::fmt::Debug for NatsSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSubscription").finish_non_exhaustive()
+    }
+}
+
+impl Stream for NatsSubscription {
+    type Item = Result<NatsMessage>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// A message delivered by core NATS.
+#[derive(Debug, Clone)]
+pub struct NatsMessage {
+    subject: String,
+    payload: Bytes,
+    headers: Headers,
+    reply_to: Option<String>,
+}
+
+impl From<async_nats::Message> for NatsMessage {
+    fn from(m: async_nats::Message) -> Self {
+        NatsMessage {
+            subject: m.subject.to_string(),
+            headers: from_nats_headers(m.headers.as_ref()),
+            reply_to: m.reply.map(|r| r.to_string()),
+            payload: m.payload,
+        }
+    }
+}
+
+impl IncomingMessage for NatsMessage {
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    fn headers(&self) -> &Headers {
+        &self.headers
+    }
+    fn address(&self) -> &str {
+        &self.subject
+    }
+    fn reply_to(&self) -> Option<&str> {
+        self.reply_to.as_deref()
+    }
+    fn correlation_id(&self) -> Option<&str> {
+        self.headers.get(names::CORRELATION_ID)
+    }
+    fn attempt(&self) -> u32 {
+        1
+    }
+    /// Core NATS has no acknowledgements: accepted, nothing to do.
+    async fn ack(self) -> Result<()> {
+        Ok(())
+    }
+    /// `nack(false)` drops (accepted); `nack(true)` is [`Error::Unsupported`]: core NATS
+    /// cannot redeliver.
+    async fn nack(self, requeue: bool) -> Result<()> {
+        if requeue {
+            Err(Error::unsupported(
+                "core NATS cannot redeliver; use JetStream for nack with requeue",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+    /// Dropped: core NATS has no dead letters.
+    async fn reject(self) -> Result<()> {
+        Ok(())
+    }
+}

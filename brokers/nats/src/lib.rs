@@ -1,0 +1,43 @@
+//! NATS broker for RustStream, built on [async-nats](https://docs.rs/async-nats).
+//!
+//! Two brokers share one [`Config`]:
+//!
+//! - [`NatsBroker`] — core NATS: subjects, wildcard subscriptions (`{param}` → `*`), queue
+//!   groups, headers, request/reply through reply inboxes. Delivery is at most once, so
+//!   `ack`/`nack(false)` are accepted no-ops, `nack(true)` is
+//!   [`Unsupported`](ruststream::Error::Unsupported) and `reject` drops.
+//! - [`JetStreamBroker`] (`NatsBroker::jetstream(config, JetStreamConfig::new(..))`) —
+//!   persistent streams with explicit ack/nack/term, delivery counts, delayed nack, durable and
+//!   queue-group consumers and dead letters (see [`jetstream`]).
+//!
+//! Interoperability with other NATS clients: payloads are sent as-is, the contract's
+//! `content-type` header travels as NATS's conventional `Content-Type` (and any spelling of it
+//! is read back as `content-type`), the correlation id travels in the `correlation-id` header,
+//! and requests use standard reply subjects (`_INBOX.…`), so a plain `nats req` or
+//! `msg.Respond` interoperates.
+//!
+//! ```no_run
+//! # async fn demo() -> ruststream::Result<()> {
+//! use ruststream::{Broker, OutgoingMessage, Publisher};
+//! use ruststream_nats::{Config, NatsBroker};
+//!
+//! let conn = NatsBroker::new(Config::new("nats://127.0.0.1:4222")).connect().await?;
+//! conn.publish(OutgoingMessage::new("orders.created", r#"{"id":1}"#).content_type("application/json"))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are [`ruststream::Error`]; client failures map to
+//! [`Transport`](ruststream::Error::Transport) with credentials scrubbed from the text.
+
+mod config;
+mod core;
+pub mod jetstream;
+mod util;
+
+pub use config::{Auth, Config, JetStreamConfig, Tls};
+pub use core::{NatsBroker, NatsConnection, NatsMessage, NatsSubscription};
+pub use jetstream::{
+    JetStreamBroker, JetStreamConnection, JetStreamMessage, JetStreamSubscription,
+};
+pub use util::{NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};
