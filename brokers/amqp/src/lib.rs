@@ -22,8 +22,12 @@
 //!   subscriptions, quorum queues) survive; an exclusive queue dies with its connection, so a
 //!   plain classic subscription may miss what was published while it was disconnected.
 //!
+//! - **AsyncAPI bindings**: [`ChannelBinding`] applies a channel's `amqp` binding (exchange
+//!   name, type, durability; queue name) to the [`Config`] and to subscription options.
+//!
 //! TLS (`amqps://`) is not compiled in.
 
+mod binding;
 mod config;
 mod connection;
 mod headers;
@@ -31,6 +35,7 @@ mod request;
 mod subscription;
 pub mod topology;
 
+pub use binding::{ChannelBinding, ExchangeBinding, QueueBinding};
 pub use config::{Config, ExchangeKind, QueueOptions, QueueType, Reconnect};
 pub use connection::{AmqpBroker, AmqpConnection};
 pub use subscription::{AmqpMessage, AmqpSubscription};
