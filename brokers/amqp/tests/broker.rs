@@ -330,3 +330,97 @@ async fn settling_after_shutdown_is_closed_and_shutdown_is_idempotent() {
     assert!(matches!(clone.flush().await, Err(Error::Closed)));
     clone.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn prefetch_bounds_unsettled_deliveries() {
+    if !rabbit() {
+        return;
+    }
+    let conn = AmqpBroker::new(config("prefetch")).connect().await.unwrap();
+    let mut sub = conn
+        .subscribe(&addr("pf"), SubscribeOptions::new().prefetch(2))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        conn.publish(OutgoingMessage::new("pf", i.to_string()))
+            .await
+            .unwrap();
+    }
+    let first = next(&mut sub).await;
+    let second = next(&mut sub).await;
+    quiet(&mut sub).await;
+    first.ack().await.unwrap();
+    let third = next(&mut sub).await;
+    assert_eq!(third.payload(), b"2");
+    quiet(&mut sub).await;
+    second.ack().await.unwrap();
+    third.ack().await.unwrap();
+    for want in [b"3", b"4"] {
+        let m = next(&mut sub).await;
+        assert_eq!(m.payload(), want);
+        m.ack().await.unwrap();
+    }
+    conn.shutdown().await.unwrap();
+}
+
+/// A queue that refuses publishes beyond one message (`x-overflow: reject-publish`) makes
+/// RabbitMQ nack the publish: with confirms, `publish` reports it; without, it cannot know.
+#[tokio::test]
+async fn publish_waits_for_the_publisher_confirm() {
+    if !rabbit() {
+        return;
+    }
+    let cfg = config("confirms");
+    let exchange = cfg.exchange.clone();
+    let conn = AmqpBroker::new(cfg.clone()).connect().await.unwrap();
+    let raw =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", Default::default())
+            .await
+            .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let options = lapin::options::QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..Default::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, args)
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.as_str().into(),
+            "full".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    conn.publish(OutgoingMessage::new("full", "1"))
+        .await
+        .unwrap();
+    let err = conn
+        .publish(OutgoingMessage::new("full", "2"))
+        .await
+        .expect_err("the broker nacks a publish to a full reject-publish queue");
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    conn.shutdown().await.unwrap();
+
+    let unconfirmed = AmqpBroker::new(cfg.publisher_confirms(false))
+        .connect()
+        .await
+        .unwrap();
+    unconfirmed
+        .publish(OutgoingMessage::new("full", "3"))
+        .await
+        .expect("without confirms the nack is not seen");
+    unconfirmed.shutdown().await.unwrap();
+    raw.close(200, "done".into()).await.unwrap();
+}
