@@ -290,6 +290,10 @@ async fn run(inner: Arc<Inner>, plan: Plan, mut open: Open, tx: mpsc::Sender<Res
                     break;
                 }
                 tracing::warn!(address = %plan.address, "amqp consumer ended; re-subscribing");
+                if open.channel.status().connected() {
+                    // Cancelled by the server (queue deleted, …) on a live channel: release it.
+                    let _ = open.channel.close(200, "re-subscribing".into()).await;
+                }
                 match resubscribe(&inner, &plan).await {
                     Ok(new) => open = new,
                     Err(Error::Closed) => break,

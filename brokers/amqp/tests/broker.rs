@@ -424,3 +424,52 @@ async fn publish_waits_for_the_publisher_confirm() {
     unconfirmed.shutdown().await.unwrap();
     raw.close(200, "done".into()).await.unwrap();
 }
+
+#[tokio::test]
+async fn subscription_recovers_when_its_queue_is_deleted_under_it() {
+    if !rabbit() {
+        return;
+    }
+    let cfg = config("qdel");
+    let queue = format!("{}/qd/g", cfg.exchange);
+    let conn = AmqpBroker::new(cfg).connect().await.unwrap();
+    let mut sub = conn
+        .subscribe(&addr("qd"), SubscribeOptions::new().queue_group("g"))
+        .await
+        .unwrap();
+    conn.publish(OutgoingMessage::new("qd", "before"))
+        .await
+        .unwrap();
+    next(&mut sub).await.ack().await.unwrap();
+
+    let raw =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", Default::default())
+            .await
+            .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    // The server cancels the consumer; the subscription re-declares its queue and consumes again.
+    let mut recovered = false;
+    for _ in 0..50 {
+        conn.publish(OutgoingMessage::new("qd", "after"))
+            .await
+            .unwrap();
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(
+            Duration::from_millis(200),
+            futures_util::StreamExt::next(&mut sub),
+        )
+        .await
+        {
+            assert_eq!(m.payload(), b"after");
+            m.ack().await.unwrap();
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "no delivery after the queue was re-declared");
+    raw.close(200, "done".into()).await.unwrap();
+    conn.shutdown().await.unwrap();
+}
