@@ -439,3 +439,54 @@ async fn shutdown_ends_subscriptions_and_refuses_publish_and_subscribe() {
         Err(Error::Closed)
     ));
 }
+
+#[tokio::test]
+async fn a_full_durable_queue_without_consumer_blocks_until_one_joins() {
+    let c = conn_with(MemoryConfig::new().buffer(2)).await;
+    let opts = SubscribeOptions::new().durable("parked");
+    drop(c.subscribe(&addr("pk"), opts.clone()).await.unwrap());
+    c.publish(OutgoingMessage::new("pk", "0")).await.unwrap();
+    c.publish(OutgoingMessage::new("pk", "1")).await.unwrap();
+    let c2 = c.clone();
+    let blocked = tokio::spawn(async move { c2.publish(OutgoingMessage::new("pk", "2")).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!blocked.is_finished(), "the parked queue is full");
+    let mut sub = c.subscribe(&addr("pk"), opts).await.unwrap();
+    tokio::time::timeout(WAIT, blocked)
+        .await
+        .expect("joining frees the publisher")
+        .unwrap()
+        .unwrap();
+    for i in 0..3 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.payload(), format!("{i}").as_bytes());
+        m.ack().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churning_queue_group_members_never_lose_the_group() {
+    let c = conn().await;
+    let a = addr("churn");
+    for round in 0..200 {
+        let first = c
+            .subscribe(&a, SubscribeOptions::new().queue_group("g"))
+            .await
+            .unwrap();
+        let c2 = c.clone();
+        let a2 = a.clone();
+        let joiner = tokio::spawn(async move {
+            c2.subscribe(&a2, SubscribeOptions::new().queue_group("g"))
+                .await
+                .unwrap()
+        });
+        drop(first);
+        let mut second = joiner.await.unwrap();
+        c.publish(OutgoingMessage::new("churn", format!("{round}")))
+            .await
+            .unwrap();
+        let m = next(&mut second).await;
+        assert_eq!(m.payload(), format!("{round}").as_bytes());
+        m.ack().await.unwrap();
+    }
+}

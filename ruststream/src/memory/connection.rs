@@ -136,7 +136,9 @@ impl MemoryConnection {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         let existing = targets.iter().find(|t| {
-            if let Some(d) = &options.durable {
+            if t.is_closed() {
+                false
+            } else if let Some(d) = &options.durable {
                 t.durable.as_deref() == Some(d.as_str())
             } else if let Some(g) = &options.queue_group {
                 t.durable.is_none()
@@ -290,10 +292,19 @@ impl Subscriber for MemoryConnection {
         options: SubscribeOptions,
     ) -> Result<MemorySubscription> {
         self.check_open()?;
-        let target = self.find_or_create_target(address, &options);
         let member = Arc::new(Member::default());
-        target.join(Arc::clone(&member));
-        Ok(MemorySubscription { target, member })
+        loop {
+            let target = self.find_or_create_target(address, &options);
+            if target.join(Arc::clone(&member)) {
+                if self.is_closed() {
+                    // Shut down while subscribing: do not hand out a stream that never ends.
+                    target.close();
+                    return Err(Error::Closed);
+                }
+                return Ok(MemorySubscription { target, member });
+            }
+            self.check_open()?;
+        }
     }
 }
 
@@ -472,5 +483,31 @@ impl Partitioned for MemoryConnection {
     async fn partitions(&self, _address: &str) -> Result<u32> {
         self.check_open()?;
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{FutureExt, StreamExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_group_target_is_never_joined() {
+        let c = MemoryConnection::new(MemoryConfig::default());
+        let a = Address::parse("g").unwrap();
+        let opts = SubscribeOptions::new().queue_group("g");
+        let first = c.subscribe(&a, opts.clone()).await.unwrap();
+        let old = Arc::clone(&first.target);
+        // The race: the last member has left (target closed) but it is not unregistered yet.
+        assert!(old.leave(&first.member));
+        assert!(!old.join(Arc::new(Member::default())));
+        let mut second = c.subscribe(&a, opts).await.unwrap();
+        assert!(!Arc::ptr_eq(&second.target, &old), "a fresh group target");
+        drop(first);
+        assert_eq!(c.targets(), 1);
+        c.publish(OutgoingMessage::new("g", "x")).await.unwrap();
+        let m = second.next().now_or_never().flatten().unwrap().unwrap();
+        assert_eq!(crate::IncomingMessage::payload(&m), b"x");
     }
 }

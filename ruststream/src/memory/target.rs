@@ -198,14 +198,30 @@ impl Target {
         st.members[idx].push(env, true);
     }
 
-    /// Add a consumer; a durable target hands it what was parked.
-    pub(crate) fn join(&self, member: Arc<Member>) {
+    /// Add a consumer; a durable target hands it what was parked. False when the target was
+    /// closed meanwhile (its last member left): subscribe to a fresh one instead.
+    pub(crate) fn join(&self, member: Arc<Member>) -> bool {
         let mut st = lock(&self.state);
+        if st.closed {
+            return false;
+        }
         let parked = std::mem::take(&mut st.parked);
+        let had_parked = !parked.is_empty();
         for env in parked {
             member.push(env, true);
         }
         st.members.push(member);
+        drop(st);
+        if had_parked {
+            // Publishers waiting on a full parking queue can go on.
+            self.space.notify_waiters();
+        }
+        true
+    }
+
+    /// True once closed (unsubscribed for good or shut down).
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
     }
 
     /// Remove a consumer; its queued messages go to the other members (or are parked for a
