@@ -7,6 +7,10 @@
 //! [`Address::matches`], others are acked and skipped). The same check runs on every
 //! subscription to a template, and on every subscription of a fanout exchange, which ignores
 //! routing keys.
+//!
+//! Replies: an address starting with one of [`QUEUE_ADDRESS_PREFIXES`] names a queue (direct
+//! reply-to, or a server-named `amq.gen-…` reply queue of another AMQP client) and is published
+//! through the default exchange.
 
 use ruststream::address::Segment;
 use ruststream::{Address, Error, Result};
@@ -16,9 +20,13 @@ use crate::config::ExchangeKind;
 /// Longest routing key or binding pattern AMQP carries (a short string).
 pub(crate) const MAX_KEY_LEN: usize = 255;
 
-/// Addresses with this prefix are RabbitMQ direct reply-to queues; messages to them go to the
-/// default exchange.
+/// Addresses with this prefix are RabbitMQ direct reply-to queues.
 pub(crate) const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Addresses with these prefixes name queues, not routing keys of the exchange: direct
+/// reply-to and server-named queues (`amq.gen-…`, the usual exclusive reply queue of AMQP RPC
+/// clients). Messages to them go through the default exchange, which routes by queue name.
+pub const QUEUE_ADDRESS_PREFIXES: &[&str] = &[DIRECT_REPLY_TO, "amq.gen-"];
 
 /// How a subscription to a template binds its queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +52,10 @@ pub(crate) fn publish_target<'a>(exchange: &'a str, address: &str) -> Result<&'a
             "longer than 255 bytes (AMQP routing key limit)",
         ));
     }
-    if address.starts_with(DIRECT_REPLY_TO) {
+    if QUEUE_ADDRESS_PREFIXES
+        .iter()
+        .any(|p| address.starts_with(p))
+    {
         Ok("")
     } else {
         Ok(exchange)

@@ -473,3 +473,89 @@ async fn subscription_recovers_when_its_queue_is_deleted_under_it() {
     raw.close(200, "done".into()).await.unwrap();
     conn.shutdown().await.unwrap();
 }
+
+/// A plain AMQP RPC client (exclusive server-named reply queue) gets the reply a RustStream
+/// responder publishes to the request's `reply_to`.
+#[tokio::test]
+async fn replies_reach_a_plain_amqp_rpc_client() {
+    if !rabbit() {
+        return;
+    }
+    let cfg = config("rpc-interop");
+    let exchange = cfg.exchange.clone();
+    let conn = AmqpBroker::new(cfg).connect().await.unwrap();
+    let mut requests = conn
+        .subscribe(&addr("rpc.sum"), SubscribeOptions::new())
+        .await
+        .unwrap();
+
+    let raw =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", Default::default())
+            .await
+            .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    let options = lapin::options::QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..Default::default()
+    };
+    let reply_queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await
+        .unwrap();
+    assert!(reply_queue.name().as_str().starts_with("amq.gen-"));
+    let mut replies = channel
+        .basic_consume(
+            reply_queue.name().clone(),
+            "".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let props = lapin::BasicProperties::default()
+        .with_reply_to(reply_queue.name().clone())
+        .with_correlation_id("rpc-1".into());
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            "rpc.sum".into(),
+            BasicPublishOptions::default(),
+            b"[4,3]",
+            props,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let request = next(&mut requests).await;
+    let reply_to = request.reply_to().unwrap().to_owned();
+    let reply =
+        OutgoingMessage::new(reply_to, "7").correlation_id(request.correlation_id().unwrap());
+    conn.publish(reply).await.unwrap();
+    request.ack().await.unwrap();
+
+    let delivery = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::StreamExt::next(&mut replies),
+    )
+    .await
+    .expect("reply within 5s")
+    .unwrap()
+    .unwrap();
+    assert_eq!(delivery.data, b"7");
+    assert_eq!(
+        delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str()),
+        Some("rpc-1")
+    );
+    raw.close(200, "done".into()).await.unwrap();
+    conn.shutdown().await.unwrap();
+}
