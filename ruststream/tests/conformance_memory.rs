@@ -34,6 +34,7 @@ async fn memory_passes_every_check() {
 async fn memory_passes_on_a_current_thread_runtime() {
     Suite::new(|| MemoryBroker::default().connect())
         .private_connections()
+        .quiet(Duration::from_millis(100))
         .run()
         .await;
 }
@@ -42,6 +43,7 @@ async fn memory_passes_on_a_current_thread_runtime() {
 async fn memory_stress() {
     let report = Suite::new(|| MemoryBroker::default().connect())
         .private_connections()
+        .quiet(Duration::from_millis(100))
         .messages(20)
         .stress(4)
         .await;
@@ -62,6 +64,10 @@ enum Fault {
     HangOnShutdown,
     /// Every tenth publish is silently lost.
     LoseEveryTenth,
+    /// `attempt()` is always 1, even on redelivery.
+    AttemptStuck,
+    /// Subscriptions ignore their queue group (every member gets every message).
+    IgnoreQueueGroup,
 }
 
 /// The in-memory broker with one fault injected.
@@ -99,8 +105,11 @@ impl Subscriber for Faulty {
     async fn subscribe(
         &self,
         address: &Address,
-        options: SubscribeOptions,
+        mut options: SubscribeOptions,
     ) -> Result<FaultySubscription> {
+        if self.fault == Fault::IgnoreQueueGroup {
+            options.queue_group = None;
+        }
         Ok(FaultySubscription {
             inner: self.inner.subscribe(address, options).await?,
             conn: self.clone(),
@@ -158,6 +167,9 @@ impl IncomingMessage for FaultyMessage {
         self.inner.correlation_id()
     }
     fn attempt(&self) -> u32 {
+        if self.conn.fault == Fault::AttemptStuck {
+            return 1;
+        }
         self.inner.attempt()
     }
     async fn ack(self) -> Result<()> {
@@ -236,4 +248,17 @@ async fn lost_messages_fail_concurrency() {
     let msg = failure(Fault::LoseEveryTenth, &["concurrency"]).await;
     assert!(msg.contains("`concurrency`"), "{msg}");
     assert!(msg.contains("none (timed out)"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_stuck_attempt_count_fails_nack_requeue() {
+    let msg = failure(Fault::AttemptStuck, &["nack_requeue"]).await;
+    assert!(msg.contains("`nack_requeue`"), "{msg}");
+    assert!(msg.contains("expected attempt 2, got 1"), "{msg}");
+}
+
+#[tokio::test]
+async fn ignoring_queue_groups_fails_queue_groups() {
+    let msg = failure(Fault::IgnoreQueueGroup, &["queue_groups"]).await;
+    assert!(msg.contains("`queue_groups`"), "{msg}");
 }

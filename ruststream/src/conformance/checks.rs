@@ -1,13 +1,16 @@
 //! The core checks: every broker runs these (each gated on its declared capabilities).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 
 use super::{ConnectionFactory, Ctx, Report, show};
-use crate::broker::{Connection, Publisher, SubscribeOptions};
+use crate::broker::{Publisher, SubscribeOptions};
 use crate::{Error, Headers, IncomingMessage, OutgoingMessage};
+
+use super::order::{ordering, ordering_per_key, queue_groups};
+use super::settle::{ack, dead_letter, durable, lifecycle, nack_drop, nack_requeue};
 
 pub(super) async fn run_core<F: ConnectionFactory>(cx: &Ctx<'_, F>) -> Report {
     let c = cx.caps;
@@ -90,7 +93,12 @@ fn check_headers<F: ConnectionFactory>(cx: &Ctx<'_, F>, step: &str, sent: &Heade
     }
 }
 
-fn check_payload<F: ConnectionFactory>(cx: &Ctx<'_, F>, step: &str, want: &[u8], got: &[u8]) {
+pub(super) fn check_payload<F: ConnectionFactory>(
+    cx: &Ctx<'_, F>,
+    step: &str,
+    want: &[u8],
+    got: &[u8],
+) {
     if want != got {
         cx.fail(
             step,
@@ -302,7 +310,12 @@ async fn wildcards<F: ConnectionFactory>(cx: Ctx<'_, F>) {
 }
 
 /// Receive exactly `n` messages, acking each; returns payloads (as strings) in arrival order.
-async fn collect<F, S, M>(cx: &Ctx<'_, F>, step: &str, sub: &mut S, n: usize) -> Vec<String>
+pub(super) async fn collect<F, S, M>(
+    cx: &Ctx<'_, F>,
+    step: &str,
+    sub: &mut S,
+    n: usize,
+) -> Vec<String>
 where
     F: ConnectionFactory,
     S: futures_core::Stream<Item = crate::Result<M>> + Unpin,
@@ -319,7 +332,7 @@ where
     out
 }
 
-fn expect_exactly<F: ConnectionFactory>(
+pub(super) fn expect_exactly<F: ConnectionFactory>(
     cx: &Ctx<'_, F>,
     step: &str,
     want: &BTreeSet<String>,
@@ -458,409 +471,4 @@ async fn flush_and_close<F: ConnectionFactory>(cx: Ctx<'_, F>) {
     cx.quiet("nothing more", &mut sub).await;
     drop(sub);
     cx.shutdown(sub_conn).await;
-}
-
-async fn ack<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let conn = cx.connect().await;
-    let addr = cx.addr(&["ack"]);
-    let mut sub = cx.subscribe(&conn, &addr, SubscribeOptions::new()).await;
-    cx.publish(&conn, OutgoingMessage::new(addr.clone(), "one"))
-        .await;
-    let m = cx.recv("receive", &mut sub).await;
-    check_payload(&cx, "receive", b"one", m.payload());
-    cx.ok("ack", m.ack()).await;
-    cx.quiet("an acked message is not redelivered", &mut sub)
-        .await;
-    cx.publish(&conn, OutgoingMessage::new(addr.clone(), "two"))
-        .await;
-    let m = cx.recv("receive the next message", &mut sub).await;
-    check_payload(
-        &cx,
-        "the next message, not a redelivery",
-        b"two",
-        m.payload(),
-    );
-    cx.ok("ack", m.ack()).await;
-    drop(sub);
-    cx.shutdown(conn).await;
-}
-
-async fn nack_requeue<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let conn = cx.connect().await;
-    let addr = cx.addr(&["nack"]);
-    let mut sub = cx.subscribe(&conn, &addr, SubscribeOptions::new()).await;
-    cx.publish(
-        &conn,
-        OutgoingMessage::new(addr.clone(), "again").header("x-k", "v"),
-    )
-    .await;
-    let mut m = cx.recv("first delivery", &mut sub).await;
-    for attempt in 1..=3u32 {
-        let step = format!("delivery {attempt}");
-        check_payload(&cx, &step, b"again", m.payload());
-        if m.attempt() != attempt {
-            cx.fail(&step, format!("attempt {attempt}"), m.attempt());
-        }
-        if cx.caps.headers && m.headers().get("x-k") != Some("v") {
-            cx.fail(
-                &step,
-                "headers kept on redelivery",
-                format!("{:?}", m.headers()),
-            );
-        }
-        if attempt == 3 {
-            cx.ok("ack", m.ack()).await;
-            break;
-        }
-        cx.ok(&format!("nack(requeue) {attempt}"), m.nack(true))
-            .await;
-        m = cx
-            .recv(&format!("redelivery {}", attempt + 1), &mut sub)
-            .await;
-    }
-    cx.quiet("acked after redelivery: no more deliveries", &mut sub)
-        .await;
-    drop(sub);
-    cx.shutdown(conn).await;
-}
-
-async fn nack_drop<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let conn = cx.connect().await;
-    let addr = cx.addr(&["drop"]);
-    let mut sub = cx.subscribe(&conn, &addr, SubscribeOptions::new()).await;
-    cx.publish(&conn, OutgoingMessage::new(addr.clone(), "drop me"))
-        .await;
-    let m = cx.recv("receive", &mut sub).await;
-    match cx.within("nack(false)", m.nack(false)).await {
-        Ok(()) => {}
-        Err(Error::Unsupported(_)) if !cx.caps.nack_requeue => {}
-        Err(e) => cx.fail("nack(false)", "Ok (or Unsupported without nack)", e),
-    }
-    cx.quiet("nack without requeue drops", &mut sub).await;
-    if !cx.caps.dead_letter {
-        cx.publish(&conn, OutgoingMessage::new(addr.clone(), "reject me"))
-            .await;
-        let m = cx.recv("receive", &mut sub).await;
-        cx.ok("reject", m.reject()).await;
-        cx.quiet("reject without dead letter drops", &mut sub).await;
-    }
-    drop(sub);
-    cx.shutdown(conn).await;
-}
-
-async fn dead_letter<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let conn = cx.connect().await;
-    let addr = cx.addr(&["main"]);
-    let dlq = cx.addr(&["dlq"]);
-    let mut dead = cx.subscribe(&conn, &dlq, SubscribeOptions::new()).await;
-    let mut sub = cx
-        .subscribe(
-            &conn,
-            &addr,
-            SubscribeOptions::new().dead_letter(dlq.clone()),
-        )
-        .await;
-    cx.publish(
-        &conn,
-        OutgoingMessage::new(addr.clone(), [0xde, 0xad].as_slice()).header("x-k", "v"),
-    )
-    .await;
-    let m = cx.recv("receive", &mut sub).await;
-    cx.ok("reject", m.reject()).await;
-    let d = cx.recv("dead letter delivery", &mut dead).await;
-    check_payload(&cx, "dead letter payload", &[0xde, 0xad], d.payload());
-    if cx.caps.headers && d.headers().get("x-k") != Some("v") {
-        cx.fail(
-            "dead letter headers",
-            "x-k: v kept",
-            format!("{:?}", d.headers()),
-        );
-    }
-    cx.ack("ack dead letter", d).await;
-    cx.quiet("a rejected message is not redelivered", &mut sub)
-        .await;
-    drop((sub, dead));
-    cx.shutdown(conn).await;
-}
-
-async fn ordering<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let n = cx.cfg.messages * 2;
-    let conn = cx.connect().await;
-    let addr = cx.addr(&["o"]);
-    let mut sub = cx.subscribe(&conn, &addr, SubscribeOptions::new()).await;
-    let publish = async {
-        for i in 0..n {
-            cx.publish(&conn, OutgoingMessage::new(addr.clone(), format!("{i}")))
-                .await;
-        }
-    };
-    let ((), got) = futures_util::future::join(publish, collect(&cx, "receive", &mut sub, n)).await;
-    let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-    if got != want {
-        let at = got.iter().zip(&want).position(|(g, w)| g != w).unwrap_or(0);
-        cx.fail(
-            "publish order kept",
-            format!("{:?}…", &want[at..(at + 5).min(n)]),
-            format!("{:?}…", &got[at..(at + 5).min(n)]),
-        );
-    }
-    drop(sub);
-    cx.shutdown(conn).await;
-}
-
-async fn ordering_per_key<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    const KEYS: usize = 4;
-    let per_key = cx.cfg.messages;
-    let conn = cx.connect().await;
-    let addr = cx.addr(&["k"]);
-    let group = cx.name("g");
-    let opts = if cx.caps.queue_groups {
-        SubscribeOptions::new().queue_group(group)
-    } else {
-        SubscribeOptions::new()
-    };
-    let mut s1 = cx.subscribe(&conn, &addr, opts.clone()).await;
-    let mut s2 = if cx.caps.queue_groups {
-        Some(cx.subscribe(&conn, &addr, opts).await)
-    } else {
-        None
-    };
-    for i in 0..per_key {
-        for k in 0..KEYS {
-            let msg =
-                OutgoingMessage::new(addr.clone(), format!("k{k}-{i}")).key(format!("key{k}"));
-            cx.publish(&conn, msg).await;
-        }
-    }
-    // Drain both members until everything arrived.
-    let total = per_key * KEYS;
-    let mut streams: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
-    let mut count = 0;
-    while count < total {
-        let next = async {
-            match s2.as_mut() {
-                Some(s2) => {
-                    tokio::select! {
-                        m = cx.recv("receive", &mut s1) => (0, m),
-                        m = cx.recv("receive", s2) => (1, m),
-                    }
-                }
-                None => (0, cx.recv("receive", &mut s1).await),
-            }
-        };
-        let (who, m) = next.await;
-        streams[who].push(String::from_utf8_lossy(m.payload()).into_owned());
-        cx.ack("ack", m).await;
-        count += 1;
-    }
-    for (who, got) in streams.iter().enumerate() {
-        let mut last: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in got {
-            let (key, seq) = p.split_once('-').unwrap_or((p, "0"));
-            let seq: usize = seq.parse().unwrap_or(0);
-            if let Some(prev) = last.insert(key, seq) {
-                if seq <= prev {
-                    cx.fail(
-                        &format!("order per key at consumer {who}"),
-                        format!("{key} after {key}-{prev}: a later one"),
-                        p,
-                    );
-                }
-            }
-        }
-    }
-    drop((s1, s2));
-    cx.shutdown(conn).await;
-}
-
-async fn queue_groups<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let n = cx.cfg.messages.max(20);
-    let conn = cx.connect().await;
-    let other = cx.peer(&conn).await;
-    let addr = cx.addr(&["q"]);
-    let g1 = cx.name("g1");
-    let g2 = cx.name("g2");
-    let mut a1 = cx
-        .subscribe(
-            &conn,
-            &addr,
-            SubscribeOptions::new().queue_group(g1.clone()),
-        )
-        .await;
-    let mut a2 = cx
-        .subscribe(&other, &addr, SubscribeOptions::new().queue_group(g1))
-        .await;
-    let mut b = cx
-        .subscribe(&conn, &addr, SubscribeOptions::new().queue_group(g2))
-        .await;
-    let mut plain = cx.subscribe(&other, &addr, SubscribeOptions::new()).await;
-    let want: BTreeSet<String> = (0..n).map(|i| format!("q{i}")).collect();
-    let mut g1_got: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
-    let publish = async {
-        for i in 0..n {
-            cx.publish(&conn, OutgoingMessage::new(addr.clone(), format!("q{i}")))
-                .await;
-        }
-    };
-    let drain_group = async {
-        let mut count = 0;
-        while count < n {
-            let (who, m) = tokio::select! {
-                m = cx.recv("receive in group g1", &mut a1) => (0, m),
-                m = cx.recv("receive in group g1", &mut a2) => (1, m),
-            };
-            g1_got[who].push(String::from_utf8_lossy(m.payload()).into_owned());
-            cx.ack("ack", m).await;
-            count += 1;
-        }
-    };
-    let (((), ()), (b_got, plain_got)) = futures_util::future::join(
-        futures_util::future::join(publish, drain_group),
-        futures_util::future::join(
-            collect(&cx, "receive in group g2", &mut b, n),
-            collect(&cx, "receive without group", &mut plain, n),
-        ),
-    )
-    .await;
-    cx.quiet("group member 1 gets nothing more", &mut a1).await;
-    cx.quiet("group member 2 gets nothing more", &mut a2).await;
-    let all: Vec<String> = g1_got.concat();
-    expect_exactly(&cx, "a group gets each message exactly once", &want, &all);
-    if g1_got.iter().any(Vec::is_empty) {
-        cx.fail(
-            "a group splits messages",
-            "both members to receive some",
-            format!("{} and {} messages", g1_got[0].len(), g1_got[1].len()),
-        );
-    }
-    expect_exactly(&cx, "a distinct group gets every message", &want, &b_got);
-    expect_exactly(
-        &cx,
-        "a plain subscriber gets every message",
-        &want,
-        &plain_got,
-    );
-    drop((a1, a2, b, plain));
-    cx.shutdown(conn).await;
-    cx.release(other).await;
-}
-
-async fn durable<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let addr = cx.addr(&["d"]);
-    let name = cx.name("durable");
-    let opts = SubscribeOptions::new().durable(name);
-    let shared = cx.cfg.shared_broker;
-
-    // The publisher stays connected throughout; the subscriber goes away and comes back
-    // (a new connection when the broker is shared, a new subscription otherwise).
-    let publisher = cx.connect().await;
-    let conn = cx.peer(&publisher).await;
-    let mut sub = cx.subscribe(&conn, &addr, opts.clone()).await;
-    cx.publish(&publisher, OutgoingMessage::new(addr.clone(), "before"))
-        .await;
-    let m = cx.recv("receive while subscribed", &mut sub).await;
-    check_payload(&cx, "receive while subscribed", b"before", m.payload());
-    cx.ok("ack", m.ack()).await;
-    drop(sub);
-    cx.release(conn).await;
-
-    for i in 0..3 {
-        let msg = OutgoingMessage::new(addr.clone(), format!("while-away-{i}"));
-        cx.publish(&publisher, msg).await;
-    }
-    cx.ok("flush", publisher.flush()).await;
-
-    let conn = cx.peer(&publisher).await;
-    let mut sub = cx.subscribe(&conn, &addr, opts.clone()).await;
-    let want: BTreeSet<String> = (0..3).map(|i| format!("while-away-{i}")).collect();
-    let got = collect(&cx, "resume", &mut sub, 3).await;
-    expect_exactly(
-        &cx,
-        "a durable subscription resumes without loss",
-        &want,
-        &got,
-    );
-    cx.quiet("acked messages are not redelivered on resume", &mut sub)
-        .await;
-
-    if shared {
-        // Shutdown flushes acks: ack and shut down at once; resuming sees nothing.
-        let msg = OutgoingMessage::new(addr.clone(), "ack-then-close");
-        cx.publish(&publisher, msg).await;
-        let m = cx.recv("receive", &mut sub).await;
-        cx.ok("ack", m.ack()).await;
-        drop(sub);
-        cx.shutdown(conn).await;
-        let conn = cx.connect().await;
-        let mut sub = cx.subscribe(&conn, &addr, opts).await;
-        cx.quiet("shutdown flushed the ack: nothing redelivered", &mut sub)
-            .await;
-        drop(sub);
-        cx.shutdown(conn).await;
-    } else {
-        drop(sub);
-    }
-    cx.shutdown(publisher).await;
-}
-
-async fn lifecycle<F: ConnectionFactory>(cx: Ctx<'_, F>) {
-    let conn = cx.connect().await;
-    let clone = conn.clone();
-    let addr = cx.addr(&["l"]);
-    let template = crate::Address::parse(&addr).unwrap_or_else(|e| cx.fail("parse", "valid", e));
-    let mut sub = cx.subscribe(&conn, &addr, SubscribeOptions::new()).await;
-    cx.shutdown(conn).await;
-
-    match cx
-        .within(
-            "publish after shutdown",
-            clone.publish(OutgoingMessage::new(addr.clone(), "x")),
-        )
-        .await
-    {
-        Err(Error::Closed) => {}
-        other => cx.fail(
-            "publish after shutdown",
-            "Err(Closed)",
-            format!("{other:?}"),
-        ),
-    }
-    match cx
-        .within(
-            "subscribe after shutdown",
-            crate::Subscriber::subscribe(&clone, &template, SubscribeOptions::new()),
-        )
-        .await
-    {
-        Err(Error::Closed) => {}
-        Ok(_) => cx.fail(
-            "subscribe after shutdown",
-            "Err(Closed)",
-            "Ok(subscription)",
-        ),
-        Err(e) => cx.fail(
-            "subscribe after shutdown",
-            "Err(Closed)",
-            format!("Err({e})"),
-        ),
-    }
-    match cx
-        .within(
-            "an open subscription ends",
-            futures_util::StreamExt::next(&mut sub),
-        )
-        .await
-    {
-        None | Some(Err(_)) => {}
-        Some(Ok(m)) => cx.fail(
-            "an open subscription ends",
-            "end of stream",
-            format!("a message: {}", show(m.payload())),
-        ),
-    }
-    // Shutting down a clone again: Ok or Closed, never a hang.
-    match cx.within("second shutdown", clone.shutdown()).await {
-        Ok(()) | Err(Error::Closed) => {}
-        Err(e) => cx.fail("second shutdown", "Ok or Closed", e),
-    }
 }

@@ -26,6 +26,8 @@
 
 mod checks;
 mod extra;
+mod order;
+mod settle;
 
 use std::fmt::{Debug, Display};
 use std::future::Future;
