@@ -120,3 +120,28 @@ fn run_serves_health_and_stops_gracefully_on_sigterm() {
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
 }
+
+#[test]
+fn run_exits_1_when_it_cannot_start() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--metrics-addr", &addr.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot bind the metrics address"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let out = Command::new(BIN)
+        .args(["asyncapi", "gen", "--format", "xml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -7,16 +7,21 @@
 //! spec, to show that such routes appear in the emitted document too.
 //!
 //! This `main` is written by hand and calls [`ruststream::app::run_cli`] (the quickstart uses
-//! `#[ruststream::app]` instead). Run with no command for a demo, `run` to serve, `asyncapi gen`
-//! for the document.
+//! `#[ruststream::app]` instead) to pick the broker from the environment: the in-memory broker
+//! by default, MQTT with `STREETLIGHTS_BROKER=mqtt` and `STREETLIGHTS_SERVER_URL=mqtt://…`.
+//! Run with no command for a demo, `run` to serve, `asyncapi gen` for the document.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use ruststream::app::{App, RouteDoc, ServerDoc};
-use ruststream::memory::{MemoryBroker, MemoryConnection};
+use std::process::ExitCode;
+
+use ruststream::app::run_cli;
+use ruststream::memory::MemoryBroker;
 use ruststream::router::{Context, HandlerError, Route};
-use ruststream::{Connection, Error, IncomingMessage, SubscribeOptions};
+use ruststream::{Broker, Connection, Error, IncomingMessage, SubscribeOptions};
+use ruststream_mqtt::Mqtt;
 
 /// The code generated from `asyncapi.yaml` (a binary uses only part of its API).
 #[allow(dead_code)]
@@ -106,7 +111,7 @@ where
 }
 
 /// With no command: play the street lights with the generated client.
-async fn demo(conn: MemoryConnection) -> ruststream::Result<()> {
+async fn demo<C: Connection>(conn: C) -> ruststream::Result<()> {
     let client = spec::Client::new(conn);
     let mut turned_on = client.subscribe_turn_on(SubscribeOptions::new()).await?;
     let mut turned_off = client.subscribe_turn_off(SubscribeOptions::new()).await?;
@@ -148,11 +153,11 @@ async fn demo(conn: MemoryConnection) -> ruststream::Result<()> {
     Ok(())
 }
 
-/// Build the app: generated service, one hand-written route, the embedded spec, and the
-/// server from `STREETLIGHTS_SERVER_URL` (if set) in the document — without its credentials.
-async fn build() -> ruststream::Result<App<MemoryBroker>> {
-    let mut app = App::new(MemoryBroker::default());
-    if let Ok(url) = std::env::var("STREETLIGHTS_SERVER_URL") {
+/// Build the app on `broker`: generated service, one hand-written route, the embedded spec,
+/// and `server` (if any) in the document — without its credentials.
+fn build<B: Broker>(broker: B, server: Option<&str>) -> ruststream::Result<App<B>> {
+    let mut app = App::new(broker);
+    if let Some(url) = server {
         app = app.server(ServerDoc::new("production", url).description("Where the lights live."));
     }
     app.name("streetlights")
@@ -162,7 +167,7 @@ async fn build() -> ruststream::Result<App<MemoryBroker>> {
         .route(
             Route::new("smartylighting/streetlights/1/0/event/{streetlightId}/heartbeat")?
                 .name("receiveHeartbeat"),
-            |_: serde_json::Value, ctx: Context<MemoryConnection>| async move {
+            |_: serde_json::Value, ctx: Context<B::Connection>| async move {
                 tracing::debug!(light = ctx.param("streetlightId"), "heartbeat");
                 Ok::<_, HandlerError>(())
             },
@@ -178,6 +183,49 @@ async fn build() -> ruststream::Result<App<MemoryBroker>> {
         .with_router(|router| spec::register(router, Streetlights))
 }
 
-fn main() -> std::process::ExitCode {
-    ruststream::app::run_cli(build)
+/// MQTT settings from a `mqtt://[user:password@]host[:port]` URL.
+fn mqtt_config(url: &str) -> Result<ruststream_mqtt::Config, String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .ok_or("STREETLIGHTS_SERVER_URL must start with mqtt://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, authority),
+    };
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().map_err(|_| format!("bad port `{p}`"))?),
+        None => (host_port, 1883),
+    };
+    let mut config = ruststream_mqtt::Config::new(host, port);
+    if let Some(c) = credentials {
+        let (user, password) = c.split_once(':').unwrap_or((c, ""));
+        config = config.credentials(user, password);
+    }
+    Ok(config)
+}
+
+/// `STREETLIGHTS_BROKER` picks the broker: `memory` (default) or `mqtt` (at
+/// `STREETLIGHTS_SERVER_URL`, default `mqtt://127.0.0.1:1883`).
+fn main() -> ExitCode {
+    let server = std::env::var("STREETLIGHTS_SERVER_URL").ok();
+    match std::env::var("STREETLIGHTS_BROKER").as_deref() {
+        Err(_) | Ok("memory") => {
+            run_cli(|| async { build(MemoryBroker::default(), server.as_deref()) })
+        }
+        Ok("mqtt") => {
+            let url = server.unwrap_or_else(|| "mqtt://127.0.0.1:1883".to_owned());
+            match mqtt_config(&url) {
+                Ok(config) => run_cli(|| async { build(Mqtt::new(config), Some(&url)) }),
+                Err(e) => {
+                    eprintln!("streetlights: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Ok(other) => {
+            eprintln!("streetlights: unknown STREETLIGHTS_BROKER `{other}` (memory or mqtt)");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -82,3 +82,39 @@ fn asyncapi_gen_is_valid_and_strips_credentials() {
         "test.mosquitto.org:{port}"
     );
 }
+
+#[test]
+fn demo_runs_on_mqtt_too() {
+    if !ruststream::testing::require_service("Mosquitto", "127.0.0.1:1883") {
+        return;
+    }
+    let out = Command::new(BIN)
+        .env("STREETLIGHTS_BROKER", "mqtt")
+        .env("STREETLIGHTS_SERVER_URL", "mqtt://127.0.0.1:1883")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "service: light 1 measured 42 lm -> turn on",
+        "light 1: got command Some(On)",
+        "light 2: dimmed to 50%",
+        "light 3: got command Some(Off)",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
+    }
+}
+
+#[test]
+fn an_unknown_broker_is_a_usage_error() {
+    let out = Command::new(BIN)
+        .env("STREETLIGHTS_BROKER", "carrier-pigeon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown STREETLIGHTS_BROKER"));
+}
