@@ -176,6 +176,12 @@ impl Inner {
 
     /// One connection attempt: connect, open the publish channel, declare the exchanges.
     async fn connect_once(&self) -> Result<Live> {
+        self.try_connect().await.map_err(|e| match e {
+            ConnectError::Retry(e) | ConnectError::Refused(e) => e,
+        })
+    }
+
+    async fn try_connect(&self) -> std::result::Result<Live, ConnectError> {
         let mut props = ConnectionProperties::default();
         if let Some(name) = &self.config.connection_name {
             props = props.with_connection_name(name.as_str().into());
@@ -184,14 +190,26 @@ impl Inner {
         let connection = tokio::time::timeout(self.config.connect_timeout, connect)
             .await
             .map_err(|_| {
-                Error::Timeout(format!("connecting to {}", self.config.redacted_uri()).into())
+                ConnectError::Retry(Error::Timeout(
+                    format!("connecting to {}", self.config.redacted_uri()).into(),
+                ))
             })?
-            .map_err(|e| self.err(&format!("connecting to {}", self.config.redacted_uri()), &e))?;
+            .map_err(|e| {
+                let context = format!("connecting to {}", self.config.redacted_uri());
+                ConnectError::Retry(self.err(&context, &e))
+            })?;
         let publish = match self.open_publish_channel(&connection).await {
             Ok(channel) => channel,
             Err(e) => {
                 let _ = connection.close(200, "setup failed".into()).await;
-                return Err(self.err("declaring the exchange", &e));
+                let error = self.err("declaring the exchange", &e);
+                // The broker refused the topology (e.g. the exchange exists with another type):
+                // retrying cannot help.
+                return Err(if e.is_amqp_error() {
+                    ConnectError::Refused(error)
+                } else {
+                    ConnectError::Retry(error)
+                });
             }
         };
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -248,7 +266,7 @@ impl Inner {
         let mut attempts = 0u32;
         loop {
             let attempt = tokio::select! {
-                attempt = self.connect_once() => attempt,
+                attempt = self.try_connect() => attempt,
                 _ = self.shutdown_signal() => return Err(Error::Closed),
             };
             match attempt {
@@ -257,7 +275,8 @@ impl Inner {
                     *guard = Some(live.clone());
                     return Ok(live);
                 }
-                Err(e) => {
+                Err(ConnectError::Refused(e)) => return Err(e),
+                Err(ConnectError::Retry(e)) => {
                     attempts += 1;
                     tracing::warn!(attempts, error = %e, "amqp reconnect failed");
                     if policy.max_attempts.is_some_and(|max| attempts >= max) {
@@ -294,6 +313,13 @@ impl Inner {
             Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
         }
     }
+}
+
+enum ConnectError {
+    /// Worth another attempt (network, timeout, server not ready).
+    Retry(Error),
+    /// The broker refused the setup; another attempt would fail the same way.
+    Refused(Error),
 }
 
 pub(crate) enum PublishError {

@@ -151,3 +151,66 @@ async fn server_side_close_reconnects_and_loses_nothing() {
     publisher.shutdown().await.unwrap();
     subscriber.shutdown().await.unwrap();
 }
+
+/// After a reconnect the broker refuses the topology (the exchange was re-created with another
+/// type): `publish` fails with that reason instead of retrying forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_topology_on_reconnect_is_an_error_not_a_hang() {
+    if !rabbit()
+        || Command::new("rabbitmqctl")
+            .arg("-q")
+            .arg("status")
+            .output()
+            .is_err()
+    {
+        return;
+    }
+    let tag = unique("refused");
+    let mut cfg = config("refused");
+    cfg.connection_name = Some(tag.clone());
+    let exchange = cfg.exchange.clone();
+    let publisher = AmqpBroker::new(cfg).connect().await.unwrap();
+    publisher
+        .publish(OutgoingMessage::new("a", "x"))
+        .await
+        .unwrap();
+
+    let raw =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", Default::default())
+            .await
+            .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            lapin::options::ExchangeDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let closed = tokio::task::block_in_place(|| close_connections_named(&tag));
+    assert_eq!(closed, 1);
+
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        publisher.publish(OutgoingMessage::new("a", "y")),
+    )
+    .await
+    .expect("publish must not retry a refused topology forever");
+    let err = result.expect_err("the exchange type no longer matches");
+    assert!(err.to_string().contains("PRECONDITION"), "{err}");
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    raw.close(200, "done".into()).await.unwrap();
+    publisher.shutdown().await.unwrap();
+}
