@@ -72,3 +72,34 @@ async fn health_follows_readiness_and_metrics_move() {
     server.shutdown().await;
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn metered_publisher_counts_status_and_duration() {
+    use ruststream::memory::MemoryBroker;
+    use ruststream::metrics::MeteredPublisher;
+    use ruststream::{Broker, Connection, OutgoingMessage, Publisher};
+
+    let metrics = Metrics::new("pub").unwrap();
+    let conn = MemoryBroker::default().connect().await.unwrap();
+    let publisher = MeteredPublisher::new(conn.clone(), &metrics, "memory", "sendThing");
+    publisher
+        .publish(OutgoingMessage::new("things", "1"))
+        .await
+        .unwrap();
+    conn.shutdown().await.unwrap();
+    assert!(
+        publisher
+            .publish(OutgoingMessage::new("things", "2"))
+            .await
+            .is_err()
+    );
+    let text = metrics.render();
+    let l = r#"app="pub",broker="memory",operation="sendThing""#;
+    for line in [
+        format!("ruststream_messages_published_total{{{l},status=\"ok\"}} 1"),
+        format!("ruststream_messages_published_total{{{l},status=\"error\"}} 1"),
+        format!("ruststream_publish_duration_seconds_count{{{l}}} 2"),
+    ] {
+        assert!(text.contains(&line), "missing `{line}` in\n{text}");
+    }
+}
