@@ -255,6 +255,30 @@ impl Config {
         self
     }
 
+    /// Check what can be checked without a server.
+    pub fn validate(&self) -> ruststream::Result<()> {
+        let check = |what: &str, name: &str| -> ruststream::Result<()> {
+            if name.is_empty() || name.len() > 255 || name.starts_with("amq.") {
+                return Err(ruststream::Error::Config(format!(
+                    "{what} `{name}`: must be 1 to 255 bytes and not start with `amq.` \
+                     (reserved by RabbitMQ)"
+                )));
+            }
+            Ok(())
+        };
+        check("exchange", &self.exchange)?;
+        if let Some(dlx) = &self.dead_letter_exchange {
+            check("dead-letter exchange", dlx)?;
+        }
+        let r = &self.reconnect;
+        if r.enabled && (r.initial_delay.is_zero() || r.max_delay.is_zero()) {
+            return Err(ruststream::Error::Config(
+                "reconnect delays must be positive".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The URI with its password replaced by `***`.
     pub fn redacted_uri(&self) -> String {
         redact_uri(&self.uri)
@@ -358,5 +382,18 @@ mod tests {
         assert_eq!(redact_uri("amqp://host/%2f"), "amqp://host/%2f");
         assert_eq!(redact_uri("amqp://user@host/"), "amqp://user@host/");
         assert_eq!(Config::new("amqp://host").password(), None);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(Config::default().validate().is_ok());
+        for bad in ["", "amq.topic"] {
+            let c = Config::default().exchange(bad, ExchangeKind::Topic);
+            assert!(matches!(c.validate(), Err(ruststream::Error::Config(_))));
+        }
+        let c = Config::default().dead_letter_exchange("x".repeat(256));
+        assert!(c.validate().is_err());
+        let c = Config::default().reconnect(Reconnect::backoff(Duration::ZERO, Duration::ZERO));
+        assert!(c.validate().is_err());
     }
 }

@@ -57,6 +57,7 @@ impl Broker for AmqpBroker {
     }
 
     async fn connect(self) -> Result<AmqpConnection> {
+        self.config.validate()?;
         let uri: AMQPUri = self.config.uri.parse().map_err(|e: String| {
             Error::Config(format!(
                 "invalid AMQP URI `{}`: {}",
