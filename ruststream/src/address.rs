@@ -151,12 +151,7 @@ impl Address {
 
     /// Render from `(name, value)` pairs.
     pub fn render_with(&self, params: &[(&str, &str)]) -> Result<String, AddressError> {
-        self.render(|name| {
-            params
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| *v)
-        })
+        self.render(|name| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
     }
 
     /// Match a concrete address; on success push the byte range of each parameter value (in
@@ -217,6 +212,37 @@ impl Address {
                 .map(|(n, r)| (n.to_owned(), address[r].to_owned()))
                 .collect(),
         })
+    }
+
+    /// Match a concrete address into `params`, reusing its allocations (and `ranges` as
+    /// scratch space). On no match `params` is left empty and `false` is returned.
+    pub fn capture_into(
+        &self,
+        address: &str,
+        ranges: &mut Vec<std::ops::Range<usize>>,
+        params: &mut Params,
+    ) -> bool {
+        if !self.match_into(address, ranges) {
+            params.values.clear();
+            return false;
+        }
+        let n = ranges.len();
+        for (i, (name, r)) in self.params().zip(ranges.iter()).enumerate() {
+            let value = &address[r.clone()];
+            match params.values.get_mut(i) {
+                Some((k, v)) => {
+                    if k != name {
+                        k.clear();
+                        k.push_str(name);
+                    }
+                    v.clear();
+                    v.push_str(value);
+                }
+                None => params.values.push((name.to_owned(), value.to_owned())),
+            }
+        }
+        params.values.truncate(n);
+        true
     }
 
     /// The template with every parameter replaced by `wildcard(name)`: `{userId}` → `*` for
@@ -300,7 +326,10 @@ mod tests {
     fn parse_render_match() {
         let a = Address::parse("user/{userId}/signup").unwrap();
         assert_eq!(a.params().collect::<Vec<_>>(), ["userId"]);
-        assert_eq!(a.render_with(&[("userId", "42")]).unwrap(), "user/42/signup");
+        assert_eq!(
+            a.render_with(&[("userId", "42")]).unwrap(),
+            "user/42/signup"
+        );
         let p = a.captures("user/42/signup").unwrap();
         assert_eq!(p.get("userId"), Some("42"));
         assert!(a.captures("user/42/signup/x").is_none());
@@ -311,7 +340,10 @@ mod tests {
 
     #[test]
     fn params_inside_segments_and_at_end() {
-        let a = Address::parse("smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured").unwrap();
+        let a = Address::parse(
+            "smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured",
+        )
+        .unwrap();
         let p = a
             .captures("smartylighting.streetlights.1.0.event.abc.lighting.measured")
             .unwrap();
@@ -339,6 +371,22 @@ mod tests {
             a.render_with(&[]),
             Err(AddressError::MissingParam("id".into()))
         );
+    }
+
+    #[test]
+    fn capture_into_reuses_params() {
+        let a = Address::parse("u/{id}/o/{order}").unwrap();
+        let mut ranges = Vec::new();
+        let mut p = Params::default();
+        assert!(a.capture_into("u/1/o/9", &mut ranges, &mut p));
+        assert_eq!(p, a.captures("u/1/o/9").unwrap());
+        assert!(a.capture_into("u/22/o/x", &mut ranges, &mut p));
+        assert_eq!(
+            (p.get("id"), p.get("order"), p.len()),
+            (Some("22"), Some("x"), 2)
+        );
+        assert!(!a.capture_into("nope", &mut ranges, &mut p));
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -22,9 +22,29 @@ pub mod names {
 /// Ordered message headers: UTF-8 names and values, duplicates allowed, order kept.
 ///
 /// Lookups are case-sensitive; brokers keep names byte-exact.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Headers {
     entries: Vec<(String, String)>,
+}
+
+impl Clone for Headers {
+    fn clone(&self) -> Self {
+        Headers {
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// Reuses this value's allocations (the router refills per-worker headers this way).
+    fn clone_from(&mut self, source: &Self) {
+        self.entries.truncate(source.entries.len());
+        let reused = self.entries.len();
+        for ((k, v), (sk, sv)) in self.entries.iter_mut().zip(&source.entries) {
+            k.clone_from(sk);
+            v.clone_from(sv);
+        }
+        self.entries
+            .extend(source.entries[reused..].iter().cloned());
+    }
 }
 
 impl Headers {
@@ -217,4 +237,22 @@ pub trait IncomingMessage: Send + 'static {
     fn nack(self, requeue: bool) -> impl Future<Output = Result<()>> + Send;
     /// Settle as unprocessable: dead-lettered where the broker supports it, dropped otherwise.
     fn reject(self) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Headers;
+
+    #[test]
+    fn clone_from_copies_exactly_whatever_the_lengths() {
+        let long: Headers = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
+        let short: Headers = [("content-type", "application/json")].into_iter().collect();
+        let mut h = long.clone();
+        h.clone_from(&short);
+        assert_eq!(h, short);
+        h.clone_from(&long);
+        assert_eq!(h, long);
+        h.clone_from(&Headers::new());
+        assert!(h.is_empty());
+    }
 }

@@ -36,62 +36,37 @@
 mod context;
 mod middleware;
 mod route;
+mod run;
 mod stats;
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use context::{Context, FailureKind, HandlerError};
 pub use middleware::{BoxFuture, ConsumeInfo, Middleware, Next};
 pub use route::{Backoff, DecodePolicy, ErrorPolicy, RetryPolicy, Route};
+pub use run::ERROR_HEADER;
 pub use stats::{RouterStats, StatsSnapshot};
 
-use context::{Meta, publish_through};
+use run::{Boxed, DrainReport, Invoke, Plain, RouteRuntime, StartArgs, boxed_decode_failure};
 use stats::Counters;
 
-use crate::memory::ORIGINAL_ADDRESS_HEADER;
-use crate::message::names;
-use crate::{Address, Connection, IncomingMessage, OutgoingMessage, Result, SubscribeOptions};
+use crate::{Address, Connection, OutgoingMessage, Result, SubscribeOptions};
 
-/// Header carrying the failure when the router dead-letters a message.
-pub const ERROR_HEADER: &str = "x-error";
-
-/// Pause after a subscription yields an error, before asking it again.
-const SUBSCRIPTION_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
-/// Counts a message as in flight until dropped (also when its task is aborted).
-struct InFlight<'a>(&'a Counters);
-
-impl<'a> InFlight<'a> {
-    fn new(c: &'a Counters) -> Self {
-        c.in_flight(1);
-        InFlight(c)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight(-1);
-    }
-}
-
-type HandlerFn<C> =
-    dyn Fn(&[u8], &str, Context<C>) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync;
 type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
+type Starter<C> = Box<dyn FnOnce(Route, StartArgs<C>) -> JoinHandle<DrainReport> + Send>;
 
-struct RouteEntry<C> {
+struct RouteEntry<C: Connection> {
     route: Route,
-    handler: Arc<HandlerFn<C>>,
+    start: Starter<C>,
 }
 
 /// Routes and middleware, ready to [`start`](Router::start) on a connection.
@@ -131,13 +106,6 @@ impl<C: Connection> Default for Router<C> {
     }
 }
 
-fn decode_failure(e: crate::Error) -> BoxFuture<'static, Result<(), HandlerError>> {
-    Box::pin(std::future::ready(Err(HandlerError::with_kind(
-        FailureKind::Decode,
-        e,
-    ))))
-}
-
 fn hook<F, Fut>(f: F) -> Hook
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -160,14 +128,13 @@ impl<C: Connection> Router<C> {
         F: Fn(T, Context<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let f: Arc<HandlerFn<C>> = Arc::new(move |payload, content_type, ctx| {
-            match crate::codec::decode::<T>(content_type, payload) {
-                Ok(value) => Box::pin(handler(value, ctx)),
-                Err(e) => decode_failure(e),
-            }
-        });
-        self.routes.push(RouteEntry { route, handler: f });
-        self
+        self.push(
+            route,
+            Plain {
+                handler,
+                _types: PhantomData,
+            },
+        )
     }
 
     /// Handle requests on `route`: the handler's `R` is encoded with the route's reply content
@@ -188,21 +155,39 @@ impl<C: Connection> Router<C> {
             .unwrap_or(&route.content_type)
             .into();
         let reply_address = route.reply_address.clone().map(Arc::new);
-        let f: Arc<HandlerFn<C>> = Arc::new(move |payload, content_type, ctx: Context<C>| {
-            match crate::codec::decode::<T>(content_type, payload) {
-                Ok(value) => {
-                    let handler = Arc::clone(&handler);
-                    let reply_ct = Arc::clone(&reply_ct);
-                    let reply_address = reply_address.clone();
-                    Box::pin(async move {
-                        let reply = handler(value, ctx.clone()).await?;
-                        send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
-                    })
-                }
-                Err(e) => decode_failure(e),
-            }
+        let f =
+            Boxed(Box::new(
+                move |payload, content_type, ctx: Context<C>| match crate::codec::decode::<T>(
+                    content_type,
+                    payload,
+                ) {
+                    Ok(value) => {
+                        let handler = Arc::clone(&handler);
+                        let reply_ct = Arc::clone(&reply_ct);
+                        let reply_address = reply_address.clone();
+                        Box::pin(async move {
+                            let reply = handler(value, ctx.clone()).await?;
+                            send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
+                        })
+                    }
+                    Err(e) => boxed_decode_failure(e),
+                },
+            ));
+        self.push(route, f)
+    }
+
+    fn push<H: Invoke<C>>(&mut self, route: Route, handler: H) -> &mut Self {
+        let start: Starter<C> = Box::new(move |route: Route, args: StartArgs<C>| {
+            let rt = Arc::new(RouteRuntime {
+                name: route.name.as_str().into(),
+                route,
+                handler,
+                middleware: Arc::clone(&args.middleware),
+                counters: args.counters.clone(),
+            });
+            tokio::spawn(run::supervise(rt, args))
         });
-        self.routes.push(RouteEntry { route, handler: f });
+        self.routes.push(RouteEntry { route, start });
         self
     }
 
@@ -270,22 +255,20 @@ impl<C: Connection> Router<C> {
         for (entry, sub) in subscribed {
             let route_stats = Arc::new(RouterStats::default());
             routes.push((entry.route.name.clone(), Arc::clone(&route_stats)));
-            let rt = Arc::new(RouteRuntime {
-                name: entry.route.name.as_str().into(),
-                route: entry.route,
-                handler: entry.handler,
-                middleware: Arc::clone(&middleware),
-                counters: Counters {
-                    route: route_stats,
-                    total: Arc::clone(&total),
+            let counters = Counters {
+                route: route_stats,
+                total: Arc::clone(&total),
+            };
+            tasks.push((entry.start)(
+                entry.route,
+                StartArgs {
+                    conn: conn.clone(),
+                    sub,
+                    stop: stop_rx.clone(),
+                    middleware: Arc::clone(&middleware),
+                    counters,
                 },
-            });
-            tasks.push(tokio::spawn(route_loop(
-                rt,
-                conn.clone(),
-                sub,
-                stop_rx.clone(),
-            )));
+            ));
         }
         let closer = conn.clone();
         let mut running = RunningRouter {
@@ -331,278 +314,6 @@ async fn send_reply<C: Connection, R: Serialize + Send>(
     ctx.publish_message(OutgoingMessage::new(target, payload).content_type(content_type))
         .await?;
     Ok(())
-}
-
-struct RouteRuntime<C: Connection> {
-    name: Arc<str>,
-    route: Route,
-    handler: Arc<HandlerFn<C>>,
-    middleware: Arc<[Arc<dyn Middleware>]>,
-    counters: Counters,
-}
-
-/// Wait for the stop signal; return its drain deadline. Never resolves if the
-/// [`RunningRouter`] was dropped (the routes keep running, detached).
-async fn stopped(rx: &mut watch::Receiver<Option<Instant>>) -> Instant {
-    loop {
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        let v = *rx.borrow_and_update();
-        if let Some(deadline) = v {
-            return deadline;
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct DrainReport {
-    drained: u64,
-    aborted: u64,
-}
-
-async fn route_loop<C: Connection>(
-    rt: Arc<RouteRuntime<C>>,
-    conn: C,
-    mut sub: C::Subscription,
-    mut stop: watch::Receiver<Option<Instant>>,
-) -> DrainReport {
-    let slots = Arc::new(Semaphore::new(rt.route.concurrency));
-    let mut set: JoinSet<()> = JoinSet::new();
-    let deadline = loop {
-        let permit = tokio::select! {
-            biased;
-            d = stopped(&mut stop) => break Some(d),
-            Some(_) = set.join_next(), if !set.is_empty() => continue,
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break None,
-            },
-        };
-        let next = tokio::select! {
-            biased;
-            d = stopped(&mut stop) => break Some(d),
-            m = sub.next() => m,
-        };
-        match next {
-            Some(Ok(msg)) => {
-                set.spawn(process(Arc::clone(&rt), conn.clone(), msg, permit));
-            }
-            Some(Err(e)) => {
-                tracing::warn!(route = %rt.name, error = %e, "subscription error");
-                // Do not spin on a failing transport.
-                drop(permit);
-                tokio::select! {
-                    biased;
-                    d = stopped(&mut stop) => break Some(d),
-                    () = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE) => {}
-                }
-            }
-            None => {
-                tracing::debug!(route = %rt.name, "subscription ended");
-                break None;
-            }
-        }
-    };
-    // Stop taking new messages: unsubscribe, then drain what is in flight.
-    drop(sub);
-    let mut report = DrainReport::default();
-    let drain = async {
-        while set.join_next().await.is_some() {
-            report.drained += 1;
-        }
-    };
-    let finished = match deadline {
-        Some(d) => tokio::time::timeout_at(d, drain).await.is_ok(),
-        None => {
-            drain.await;
-            true
-        }
-    };
-    if !finished {
-        report.aborted = set.len() as u64;
-        tracing::warn!(route = %rt.name, aborted = report.aborted, "drain deadline passed; aborting in-flight handlers");
-        set.abort_all();
-        while set.join_next().await.is_some() {}
-    }
-    report
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
-async fn process<C: Connection>(
-    rt: Arc<RouteRuntime<C>>,
-    conn: C,
-    msg: C::Message,
-    _slot: OwnedSemaphorePermit,
-) {
-    let c = &rt.counters;
-    c.inc(|s| &s.received);
-    let _in_flight = InFlight::new(c);
-    let meta = Arc::new(Meta {
-        route: Arc::clone(&rt.name),
-        address: msg.address().to_owned(),
-        params: rt.route.address.captures(msg.address()).unwrap_or_default(),
-        headers: msg.headers().clone(),
-        correlation_id: msg
-            .correlation_id()
-            .or_else(|| msg.headers().get(names::CORRELATION_ID))
-            .map(str::to_owned),
-        reply_to: msg.reply_to().map(str::to_owned),
-    });
-    let base = msg.attempt().max(1);
-    let max = rt.route.retries.max_attempts;
-    let mut retry = 0u32;
-    let failure = loop {
-        let attempt = base.saturating_add(retry);
-        let ctx = Context {
-            conn: conn.clone(),
-            meta: Arc::clone(&meta),
-            attempt,
-            middleware: Arc::clone(&rt.middleware),
-        };
-        let content_type = msg.content_type().unwrap_or(&rt.route.content_type);
-        let info = ConsumeInfo {
-            route: &rt.name,
-            address: &meta.address,
-            headers: &meta.headers,
-            payload: msg.payload(),
-            attempt,
-            correlation_id: meta.correlation_id.as_deref(),
-        };
-        match run_attempt(&rt, &info, content_type, ctx).await {
-            Ok(()) => break None,
-            Err(e) => {
-                match e.kind() {
-                    FailureKind::Decode => {}
-                    FailureKind::Panic => {
-                        c.inc(|s| &s.handler_errors);
-                        c.inc(|s| &s.panics);
-                    }
-                    FailureKind::Timeout => {
-                        c.inc(|s| &s.handler_errors);
-                        c.inc(|s| &s.timeouts);
-                    }
-                    _ => c.inc(|s| &s.handler_errors),
-                }
-                if e.is_retryable() && attempt < max {
-                    tracing::debug!(route = %rt.name, attempt, error = %e, "retrying");
-                    c.inc(|s| &s.retries);
-                    tokio::time::sleep(rt.route.retries.backoff.delay(retry)).await;
-                    retry += 1;
-                    continue;
-                }
-                break Some((e, attempt));
-            }
-        }
-    };
-    let result = match failure {
-        None => msg.ack().await.map(|()| c.inc(|s| &s.acked)),
-        Some((e, _)) if e.kind() == FailureKind::Decode => {
-            c.inc(|s| &s.decode_failures);
-            tracing::warn!(route = %rt.name, address = %meta.address, error = %e, "undecodable message");
-            match &rt.route.on_decode_error {
-                DecodePolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
-                DecodePolicy::DeadLetter(addr) => dead_letter(&rt, &conn, msg, addr, &e).await,
-            }
-        }
-        Some((e, attempt)) => {
-            tracing::warn!(route = %rt.name, address = %meta.address, attempt, error = %e, "handler failed");
-            if let Some(addr) = &rt.route.dead_letter {
-                dead_letter(&rt, &conn, msg, addr, &e).await
-            } else {
-                match rt.route.on_error {
-                    ErrorPolicy::Nack { requeue: true } if max > 1 && attempt >= max => {
-                        msg.reject().await.map(|()| c.inc(|s| &s.rejected))
-                    }
-                    ErrorPolicy::Nack { requeue } => {
-                        msg.nack(requeue).await.map(|()| c.inc(|s| &s.nacked))
-                    }
-                    ErrorPolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
-                }
-            }
-        }
-    };
-    if let Err(e) = result {
-        c.inc(|s| &s.settle_errors);
-        tracing::warn!(route = %rt.name, error = %e, "settling failed");
-    }
-}
-
-async fn run_attempt<C: Connection>(
-    rt: &RouteRuntime<C>,
-    info: &ConsumeInfo<'_>,
-    content_type: &str,
-    ctx: Context<C>,
-) -> Result<(), HandlerError> {
-    let chain = AssertUnwindSafe(async move {
-        let handler = &rt.handler;
-        if rt.middleware.is_empty() {
-            handler(info.payload, content_type, ctx).await
-        } else {
-            let payload = info.payload;
-            let next = Next {
-                rest: &rt.middleware,
-                terminal: Box::new(move || -> BoxFuture<'_, Result<(), HandlerError>> {
-                    handler(payload, content_type, ctx)
-                }),
-            };
-            next.run(info).await
-        }
-    })
-    .catch_unwind();
-    let outcome = match rt.route.timeout {
-        Some(limit) => match tokio::time::timeout(limit, chain).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(HandlerError::with_kind(
-                    FailureKind::Timeout,
-                    format_args!("no result within {limit:?}"),
-                ));
-            }
-        },
-        None => chain.await,
-    };
-    outcome.unwrap_or_else(|p| {
-        Err(HandlerError::with_kind(
-            FailureKind::Panic,
-            panic_message(&*p),
-        ))
-    })
-}
-
-async fn dead_letter<C: Connection>(
-    rt: &RouteRuntime<C>,
-    conn: &C,
-    msg: C::Message,
-    address: &str,
-    error: &HandlerError,
-) -> Result<()> {
-    let mut out = OutgoingMessage::new(address, Bytes::copy_from_slice(msg.payload()))
-        .with_headers(msg.headers().clone())
-        .header(ERROR_HEADER, error.to_string())
-        .header(ORIGINAL_ADDRESS_HEADER, msg.address());
-    out.correlation_id = msg.correlation_id().map(str::to_owned);
-    out.key = msg.key().map(Bytes::copy_from_slice);
-    match publish_through(conn, &rt.middleware, out).await {
-        Ok(()) => {
-            rt.counters.inc(|s| &s.dead_lettered);
-            msg.ack().await
-        }
-        Err(e) => {
-            tracing::warn!(route = %rt.name, error = %e, "dead-letter publish failed; requeueing");
-            let _ = msg.nack(true).await;
-            Err(e)
-        }
-    }
 }
 
 /// What [`RunningRouter::shutdown`] did.

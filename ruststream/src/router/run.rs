@@ -1,0 +1,488 @@
+//! The running side of a route: a fixed set of workers per route (one per concurrency slot)
+//! sharing the subscription, so handling a message spawns nothing; per-worker metadata reused
+//! from message to message; settlement by policy.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{Either, Ready, ready};
+use futures_util::{FutureExt, StreamExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::context::{Meta, publish_through};
+use super::stats::Counters;
+use super::{
+    BoxFuture, ConsumeInfo, Context, DecodePolicy, ErrorPolicy, FailureKind, HandlerError,
+    Middleware, Next, Route,
+};
+use crate::memory::ORIGINAL_ADDRESS_HEADER;
+use crate::message::names;
+use crate::{Connection, IncomingMessage, OutgoingMessage, Params, Result};
+
+/// Header carrying the failure when the router dead-letters a message.
+pub const ERROR_HEADER: &str = "x-error";
+
+/// Pause after a subscription yields an error, before asking it again.
+const SUBSCRIPTION_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Decode and call a handler; one implementation per kind of route, monomorphised, so the
+/// handler's future is not boxed.
+pub(crate) trait Invoke<C: Connection>: Send + Sync + 'static {
+    type Fut: Future<Output = Result<(), HandlerError>> + Send + 'static;
+    fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut;
+}
+
+fn decode_error(e: crate::Error) -> HandlerError {
+    HandlerError::with_kind(FailureKind::Decode, e)
+}
+
+/// A `route` handler.
+pub(crate) struct Plain<T, F, Fut> {
+    pub(crate) handler: F,
+    pub(crate) _types: PhantomData<fn(T) -> Fut>,
+}
+
+impl<C, T, F, Fut> Invoke<C> for Plain<T, F, Fut>
+where
+    C: Connection,
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(T, Context<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    type Fut = Either<Fut, Ready<Result<(), HandlerError>>>;
+
+    fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut {
+        match crate::codec::decode::<T>(content_type, payload) {
+            Ok(value) => Either::Left((self.handler)(value, ctx)),
+            Err(e) => Either::Right(ready(Err(decode_error(e)))),
+        }
+    }
+}
+
+/// A handler erased behind a boxed future (reply routes, which publish anyway).
+pub(crate) struct Boxed<C>(
+    #[allow(clippy::type_complexity)]
+    pub(crate)  Box<
+        dyn Fn(&[u8], &str, Context<C>) -> BoxFuture<'static, Result<(), HandlerError>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl<C: Connection> Invoke<C> for Boxed<C> {
+    type Fut = BoxFuture<'static, Result<(), HandlerError>>;
+
+    fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut {
+        (self.0)(payload, content_type, ctx)
+    }
+}
+
+/// A decode failure as a boxed future (for [`Boxed`] handlers).
+pub(crate) fn boxed_decode_failure(
+    e: crate::Error,
+) -> BoxFuture<'static, Result<(), HandlerError>> {
+    Box::pin(ready(Err(decode_error(e))))
+}
+
+/// Counts a message as in flight until dropped (also when its worker is aborted).
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn new(c: &'a Counters) -> Self {
+        c.in_flight(1);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight(-1);
+    }
+}
+
+/// Everything a route's workers share.
+pub(crate) struct RouteRuntime<H> {
+    pub(crate) name: Arc<str>,
+    pub(crate) route: Route,
+    pub(crate) handler: H,
+    pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
+    pub(crate) counters: Counters,
+}
+
+/// What a route's supervisor is started with.
+pub(crate) struct StartArgs<C: Connection> {
+    pub(crate) conn: C,
+    pub(crate) sub: C::Subscription,
+    pub(crate) stop: watch::Receiver<Option<Instant>>,
+    pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
+    pub(crate) counters: Counters,
+}
+
+/// What a route did during shutdown.
+#[derive(Debug, Default)]
+pub(crate) struct DrainReport {
+    pub(crate) drained: u64,
+    pub(crate) aborted: u64,
+}
+
+/// Wait for the stop signal; return its drain deadline. Never resolves if the
+/// [`RunningRouter`](super::RunningRouter) was dropped (the routes keep running, detached).
+async fn stopped(rx: &mut watch::Receiver<Option<Instant>>) -> Instant {
+    loop {
+        let current = *rx.borrow_and_update();
+        if let Some(deadline) = current {
+            return deadline;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+type SharedSubscription<C> = Arc<Mutex<Option<<C as crate::Subscriber>::Subscription>>>;
+
+/// Run a route: `concurrency` workers, then drain them by the deadline on stop.
+pub(crate) async fn supervise<C: Connection, H: Invoke<C>>(
+    rt: Arc<RouteRuntime<H>>,
+    args: StartArgs<C>,
+) -> DrainReport {
+    let StartArgs {
+        conn,
+        sub,
+        mut stop,
+        ..
+    } = args;
+    let sub: SharedSubscription<C> = Arc::new(Mutex::new(Some(sub)));
+    let mut workers = JoinSet::new();
+    for _ in 0..rt.route.concurrency {
+        workers.spawn(worker::<C, H>(
+            Arc::clone(&rt),
+            conn.clone(),
+            Arc::clone(&sub),
+            stop.clone(),
+        ));
+    }
+    let mut report = DrainReport::default();
+    let tally = |report: &mut DrainReport, r: Result<bool, tokio::task::JoinError>| match r {
+        Ok(true) => report.drained += 1,
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "route worker failed"),
+    };
+    let deadline = loop {
+        tokio::select! {
+            biased;
+            d = stopped(&mut stop) => break Some(d),
+            r = workers.join_next() => match r {
+                Some(r) => tally(&mut report, r),
+                None => break None,
+            },
+        }
+    };
+    let Some(deadline) = deadline else {
+        return report;
+    };
+    // Stop taking new messages: unsubscribe (idle workers have seen the stop and let go).
+    let unsubscribe = async { sub.lock().await.take() };
+    if let Ok(s) = tokio::time::timeout_at(deadline, unsubscribe).await {
+        drop(s);
+    }
+    let finished = {
+        let drain = async {
+            while let Some(r) = workers.join_next().await {
+                tally(&mut report, r);
+            }
+        };
+        tokio::time::timeout_at(deadline, drain).await.is_ok()
+    };
+    if !finished {
+        report.aborted = workers.len() as u64;
+        tracing::warn!(route = %rt.name, aborted = report.aborted, "drain deadline passed; aborting in-flight handlers");
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+    report
+}
+
+/// Reused from message to message by one worker.
+struct Scratch {
+    meta: Arc<Meta>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
+    match (dst.as_mut(), src) {
+        (Some(d), Some(s)) => {
+            d.clear();
+            d.push_str(s);
+        }
+        (None, Some(s)) => *dst = Some(s.to_owned()),
+        (_, None) => *dst = None,
+    }
+}
+
+impl Scratch {
+    fn new(route: Arc<str>) -> Self {
+        Scratch {
+            meta: Arc::new(Meta {
+                route,
+                address: String::new(),
+                params: Params::default(),
+                headers: crate::Headers::new(),
+                correlation_id: None,
+                reply_to: None,
+            }),
+            ranges: Vec::new(),
+        }
+    }
+
+    /// Fill the metadata for `msg`, in place when no handler kept a previous `Context`.
+    fn fill<M: IncomingMessage>(&mut self, route: &Route, msg: &M) {
+        if Arc::get_mut(&mut self.meta).is_none() {
+            self.meta = Arc::new(Meta {
+                route: Arc::clone(&self.meta.route),
+                address: String::new(),
+                params: Params::default(),
+                headers: crate::Headers::new(),
+                correlation_id: None,
+                reply_to: None,
+            });
+        }
+        if let Some(m) = Arc::get_mut(&mut self.meta) {
+            m.address.clear();
+            m.address.push_str(msg.address());
+            route
+                .address
+                .capture_into(msg.address(), &mut self.ranges, &mut m.params);
+            m.headers.clone_from(msg.headers());
+            let cid = msg
+                .correlation_id()
+                .or_else(|| msg.headers().get(names::CORRELATION_ID));
+            set_opt(&mut m.correlation_id, cid);
+            set_opt(&mut m.reply_to, msg.reply_to());
+        }
+    }
+}
+
+/// Take messages one at a time and handle them. Returns whether it finished a message after
+/// the stop signal (a drained message).
+async fn worker<C: Connection, H: Invoke<C>>(
+    rt: Arc<RouteRuntime<H>>,
+    conn: C,
+    sub: SharedSubscription<C>,
+    mut stop: watch::Receiver<Option<Instant>>,
+) -> bool {
+    let mut scratch = Scratch::new(Arc::clone(&rt.name));
+    loop {
+        let next = {
+            let mut guard = tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return false,
+                g = sub.lock() => g,
+            };
+            let Some(s) = guard.as_mut() else {
+                return false;
+            };
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return false,
+                m = s.next() => m,
+            }
+        };
+        match next {
+            Some(Ok(msg)) => {
+                process(&rt, &conn, msg, &mut scratch).await;
+                if stop.borrow().is_some() {
+                    return true;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(route = %rt.name, error = %e, "subscription error");
+                // Do not spin on a failing transport.
+                tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => return false,
+                    () = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE) => {}
+                }
+            }
+            None => {
+                tracing::debug!(route = %rt.name, "subscription ended");
+                return false;
+            }
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+async fn process<C: Connection, H: Invoke<C>>(
+    rt: &RouteRuntime<H>,
+    conn: &C,
+    msg: C::Message,
+    scratch: &mut Scratch,
+) {
+    let c = &rt.counters;
+    c.inc(|s| &s.received);
+    let _in_flight = InFlight::new(c);
+    scratch.fill(&rt.route, &msg);
+    let meta = &scratch.meta;
+    let base = msg.attempt().max(1);
+    let max = rt.route.retries.max_attempts;
+    let mut retry = 0u32;
+    let failure = loop {
+        let attempt = base.saturating_add(retry);
+        let ctx = Context {
+            conn: conn.clone(),
+            meta: Arc::clone(meta),
+            attempt,
+            middleware: Arc::clone(&rt.middleware),
+        };
+        let content_type = msg.content_type().unwrap_or(&rt.route.content_type);
+        let info = ConsumeInfo {
+            route: &rt.name,
+            address: &meta.address,
+            headers: &meta.headers,
+            payload: msg.payload(),
+            attempt,
+            correlation_id: meta.correlation_id.as_deref(),
+        };
+        match run_attempt(rt, &info, content_type, ctx).await {
+            Ok(()) => break None,
+            Err(e) => {
+                match e.kind() {
+                    FailureKind::Decode => {}
+                    FailureKind::Panic => {
+                        c.inc(|s| &s.handler_errors);
+                        c.inc(|s| &s.panics);
+                    }
+                    FailureKind::Timeout => {
+                        c.inc(|s| &s.handler_errors);
+                        c.inc(|s| &s.timeouts);
+                    }
+                    _ => c.inc(|s| &s.handler_errors),
+                }
+                if e.is_retryable() && attempt < max {
+                    tracing::debug!(route = %rt.name, attempt, error = %e, "retrying");
+                    c.inc(|s| &s.retries);
+                    tokio::time::sleep(rt.route.retries.backoff.delay(retry)).await;
+                    retry += 1;
+                    continue;
+                }
+                break Some((e, attempt));
+            }
+        }
+    };
+    let result = match failure {
+        None => msg.ack().await.map(|()| c.inc(|s| &s.acked)),
+        Some((e, _)) if e.kind() == FailureKind::Decode => {
+            c.inc(|s| &s.decode_failures);
+            tracing::warn!(route = %rt.name, address = %meta.address, error = %e, "undecodable message");
+            match &rt.route.on_decode_error {
+                DecodePolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
+                DecodePolicy::DeadLetter(addr) => dead_letter(rt, conn, msg, addr, &e).await,
+            }
+        }
+        Some((e, attempt)) => {
+            tracing::warn!(route = %rt.name, address = %meta.address, attempt, error = %e, "handler failed");
+            if let Some(addr) = &rt.route.dead_letter {
+                dead_letter(rt, conn, msg, addr, &e).await
+            } else {
+                match rt.route.on_error {
+                    ErrorPolicy::Nack { requeue: true } if max > 1 && attempt >= max => {
+                        msg.reject().await.map(|()| c.inc(|s| &s.rejected))
+                    }
+                    ErrorPolicy::Nack { requeue } => {
+                        msg.nack(requeue).await.map(|()| c.inc(|s| &s.nacked))
+                    }
+                    ErrorPolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        c.inc(|s| &s.settle_errors);
+        tracing::warn!(route = %rt.name, error = %e, "settling failed");
+    }
+}
+
+async fn run_attempt<C: Connection, H: Invoke<C>>(
+    rt: &RouteRuntime<H>,
+    info: &ConsumeInfo<'_>,
+    content_type: &str,
+    ctx: Context<C>,
+) -> Result<(), HandlerError> {
+    let chain = AssertUnwindSafe(async move {
+        let handler = &rt.handler;
+        if rt.middleware.is_empty() {
+            handler.invoke(info.payload, content_type, ctx).await
+        } else {
+            let payload = info.payload;
+            let next = Next {
+                rest: &rt.middleware,
+                terminal: Box::new(move || -> BoxFuture<'_, Result<(), HandlerError>> {
+                    Box::pin(handler.invoke(payload, content_type, ctx))
+                }),
+            };
+            next.run(info).await
+        }
+    })
+    .catch_unwind();
+    let outcome = match rt.route.timeout {
+        Some(limit) => match tokio::time::timeout(limit, chain).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(HandlerError::with_kind(
+                    FailureKind::Timeout,
+                    format_args!("no result within {limit:?}"),
+                ));
+            }
+        },
+        None => chain.await,
+    };
+    outcome.unwrap_or_else(|p| {
+        Err(HandlerError::with_kind(
+            FailureKind::Panic,
+            panic_message(&*p),
+        ))
+    })
+}
+
+async fn dead_letter<C: Connection, H>(
+    rt: &RouteRuntime<H>,
+    conn: &C,
+    msg: C::Message,
+    address: &str,
+    error: &HandlerError,
+) -> Result<()> {
+    let mut out = OutgoingMessage::new(address, Bytes::copy_from_slice(msg.payload()))
+        .with_headers(msg.headers().clone())
+        .header(ERROR_HEADER, error.to_string())
+        .header(ORIGINAL_ADDRESS_HEADER, msg.address());
+    out.correlation_id = msg.correlation_id().map(str::to_owned);
+    out.key = msg.key().map(Bytes::copy_from_slice);
+    match publish_through(conn, &rt.middleware, out).await {
+        Ok(()) => {
+            rt.counters.inc(|s| &s.dead_lettered);
+            msg.ack().await
+        }
+        Err(e) => {
+            tracing::warn!(route = %rt.name, error = %e, "dead-letter publish failed; requeueing");
+            let _ = msg.nack(true).await;
+            Err(e)
+        }
+    }
+}
