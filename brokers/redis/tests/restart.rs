@@ -179,3 +179,68 @@ async fn nothing_published_is_lost_across_a_server_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Pub/Sub is fire-and-forget: what is published while the server is down is lost, but the
+/// subscription resubscribes by itself and receives what is published after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_subscriptions_resume_after_a_server_restart() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("redis-server is required under CI");
+        }
+        eprintln!("skipping: redis-server not installed");
+        return;
+    }
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("rs-redis-ps-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut server = Server::start(port, dir.clone());
+    let config = Config::new(format!("redis://127.0.0.1:{port}"));
+    let conn = ruststream_redis::RedisPubSub::new(config)
+        .connect()
+        .await
+        .unwrap();
+    let mut sub = conn
+        .subscribe(
+            &Address::parse("news.{topic}").unwrap(),
+            SubscribeOptions::new(),
+        )
+        .await
+        .unwrap();
+    conn.publish(OutgoingMessage::new("news.a", "before"))
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload(), b"before");
+
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = Server::start(port, dir.clone());
+    // Publish until the resubscribed subscription sees a message (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        assert!(Instant::now() < deadline, "subscription never resumed");
+        let _ = conn
+            .publish(OutgoingMessage::new("news.b", "after").header("k", "v"))
+            .await;
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await
+        {
+            break m;
+        }
+    };
+    assert_eq!(received.payload(), b"after");
+    assert_eq!(received.headers().get("k"), Some("v"));
+    assert_eq!(received.address(), "news.b");
+    drop(sub);
+    conn.shutdown().await.unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
