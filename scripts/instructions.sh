@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Instructions per consumed message on the in-memory consume path, counted by callgrind (stable
+# on a noisy machine, unlike wall-clock figures).
+#
+# For each side (framework: memory broker → router → JSON decode → generated handler → ack;
+# baseline: tokio mpsc + serde_json decode) it runs the bench binary's `consume-only` mode twice
+# under `valgrind --tool=callgrind`: once consuming N prefilled messages and once with the same
+# setup and prefill but no consuming (`--no-work`). The difference divided by N is the cost of
+# consuming one message.
+#
+# usage: scripts/instructions.sh [N]            (default N = 100000)
+# env:   CARGO_TARGET_DIR (default: target), KEEP=1 keeps the callgrind output files.
+set -euo pipefail
+
+N="${1:-100000}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/release/ruststream-bench"
+
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p ruststream-bench)
+
+OUT="$(mktemp -d)"
+trap '[ "${KEEP:-0}" = 1 ] && echo "callgrind files kept in $OUT" >&2 || rm -rf "$OUT"' EXIT
+
+# Total instructions (Ir) of one run.
+instructions() {
+    local file="$OUT/$1.out"
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$file" "$BIN" consume-only "$@" >"$OUT/last.json" 2>"$OUT/last.err" || {
+        cat "$OUT/last.err" >&2
+        exit 1
+    }
+    grep -E '^(summary|totals):' "$file" | head -1 | awk '{print $2}'
+}
+
+for side in framework baseline; do
+    with=$(instructions "$side-work" --side "$side" --messages "$N")
+    without=$(instructions "$side-idle" --side "$side" --messages "$N" --no-work)
+    per=$(( (with - without) / N ))
+    printf '{"scenario":"instructions","side":"%s","messages":%d,"instructions_with":%d,"instructions_without":%d,"instructions_per_msg":%d}\n' \
+        "$side" "$N" "$with" "$without" "$per"
+done
