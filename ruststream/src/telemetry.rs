@@ -209,9 +209,9 @@ pub fn message_span(
 ) -> tracing::Span {
     tracing::info_span!(
         "message",
-        address = address,
-        operation = operation,
-        correlation_id = correlation_id.unwrap_or(""),
+        address = %address,
+        operation = %operation,
+        correlation_id = %correlation_id.unwrap_or(""),
         trace_id = %context.trace_id_hex(),
     )
 }
