@@ -20,11 +20,12 @@ use ruststream_amqp::{AmqpBroker, Config, Reconnect};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Two distinct free ports (both listeners are held until both are chosen).
+fn free_ports() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let b = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = |l: &TcpListener| l.local_addr().expect("local address").port();
+    (port(&a), port(&b))
 }
 
 /// A private RabbitMQ node; stopped (and its directory removed) on drop.
@@ -38,8 +39,7 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
-        let port = free_port();
-        let dist_port = free_port();
+        let (port, dist_port) = free_ports();
         let dir = std::env::temp_dir().join(format!("ruststream-amqp-node-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("mnesia")).unwrap();
@@ -82,7 +82,8 @@ impl Node {
             .expect("start rabbitmq-server");
         self.child = Some(child);
         wait_until(
-            Duration::from_secs(60),
+            // Erlang boots in ~5 s on an idle machine, far slower under a parallel build.
+            Duration::from_secs(120),
             || port_open(self.port),
             "node accepts AMQP",
         );
