@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use ruststream::capability::{Reply, RequestReply};
+use ruststream::capability::{BatchSubscriber, Reply, RequestReply};
 use ruststream::message::names;
 use ruststream::{
     Address, Broker, Capabilities, Connection, Error, Headers, IncomingMessage, OutgoingMessage,
@@ -19,7 +19,9 @@ use tokio::sync::watch;
 
 use crate::config::{Config, JetStreamConfig, transport};
 use crate::jetstream::JetStreamBroker;
-use crate::util::{check_subject, from_nats_headers, subject_for, to_nats_headers, until_closed};
+use crate::util::{
+    Batches, batches, check_subject, from_nats_headers, subject_for, to_nats_headers, until_closed,
+};
 
 /// Core NATS, configured but not connected.
 #[derive(Debug, Clone, Default)]
@@ -241,12 +243,31 @@ impl Connection for NatsConnection {
         c.queue_groups = true;
         c.ordered = true;
         c.request_reply = true;
+        c.batch = true;
         c.wildcards = true;
         c
     }
 
     async fn shutdown(self) -> Result<()> {
         self.shared.shutdown().await
+    }
+}
+
+impl BatchSubscriber for NatsConnection {
+    type Batches = Batches<NatsMessage>;
+
+    /// Batches are gathered client-side from an ordinary subscription.
+    async fn subscribe_batch(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<Batches<NatsMessage>> {
+        let sub = self.subscribe(address, options).await?;
+        Ok(Batches {
+            inner: Box::pin(batches(sub, max, max_wait)),
+        })
     }
 }
 

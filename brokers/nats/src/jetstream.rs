@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_core::Stream;
 use futures_util::StreamExt;
-use ruststream::capability::DelayedRedelivery;
+use ruststream::capability::{BatchSubscriber, DelayedRedelivery};
 use ruststream::message::names;
 use ruststream::{
     Address, Broker, Capabilities, Connection, Headers, IncomingMessage, OutgoingMessage,
@@ -32,7 +32,8 @@ use ruststream::{
 use crate::config::{Config, JetStreamConfig};
 use crate::core::Shared;
 use crate::util::{
-    REPLY_TO_HEADER, check_subject, from_nats_headers, subject_for, to_nats_headers, until_closed,
+    Batches, REPLY_TO_HEADER, batches, check_subject, from_nats_headers, subject_for,
+    to_nats_headers, until_closed,
 };
 
 /// Header added to a dead-lettered message: why it was dead-lettered
@@ -252,6 +253,28 @@ impl Subscriber for JetStreamConnection {
     }
 }
 
+impl BatchSubscriber for JetStreamConnection {
+    type Batches = Batches<JetStreamMessage>;
+
+    /// A pull consumer fetching up to `max` messages per pull (unless `prefetch` says
+    /// otherwise); each message is settled on its own.
+    async fn subscribe_batch(
+        &self,
+        address: &Address,
+        mut options: SubscribeOptions,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<Batches<JetStreamMessage>> {
+        if options.prefetch.is_none() {
+            options.prefetch = Some(u32::try_from(max.max(1)).unwrap_or(u32::MAX));
+        }
+        let sub = self.subscribe(address, options).await?;
+        Ok(Batches {
+            inner: Box::pin(batches(sub, max, max_wait)),
+        })
+    }
+}
+
 impl Connection for JetStreamConnection {
     fn capabilities(&self) -> Capabilities {
         let mut c = Capabilities::NONE;
@@ -263,6 +286,7 @@ impl Connection for JetStreamConnection {
         c.ordered = true;
         c.durable = true;
         c.delayed_redelivery = true;
+        c.batch = true;
         c.wildcards = true;
         c
     }

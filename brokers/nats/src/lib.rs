@@ -10,6 +10,15 @@
 //!   persistent streams with explicit ack/nack/term, delivery counts, delayed nack, durable and
 //!   queue-group consumers and dead letters (see [`jetstream`]).
 //!
+//! Both implement [`BatchSubscriber`](ruststream::capability::BatchSubscriber) (batches of up
+//! to `max` messages, closed `max_wait` after their first message). Capabilities declared:
+//!
+//! | | core | JetStream |
+//! |---|---|---|
+//! | ack / nack requeue / dead letter / durable / delayed redelivery | no | yes |
+//! | headers, queue groups, wildcards, ordered (one publisher), batch | yes | yes |
+//! | request/reply | yes | no (the stream would answer requests with publish acks) |
+//!
 //! Interoperability with other NATS clients: payloads are sent as-is, the contract's
 //! `content-type` header travels as NATS's conventional `Content-Type` (and any spelling of it
 //! is read back as `content-type`), the correlation id travels in the `correlation-id` header,
@@ -40,4 +49,4 @@ pub use core::{NatsBroker, NatsConnection, NatsMessage, NatsSubscription};
 pub use jetstream::{
     JetStreamBroker, JetStreamConnection, JetStreamMessage, JetStreamSubscription,
 };
-pub use util::{NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};
+pub use util::{Batches, NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};

@@ -32,6 +32,7 @@ async fn core_nats_passes_the_harness() {
     let suite = Suite::new(|| NatsBroker::new(config()).connect());
     let mut report = suite.run().await;
     report.merge(suite.run_request_reply().await);
+    report.merge(suite.run_batch().await);
     for check in [
         "round_trip",
         "metadata_round_trip",
@@ -39,6 +40,7 @@ async fn core_nats_passes_the_harness() {
         "queue_groups",
         "ordering",
         "request_reply",
+        "batch",
         "lifecycle",
     ] {
         assert!(
@@ -79,6 +81,7 @@ async fn jetstream_passes_the_harness() {
     .prefix("rsjs");
     let mut report = suite.run().await;
     report.merge(suite.run_delayed().await);
+    report.merge(suite.run_batch().await);
     for check in [
         "ack",
         "nack_requeue",
@@ -86,6 +89,7 @@ async fn jetstream_passes_the_harness() {
         "durable",
         "queue_groups",
         "delayed_redelivery",
+        "batch",
         "lifecycle",
     ] {
         assert!(
