@@ -59,13 +59,17 @@ fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+/// Lower-case hex of some bytes, formatted without allocating.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
-    s
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    Hex(bytes).to_string()
 }
 
 impl TraceContext {
@@ -212,7 +216,7 @@ pub fn message_span(
         address = %address,
         operation = %operation,
         correlation_id = %correlation_id.unwrap_or(""),
-        trace_id = %context.trace_id_hex(),
+        trace_id = %Hex(&context.trace_id),
     )
 }
 
