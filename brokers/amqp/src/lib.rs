@@ -6,7 +6,8 @@
 //! - **Subscribing**: a template maps to a topic binding pattern, `{param}` → `*` per
 //!   `.`-separated word (`/` is an ordinary character of a word; see [`topology`] for the
 //!   details and the client-side check). Plain subscriptions get an exclusive, auto-delete
-//!   queue each, so distinct subscribers each get every message; a queue group is one shared
+//!   queue each (a uniquely named one with [`QueueType::Quorum`]), so distinct subscribers
+//!   each get every message; a queue group is one shared
 //!   queue named `<exchange>/<template>/<group>`; a durable subscription is a durable queue
 //!   named by [`SubscribeOptions::durable`](ruststream::SubscribeOptions).
 //! - **Headers** travel in the AMQP header table (strings, order and duplicates kept);
@@ -21,7 +22,6 @@
 //!   queue, binding, prefetch and consumer. Messages in named queues (queue groups, durable
 //!   subscriptions, quorum queues) survive; an exclusive queue dies with its connection, so a
 //!   plain classic subscription may miss what was published while it was disconnected.
-//!
 //! - **AsyncAPI bindings**: [`ChannelBinding`] applies a channel's `amqp` binding (exchange
 //!   name, type, durability; queue name) to the [`Config`] and to subscription options.
 //!
