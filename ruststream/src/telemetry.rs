@@ -3,7 +3,7 @@
 //! The trace context of a consumed message travels to the publishes its handler makes:
 //! the consuming side runs the handler inside [`scope`] with the context read by
 //! [`TraceContext::from_headers`] (or a new root when the message has none), and every publish
-//! made inside that scope through [`inject_current`] (or a [`TracedPublisher`]) carries a
+//! made inside that scope through [`inject_current`] (or a [`Traced`] connection) carries a
 //! `traceparent` with the same trace id and a new parent id.
 
 use std::future::Future;
@@ -14,7 +14,13 @@ use tracing::Instrument;
 
 use crate::message::names::{TRACEPARENT, TRACESTATE};
 use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next};
-use crate::{Headers, OutgoingMessage, Publisher, Result};
+use std::time::Duration;
+
+use crate::capability::{Reply, RequestReply};
+use crate::{
+    Address, Capabilities, Connection, Headers, OutgoingMessage, Publisher, Result,
+    SubscribeOptions, Subscriber,
+};
 
 /// A W3C trace context: trace id, parent (span) id and the sampled flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,12 +226,16 @@ pub fn message_span(
     )
 }
 
-/// A [`Publisher`] that stamps every message with the current trace context
-/// ([`inject_current`]) before handing it to the inner publisher.
+/// A publisher — or a whole [`Connection`] — that stamps every published message with the
+/// current trace context ([`inject_current`]) before handing it on.
+///
+/// Publishes made through a handler's [`Context`](crate::router::Context) already continue the
+/// trace; wrap the connection when a handler publishes around the context, e.g. with a
+/// generated typed publisher: `spec::Publisher::new(Traced(ctx.connection().clone()))`.
 #[derive(Debug, Clone)]
-pub struct TracedPublisher<P>(pub P);
+pub struct Traced<P>(pub P);
 
-impl<P: Publisher> Publisher for TracedPublisher<P> {
+impl<P: Publisher> Publisher for Traced<P> {
     async fn publish(&self, mut message: OutgoingMessage) -> Result<()> {
         inject_current(&mut message);
         self.0.publish(message).await
@@ -233,6 +243,36 @@ impl<P: Publisher> Publisher for TracedPublisher<P> {
 
     async fn flush(&self) -> Result<()> {
         self.0.flush().await
+    }
+}
+
+impl<S: Subscriber> Subscriber for Traced<S> {
+    type Message = S::Message;
+    type Subscription = S::Subscription;
+
+    fn subscribe(
+        &self,
+        address: &Address,
+        options: SubscribeOptions,
+    ) -> impl Future<Output = Result<Self::Subscription>> + Send {
+        self.0.subscribe(address, options)
+    }
+}
+
+impl<C: Connection> Connection for Traced<C> {
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    fn shutdown(self) -> impl Future<Output = Result<()>> + Send {
+        self.0.shutdown()
+    }
+}
+
+impl<C: RequestReply> RequestReply for Traced<C> {
+    async fn request(&self, mut message: OutgoingMessage, timeout: Duration) -> Result<Reply> {
+        inject_current(&mut message);
+        self.0.request(message, timeout).await
     }
 }
 
@@ -338,5 +378,31 @@ mod tests {
         assert_eq!(carried.trace_id, consumed.trace_id);
         assert_ne!(carried.span_id, consumed.span_id);
         assert_eq!(published.headers.get(TRACESTATE), Some("k=v"));
+    }
+
+    #[tokio::test]
+    async fn a_traced_connection_stamps_publishes_in_scope() {
+        use crate::memory::MemoryBroker;
+        use crate::{Broker, IncomingMessage};
+        use futures_util::StreamExt;
+
+        let conn = Traced(MemoryBroker::default().connect().await.unwrap());
+        let mut sub = conn
+            .subscribe(&Address::parse("out").unwrap(), SubscribeOptions::new())
+            .await
+            .unwrap();
+        let consumed = TraceContext::new_root();
+        scope(
+            consumed,
+            None,
+            conn.publish(OutgoingMessage::new("out", "x")),
+        )
+        .await
+        .unwrap();
+        let delivered = sub.next().await.unwrap().unwrap();
+        let carried = TraceContext::from_headers(delivered.headers()).unwrap();
+        assert_eq!(carried.trace_id, consumed.trace_id);
+        assert!(conn.capabilities().request_reply);
+        conn.shutdown().await.unwrap();
     }
 }

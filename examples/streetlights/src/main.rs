@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use ruststream::app::run_cli;
 use ruststream::memory::MemoryBroker;
 use ruststream::router::{Context, HandlerError, Route};
+use ruststream::telemetry::Traced;
 use ruststream::{Broker, Connection, Error, IncomingMessage, SubscribeOptions};
 use ruststream_mqtt::Mqtt;
 
@@ -54,7 +55,8 @@ impl spec::Handler for Streetlights {
         let lumens = message
             .lumens
             .ok_or_else(|| HandlerError::permanent("measurement without lumens"))?;
-        let publisher = spec::Publisher::new(ctx.connection().clone());
+        // `Traced`: the commands continue the trace of the measurement being handled.
+        let publisher = spec::Publisher::new(Traced(ctx.connection().clone()));
         let sent_at = message.sent_at;
         if lumens < DARK {
             println!("service: light {id} measured {lumens} lm -> turn on");
