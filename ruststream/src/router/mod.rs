@@ -13,6 +13,12 @@
 //!
 //! Every outcome is counted in [`RouterStats`].
 //!
+//! Each route runs [`concurrency`](Route::concurrency) worker tasks that share its
+//! subscription; a worker takes a message only when it is free, so a slow route slows its
+//! broker subscription (back-pressure). Handlers registered with [`Router::route`] are called
+//! without boxing their future and the per-message metadata is reused, so consuming a message
+//! allocates nothing in steady state unless the handler, middleware or a reply does.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::time::Duration;
