@@ -22,11 +22,13 @@
 mod config;
 pub mod entry;
 pub mod envelope;
+mod extras;
 mod pubsub;
 mod streams;
 mod writer;
 
 pub(crate) use config::Scrubber;
 pub use config::{Config, StreamOptions};
+pub use extras::{StreamBatches, StreamsTransaction};
 pub use pubsub::{PubSubConnection, PubSubMessage, PubSubSubscription, RedisPubSub};
 pub use streams::{RedisStreams, StreamMessage, StreamSubscription, StreamsConnection};

@@ -97,7 +97,7 @@ impl Broker for RedisStreams {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: Config,
     client: redis::Client,
     writer: Writer,
@@ -111,7 +111,7 @@ struct Inner {
 /// A live Redis Streams connection (cheap to clone).
 #[derive(Clone)]
 pub struct StreamsConnection {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for StreamsConnection {
@@ -123,8 +123,16 @@ impl std::fmt::Debug for StreamsConnection {
 }
 
 impl StreamsConnection {
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    pub(crate) fn maxlen(&self) -> Option<usize> {
+        self.inner.config.streams.maxlen
     }
 }
 
@@ -221,6 +229,7 @@ impl Subscriber for StreamsConnection {
             tx: tx.downgrade(),
             dead_letter,
             max_attempts: options.max_deliver.unwrap_or(so.max_attempts).max(1),
+            claim_idle: so.claim_idle,
             scrub: inner.scrub.clone(),
         });
         let task = tokio::spawn(read_loop(
@@ -255,6 +264,9 @@ impl Connection for StreamsConnection {
         c.queue_groups = true;
         c.ordered = true;
         c.durable = true;
+        c.batch = true;
+        c.transactions = true;
+        c.delayed_redelivery = true;
         c
     }
 
@@ -278,6 +290,7 @@ struct SubShared {
     tx: mpsc::WeakSender<Result<StreamMessage>>,
     dead_letter: String,
     max_attempts: u32,
+    claim_idle: Duration,
     scrub: Scrubber,
 }
 
@@ -565,6 +578,33 @@ impl Stream for StreamSubscription {
     }
 }
 
+/// Claim an entry back at once (bumps its delivery count) and queue it for its subscription.
+async fn redeliver(sub: Arc<SubShared>, id: String, attempt: u32) -> Result<()> {
+    let claimed = reply(sub.writer.send(sub.xclaim(Duration::ZERO, [id.as_str()]))).await?;
+    let Some((id, entry)) = entry::parse_entries(claimed).into_iter().next() else {
+        // No longer pending (acknowledged elsewhere): nothing to redeliver.
+        return Ok(());
+    };
+    let Some(entry) = entry else {
+        // Trimmed from the stream while pending.
+        return reply(sub.writer.send(sub.xack(&id))).await.map(|_| ());
+    };
+    if let Some(tx) = sub.tx.upgrade() {
+        let m = StreamMessage {
+            sub: sub.clone(),
+            entry,
+            attempt: attempt.saturating_add(1),
+        };
+        // Not awaited here: the caller may be the one who has to drain the subscription.
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(m)).await;
+        });
+    }
+    // Otherwise the subscription is gone; the entry stays pending and another consumer of the
+    // group reclaims it after `claim_idle`.
+    Ok(())
+}
+
 /// A message delivered from a stream through a consumer group.
 pub struct StreamMessage {
     sub: Arc<SubShared>,
@@ -635,40 +675,48 @@ impl IncomingMessage for StreamMessage {
         if self.attempt >= self.sub.max_attempts {
             return self.sub.dead_letter(&self.entry, self.attempt).await;
         }
-        // Claim it back at once (bumps the delivery count) and queue it for this subscription.
-        let claimed = reply(
-            self.sub
-                .writer
-                .send(self.sub.xclaim(Duration::ZERO, [self.entry.id.as_str()])),
-        )
-        .await?;
-        let Some((id, entry)) = entry::parse_entries(claimed).into_iter().next() else {
-            // No longer pending (acknowledged elsewhere): nothing to redeliver.
-            return Ok(());
-        };
-        let Some(entry) = entry else {
-            // Trimmed from the stream while pending.
-            return reply(self.sub.writer.send(self.sub.xack(&id)))
-                .await
-                .map(|_| ());
-        };
-        if let Some(tx) = self.sub.tx.upgrade() {
-            let m = StreamMessage {
-                sub: self.sub.clone(),
-                entry,
-                attempt: self.attempt.saturating_add(1),
-            };
-            // Not awaited here: the caller may be the one who has to drain the subscription.
-            tokio::spawn(async move {
-                let _ = tx.send(Ok(m)).await;
-            });
-        }
-        // Otherwise the subscription is gone; the entry stays pending and another consumer of
-        // the group reclaims it after `claim_idle`.
-        Ok(())
+        redeliver(self.sub, self.entry.id, self.attempt).await
     }
 
     async fn reject(self) -> Result<()> {
         self.sub.dead_letter(&self.entry, self.attempt).await
+    }
+}
+
+impl ruststream::capability::DelayedRedelivery for StreamMessage {
+    /// Redelivered to this subscription no sooner than `delay`: until then the entry stays
+    /// pending and this consumer keeps resetting its idle time, so other group members do not
+    /// reclaim it early. (If this process dies meanwhile, a group member reclaims it after
+    /// `claim_idle`.) After `max_attempts` deliveries it is dead-lettered instead.
+    async fn nack_with_delay(self, delay: Duration) -> Result<()> {
+        if self.attempt >= self.sub.max_attempts {
+            return self.sub.dead_letter(&self.entry, self.attempt).await;
+        }
+        let StreamMessage {
+            sub,
+            entry,
+            attempt,
+        } = self;
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + delay;
+            let touch_every = (sub.claim_idle / 3).max(Duration::from_millis(10));
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                tokio::time::sleep((deadline - now).min(touch_every)).await;
+                if tokio::time::Instant::now() < deadline {
+                    // Reset the idle time without counting a delivery.
+                    let mut cmd = sub.xclaim(Duration::ZERO, [entry.id.as_str()]);
+                    cmd.arg("JUSTID");
+                    sub.writer.send_detached(cmd);
+                }
+            }
+            if let Err(e) = redeliver(sub, entry.id, attempt).await {
+                tracing::warn!(error = %e, "redis: delayed redelivery failed");
+            }
+        });
+        Ok(())
     }
 }

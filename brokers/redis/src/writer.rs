@@ -13,7 +13,16 @@ pub(crate) type Reply = Result<Value, String>;
 
 enum Job {
     Cmd(Cmd, Option<oneshot::Sender<Reply>>),
+    /// Commands that must stay contiguous on the wire (e.g. `MULTI … EXEC`); the reply is the
+    /// last command's.
+    Group(Vec<Cmd>, oneshot::Sender<Reply>),
     Flush(oneshot::Sender<()>),
+}
+
+enum Waiter {
+    One(Option<oneshot::Sender<Reply>>),
+    /// Skip `n` replies, then answer with the next one.
+    Last(usize, oneshot::Sender<Reply>),
 }
 
 /// Handle to the writer task; cheap to clone.
@@ -39,6 +48,14 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         // When the writer is gone the sender is dropped and the receiver reports it.
         let _ = self.tx.send(Job::Cmd(cmd, Some(tx)));
+        rx
+    }
+
+    /// Queue `cmds` contiguously; the receiver yields the last command's reply (or the first
+    /// error among them).
+    pub(crate) fn send_group(&self, cmds: Vec<Cmd>) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Group(cmds, tx));
         rx
     }
 
@@ -83,7 +100,14 @@ async fn run(
             match job {
                 Job::Cmd(cmd, waiter) => {
                     pipe.add_command(cmd);
-                    waiters.push(waiter);
+                    waiters.push(Waiter::One(waiter));
+                }
+                Job::Group(cmds, waiter) => {
+                    let n = cmds.len();
+                    for cmd in cmds {
+                        pipe.add_command(cmd);
+                    }
+                    waiters.push(Waiter::Last(n.saturating_sub(1), waiter));
                 }
                 Job::Flush(done) => flushes.push(done),
             }
@@ -93,25 +117,51 @@ async fn run(
                 pipe.query_async(&mut conn).await;
             match result {
                 Ok(replies) => {
-                    let mut replies = replies.into_iter();
+                    let mut replies = replies.into_iter().map(|r| match r {
+                        Ok(v) => v.extract_error().map_err(|e| scrub.scrub(e)),
+                        Err(e) => Err(scrub.scrub(e)),
+                    });
+                    let mut next = || {
+                        replies.next().unwrap_or_else(|| {
+                            Err("pipeline returned fewer replies than commands".to_owned())
+                        })
+                    };
                     for waiter in waiters.drain(..) {
-                        let reply = match replies.next() {
-                            Some(Ok(v)) => Ok(v),
-                            Some(Err(e)) => Err(scrub.scrub(e)),
-                            None => Err("pipeline returned fewer replies than commands".to_owned()),
-                        };
-                        if let Some(w) = waiter {
-                            let _ = w.send(reply);
-                        } else if let Err(e) = reply {
-                            tracing::warn!(error = %e, "redis: detached command failed");
+                        match waiter {
+                            Waiter::One(w) => {
+                                let reply = next();
+                                if let Some(w) = w {
+                                    let _ = w.send(reply);
+                                } else if let Err(e) = reply {
+                                    tracing::warn!(error = %e, "redis: detached command failed");
+                                }
+                            }
+                            Waiter::Last(skip, w) => {
+                                let mut first_error = None;
+                                for _ in 0..skip {
+                                    if let Err(e) = next() {
+                                        first_error.get_or_insert(e);
+                                    }
+                                }
+                                let last = next();
+                                let _ = w.send(match first_error {
+                                    Some(e) => Err(e),
+                                    None => last,
+                                });
+                            }
                         }
                     }
                 }
                 Err(e) => {
                     let msg = scrub.scrub(e);
                     tracing::debug!(error = %msg, "redis: pipeline failed");
-                    for waiter in waiters.drain(..).flatten() {
-                        let _ = waiter.send(Err(msg.clone()));
+                    for waiter in waiters.drain(..) {
+                        match waiter {
+                            Waiter::One(Some(w)) | Waiter::Last(_, w) => {
+                                let _ = w.send(Err(msg.clone()));
+                            }
+                            Waiter::One(None) => {}
+                        }
                     }
                 }
             }

@@ -66,10 +66,15 @@ async fn streams_pass_the_conformance_suite() {
     }
     let prefix = format!("rsredis{}", std::process::id());
     let config = Config::new(URL).streams(StreamOptions::new().block(Duration::from_millis(500)));
-    let report = Suite::new(|| RedisStreams::new(config.clone()).connect())
-        .prefix(prefix.clone())
-        .run()
-        .await;
+    let suite = Suite::new(|| RedisStreams::new(config.clone()).connect()).prefix(prefix.clone());
+    let mut report = suite.run().await;
+    for extra in [
+        suite.run_batch().await,
+        suite.run_transactions().await,
+        suite.run_delayed().await,
+    ] {
+        report.passed.extend(extra.passed);
+    }
     cleanup(&prefix).await;
     for check in [
         "round_trip",

@@ -1,0 +1,163 @@
+//! Optional capabilities of Redis Streams: batch subscriptions and `MULTI`/`EXEC`
+//! transactions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use redis::Cmd;
+use ruststream::capability::{BatchSubscriber, Transaction, TransactionalPublisher};
+use ruststream::{Address, Error, OutgoingMessage, Result, SubscribeOptions, Subscriber};
+
+use crate::entry;
+use crate::streams::{StreamMessage, StreamSubscription, StreamsConnection};
+use crate::writer::reply;
+
+/// Batches of [`StreamMessage`]s: up to `max` messages, or fewer once `max_wait` has passed
+/// since the first message of the batch arrived.
+pub struct StreamBatches {
+    sub: StreamSubscription,
+    max: usize,
+    max_wait: Duration,
+    buf: Vec<StreamMessage>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for StreamBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamBatches")
+            .field("subscription", &self.sub)
+            .field("max", &self.max)
+            .field("max_wait", &self.max_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for StreamBatches {
+    type Item = Result<Vec<StreamMessage>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        while !this.ended && this.buf.len() < this.max {
+            match Pin::new(&mut this.sub).poll_next(cx) {
+                Poll::Ready(Some(Ok(m))) => {
+                    if this.buf.is_empty() {
+                        this.timer = Some(Box::pin(tokio::time::sleep(this.max_wait)));
+                    }
+                    this.buf.push(m);
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => break,
+            }
+        }
+        let due = this.buf.len() >= this.max
+            || this.ended
+            || this
+                .timer
+                .as_mut()
+                .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if due && !this.buf.is_empty() {
+            this.timer = None;
+            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+impl BatchSubscriber for StreamsConnection {
+    type Batches = StreamBatches;
+
+    async fn subscribe_batch(
+        &self,
+        address: &Address,
+        mut options: SubscribeOptions,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<StreamBatches> {
+        let max = max.max(1);
+        if options.prefetch.is_none() {
+            options.prefetch = Some(u32::try_from(max).unwrap_or(u32::MAX));
+        }
+        let sub = self.subscribe(address, options).await?;
+        Ok(StreamBatches {
+            sub,
+            max,
+            max_wait,
+            buf: Vec::with_capacity(max),
+            timer: None,
+            ended: false,
+        })
+    }
+}
+
+/// A `MULTI`/`EXEC` publish transaction: staged `XADD`s become visible together on commit.
+pub struct StreamsTransaction {
+    conn: StreamsConnection,
+    staged: Vec<Cmd>,
+}
+
+impl std::fmt::Debug for StreamsTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsTransaction")
+            .field("staged", &self.staged.len())
+            .finish()
+    }
+}
+
+impl Transaction for StreamsTransaction {
+    fn publish(&mut self, message: OutgoingMessage) -> impl Future<Output = Result<()>> + Send {
+        let result = if self.conn.is_closed() {
+            Err(Error::Closed)
+        } else {
+            self.staged.push(entry::xadd(&message, self.conn.maxlen()));
+            Ok(())
+        };
+        async move { result }
+    }
+
+    async fn commit(self) -> Result<()> {
+        if self.conn.is_closed() {
+            return Err(Error::Closed);
+        }
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let mut cmds = Vec::with_capacity(self.staged.len() + 2);
+        cmds.push(redis::cmd("MULTI"));
+        cmds.extend(self.staged);
+        cmds.push(redis::cmd("EXEC"));
+        match reply(self.conn.writer().send_group(cmds)).await? {
+            redis::Value::Nil => Err(Error::transport(
+                "redis",
+                "transaction aborted (EXEC returned nil)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn abort(self) -> Result<()> {
+        // Nothing was sent: staged commands are dropped.
+        Ok(())
+    }
+}
+
+impl TransactionalPublisher for StreamsConnection {
+    type Transaction = StreamsTransaction;
+
+    async fn begin(&self) -> Result<StreamsTransaction> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(StreamsTransaction {
+            conn: self.clone(),
+            staged: Vec::new(),
+        })
+    }
+}
