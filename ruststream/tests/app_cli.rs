@@ -193,3 +193,20 @@ fn the_schema_check_rejects_an_invalid_document() {
     doc["operations"]["onAudit"]["action"] = json!("publish");
     assert!(!validator.is_valid(&doc));
 }
+
+#[tokio::test]
+async fn a_failing_start_hook_fails_the_start_and_closes_the_connection() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let result = App::new(MemoryBroker::default())
+        .on_connect(
+            move |conn: ruststream::memory::MemoryConnection| async move {
+                let _ = tx.send(conn);
+                Err(ruststream::Error::Config("no topology".into()))
+            },
+        )
+        .start()
+        .await;
+    assert!(matches!(result, Err(ruststream::Error::Config(m)) if m == "no topology"));
+    let conn = rx.await.unwrap();
+    assert!(conn.is_closed(), "the connection is shut down");
+}

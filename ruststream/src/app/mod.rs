@@ -46,7 +46,7 @@ use serde_json::Value;
 use crate::metrics::{Metrics, MetricsMiddleware, MetricsServer, Readiness};
 use crate::router::{BoxFuture, Route, Router, RunningRouter, ShutdownReport, StatsSnapshot};
 use crate::telemetry::TelemetryMiddleware;
-use crate::{Broker, Error, Result};
+use crate::{Broker, Connection, Error, Result};
 
 pub use cli::{AsyncapiCommand, Cli, Command, Format, init_tracing};
 pub use spec::{Action, RouteDoc, SafeUrl, ServerDoc};
@@ -267,11 +267,23 @@ impl<B: Broker> App<B> {
             .layer(MetricsMiddleware::new(metrics.clone(), broker_name));
         tracing::info!(app = %self.name, broker = broker_name, "connecting");
         let conn = self.broker.connect().await?;
-        for hook in self.on_connect {
-            hook(conn.clone()).await?;
-        }
         let routes: Vec<String> = self.router.route_names().map(str::to_owned).collect();
-        let router = self.router.start(conn.clone()).await?;
+        let started = async {
+            for hook in self.on_connect {
+                hook(conn.clone()).await?;
+            }
+            self.router.start(conn.clone()).await
+        };
+        let router = match started.await {
+            Ok(router) => router,
+            Err(e) => {
+                // Do not leave a half-started app connected.
+                if let Err(close) = conn.shutdown().await {
+                    tracing::warn!(error = %close, "closing the connection after a failed start");
+                }
+                return Err(e);
+            }
+        };
         metrics.watch_router(broker_name, router.route_stats());
         readiness.set(true);
         tracing::info!(app = %self.name, routes = ?routes, "started");
