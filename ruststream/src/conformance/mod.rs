@@ -13,7 +13,13 @@
 //!
 //! The factory is called once per connection a check needs; **every call must return a new,
 //! independent connection to the same broker** (a message published on one is delivered to
-//! subscriptions of another, and shutting one down leaves the others open).
+//! subscriptions of another, and shutting one down leaves the others open). A broker whose every
+//! `connect` makes a private broker (the in-memory one) runs with
+//! [`Suite::private_connections`] instead.
+//!
+//! Broker requirements the checks rely on: `subscribe` resolves once the subscription is
+//! active; `publish` after `shutdown` (on any clone) is [`Error::Closed`](crate::Error::Closed);
+//! headers arrive byte-exact per name (order across different names may change).
 //!
 //! Capability traits that need extra bounds have their own entry points:
 //! [`Suite::run_request_reply`], [`Suite::run_batch`], [`Suite::run_transactions`],
@@ -576,6 +582,24 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         );
         assert_eq!(a.len(), 11);
+    }
+
+    #[test]
+    fn addresses_use_prefix_separator_and_check() {
+        let factory = || crate::Broker::connect(crate::memory::MemoryBroker::default());
+        let cfg = SuiteConfig {
+            separator: "/".to_owned(),
+            ..SuiteConfig::default()
+        };
+        let cx = Ctx {
+            factory: &factory,
+            cfg: &cfg,
+            run_id: "rabc".to_owned(),
+            check: "round_trip",
+            caps: Capabilities::NONE,
+        };
+        assert_eq!(cx.addr(&["a", "{id}"]), "rsconf/rabc/roundtrip/a/{id}");
+        assert_eq!(cx.name("g"), "rabc_round_trip_g");
     }
 
     #[test]
