@@ -765,3 +765,106 @@ async fn a_slow_route_slows_the_publisher_with_bounded_memory() {
     publisher.await.unwrap();
     assert_eq!(app.stats().acked, 10);
 }
+
+#[tokio::test]
+async fn a_durable_route_resumes_its_backlog_after_a_restart() {
+    let conn =
+        ruststream::memory::MemoryBroker::new(MemoryConfig::new().record(true)).connect_now();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let make = |seen: Arc<Mutex<Vec<u32>>>| {
+        let mut router = Router::new();
+        router.route(
+            Route::new("orders").unwrap().durable("billing"),
+            move |v: u32, _: Ctx| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.lock().unwrap().push(v);
+                    Ok(())
+                }
+            },
+        );
+        router
+    };
+    let running = make(Arc::clone(&seen)).start(conn.clone()).await.unwrap();
+    ruststream::client::publish(
+        &conn,
+        "orders".into(),
+        "application/json",
+        &1,
+        Headers::new(),
+    )
+    .await
+    .unwrap();
+    let stats = running.stats_handle();
+    while stats.snapshot().acked < 1 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Stop the router but keep the broker: the durable queue keeps collecting.
+    running.stop(WAIT).await.unwrap();
+    for v in [2, 3] {
+        ruststream::client::publish(
+            &conn,
+            "orders".into(),
+            "application/json",
+            &v,
+            Headers::new(),
+        )
+        .await
+        .unwrap();
+    }
+    let running = make(Arc::clone(&seen)).start(conn.clone()).await.unwrap();
+    let stats = running.stats_handle();
+    tokio::time::timeout(WAIT, async {
+        while stats.snapshot().acked < 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+    running.shutdown(WAIT).await.unwrap();
+}
+
+struct Gatekeeper;
+
+impl Middleware for Gatekeeper {
+    fn consume<'a>(
+        &'a self,
+        info: &'a ConsumeInfo<'a>,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        if info.headers.get("authorization").is_some() {
+            next.run(info)
+        } else {
+            Box::pin(async { Err(HandlerError::permanent("unauthorized")) })
+        }
+    }
+}
+
+#[tokio::test]
+async fn middleware_can_short_circuit_the_handler() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&calls);
+    let mut router = Router::new();
+    router.layer(Gatekeeper);
+    router.route(Route::new("secure").unwrap(), move |_: u32, _: Ctx| {
+        let c = Arc::clone(&c);
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let app = TestApp::start(router).await.unwrap();
+    app.publish("secure", &1).await.unwrap();
+    app.publish_message(
+        OutgoingMessage::new("secure", "2")
+            .content_type("application/json")
+            .header("authorization", "token"),
+    )
+    .await
+    .unwrap();
+    app.wait_settled(2, WAIT).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let st = app.stats();
+    assert_eq!((st.acked, st.rejected, st.handler_errors), (1, 1, 1));
+}
