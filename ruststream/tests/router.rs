@@ -166,13 +166,20 @@ async fn request_reply_through_reply_to_and_reply_address() {
 
 #[tokio::test]
 async fn concurrent_requests_get_their_own_replies_when_answered_in_reverse_order() {
+    let release_first = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::clone(&release_first);
     let mut router = Router::new();
     router.route_reply(
         Route::new("slowecho").unwrap().concurrency(2),
-        |v: u64, _: Ctx| async move {
-            // The first request answers last.
-            tokio::time::sleep(Duration::from_millis(if v == 1 { 80 } else { 0 })).await;
-            Ok::<_, HandlerError>(v * 10)
+        move |v: u64, _: Ctx| {
+            let release = Arc::clone(&release);
+            async move {
+                // The first request answers only after the second got its reply.
+                if v == 1 {
+                    release.notified().await;
+                }
+                Ok::<_, HandlerError>(v * 10)
+            }
         },
     );
     let app = TestApp::start(router).await.unwrap();
@@ -195,6 +202,7 @@ async fn concurrent_requests_get_their_own_replies_when_answered_in_reverse_orde
             .unwrap();
     assert!(!first.is_finished(), "the second reply came first");
     assert_eq!(second, 20);
+    release_first.notify_one();
     assert_eq!(first.await.unwrap().unwrap(), 10);
 }
 
