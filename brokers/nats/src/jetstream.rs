@@ -10,9 +10,16 @@
 //!
 //! Settlement: `ack` → `+ACK`; `nack(true)` → `-NAK` (redelivered, attempt + 1);
 //! `nack(false)` → `+TERM` (dropped); `reject` → published to the subscription's dead-letter
-//! subject (when set) then `+TERM`; `nack_with_delay(d)` → `-NAK` with delay. A `nack(true)` on
-//! the last delivery allowed by `max_deliver` dead-letters the message instead of leaving it to
-//! expire. The attempt is the server's delivery count.
+//! subject (when set) then `+TERM`; `nack_with_delay(d)` → `-NAK` with delay. The attempt is
+//! the server's delivery count.
+//!
+//! Max-deliver → dead letter (when a subscription has both `max_deliver` and `dead_letter`):
+//! a `nack(true)` on the last allowed delivery dead-letters the message at once; a message that
+//! runs out of deliveries without being settled (ack timeouts, crashed consumers) is
+//! dead-lettered from the server's `MAX_DELIVERIES` advisory. Dead letters are plain NATS
+//! publishes of the original payload and headers plus `x-dead-letter-reason`
+//! (`rejected` / `max-deliver`) and `x-original-subject`; point the dead-letter subject into a
+//! stream to keep them.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -233,6 +240,15 @@ impl Subscriber for JetStreamConnection {
             .messages()
             .await
             .map_err(|e| inner.shared.err(format!("consumer: {e}")))?;
+        // Messages that exhaust max_deliver without a nack (ack timeouts, crashed consumers)
+        // are dead-lettered from the server's max-deliveries advisory.
+        let watcher = match (&options.dead_letter, max_deliver) {
+            (Some(dlq), Some(_)) => Some(
+                self.watch_max_deliveries(&consumer.cached_info().name, dlq)
+                    .await?,
+            ),
+            _ => None,
+        };
         let settle = Arc::new(Settle {
             client: inner.shared.client.clone(),
             secrets: inner.shared.secrets.clone(),
@@ -242,6 +258,8 @@ impl Subscriber for JetStreamConnection {
         let secrets = inner.shared.secrets.clone();
         let stream =
             until_closed(Box::pin(messages), inner.shared.closed_signal()).map(move |item| {
+                // The watcher lives as long as the subscription stream.
+                let _watcher = &watcher;
                 match item {
                     Ok(m) => JetStreamMessage::new(m, settle.clone()),
                     Err(e) => Err(crate::config::transport(&e, &secrets)),
@@ -251,6 +269,74 @@ impl Subscriber for JetStreamConnection {
             inner: Box::pin(stream),
         })
     }
+}
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl JetStreamConnection {
+    /// Dead-letter every message the server gives up on for `consumer` (its
+    /// `MAX_DELIVERIES` advisory), fetched from the stream by sequence. Members of a queue
+    /// group share the work through a queue subscription, so each message is dead-lettered once.
+    async fn watch_max_deliveries(&self, consumer: &str, dlq: &str) -> Result<AbortOnDrop> {
+        let inner = &self.inner;
+        check_subject(dlq, false)?;
+        let subject = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{consumer}",
+            inner.config.stream
+        );
+        let mut advisories = inner
+            .shared
+            .client
+            .queue_subscribe(subject, format!("rs-dlq-{consumer}"))
+            .await
+            .map_err(|e| inner.shared.err(e))?;
+        inner.shared.flush().await?;
+        let client = inner.shared.client.clone();
+        let stream = inner.stream.clone();
+        let secrets = inner.shared.secrets.clone();
+        let dlq = dlq.to_owned();
+        let task = tokio::spawn(async move {
+            while let Some(advisory) = advisories.next().await {
+                let Some(seq) = stream_seq(&advisory.payload) else {
+                    tracing::warn!("nats: max-deliveries advisory without stream_seq");
+                    continue;
+                };
+                let raw = match stream.get_raw_message(seq).await {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        let e = crate::config::scrub(&e.to_string(), &secrets);
+                        tracing::warn!(seq, error = %e, "nats: cannot fetch message to dead-letter");
+                        continue;
+                    }
+                };
+                let mut headers = raw.headers;
+                headers.insert(DEAD_LETTER_REASON_HEADER, "max-deliver");
+                headers.insert(DEAD_LETTER_SUBJECT_HEADER, raw.subject.as_str());
+                let sent = client
+                    .publish_with_headers(dlq.clone(), headers, raw.payload)
+                    .await;
+                if let Err(e) = sent {
+                    let e = crate::config::scrub(&e.to_string(), &secrets);
+                    tracing::warn!(seq, error = %e, "nats: dead-letter publish failed");
+                }
+            }
+        });
+        Ok(AbortOnDrop(task))
+    }
+}
+
+/// `stream_seq` of a JetStream advisory (JSON).
+fn stream_seq(payload: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    v.get("stream_seq")?.as_u64()
 }
 
 impl BatchSubscriber for JetStreamConnection {
@@ -430,6 +516,14 @@ impl DelayedRedelivery for JetStreamMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advisory_sequence_is_read() {
+        let adv = br#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","stream":"S","consumer":"c","stream_seq":42,"deliveries":3}"#;
+        assert_eq!(stream_seq(adv), Some(42));
+        assert_eq!(stream_seq(b"{}"), None);
+        assert_eq!(stream_seq(b"not json"), None);
+    }
 
     #[test]
     fn consumer_names_are_sanitised() {

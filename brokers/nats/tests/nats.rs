@@ -205,6 +205,8 @@ async fn jetstream_max_deliver_dead_letters() {
     d.ack().await.unwrap();
     let more = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
     assert!(more.is_err(), "a dead-lettered message is not redelivered");
+    let again = tokio::time::timeout(Duration::from_millis(300), dead.next()).await;
+    assert!(again.is_err(), "dead-lettered once");
     conn.shutdown().await.unwrap();
 }
 
@@ -228,4 +230,52 @@ async fn errors_never_carry_credentials() {
         !text.contains("hunter2") && !text.contains("s3cret-pw"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn jetstream_dead_letters_messages_that_time_out_max_deliver_times() {
+    if !require_service("nats", NATS) {
+        return;
+    }
+    let base = unique("rsjsdl");
+    let js = JetStreamConfig::new("RSCONF_JS_DL", ["rsjsdl.>"])
+        .memory_storage(true)
+        .max_age(Duration::from_secs(600))
+        .ack_wait(Duration::from_millis(300));
+    let conn = NatsBroker::jetstream(Config::new(URL), js)
+        .connect()
+        .await
+        .unwrap();
+    let dlq = format!("{base}.dlq");
+    let mut dead = conn
+        .subscribe(&Address::parse(&dlq).unwrap(), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let opts = SubscribeOptions::new()
+        .max_deliver(2)
+        .dead_letter(dlq.clone());
+    let mut sub = conn
+        .subscribe(&Address::parse(&format!("{base}.work")).unwrap(), opts)
+        .await
+        .unwrap();
+    conn.publish(OutgoingMessage::new(format!("{base}.work"), "stuck").header("x-k", "v"))
+        .await
+        .unwrap();
+    // A consumer that never settles (it crashed, or hangs): the server redelivers after the
+    // ack wait, then gives up after max_deliver; the broker dead-letters the message.
+    for attempt in 1..=2 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.attempt(), attempt);
+        drop(m);
+    }
+    let d = next(&mut dead).await;
+    assert_eq!(d.payload(), b"stuck");
+    assert_eq!(d.headers().get("x-k"), Some("v"));
+    assert_eq!(d.headers().get("x-dead-letter-reason"), Some("max-deliver"));
+    d.ack().await.unwrap();
+    let more = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+    assert!(more.is_err(), "no delivery after max_deliver");
+    let again = tokio::time::timeout(Duration::from_millis(500), dead.next()).await;
+    assert!(again.is_err(), "dead-lettered once");
+    conn.shutdown().await.unwrap();
 }
