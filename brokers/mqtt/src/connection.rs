@@ -269,11 +269,12 @@ fn on_connack(shared: &Shared, session_present: bool) {
         return;
     }
     // The broker lost our subscriptions (clean session or expired): subscribe again.
-    let filters: Vec<(String, usize, crate::Qos)> = st
+    let mut filters: Vec<(String, usize, crate::Qos)> = st
         .filters
         .iter()
         .map(|(f, e)| (f.clone(), e.sub_id, e.qos))
         .collect();
+    filters.push((shared.inbox.clone(), INBOX_ID, crate::Qos::AtLeastOnce));
     for (filter, id, qos) in filters {
         st.subscribe_queue.push_back(None);
         let props = SubscribeProperties {

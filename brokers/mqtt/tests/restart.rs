@@ -175,3 +175,101 @@ async fn qos1_persistent_sessions_lose_nothing_across_a_broker_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A clean session loses its subscriptions when the broker restarts; the connection subscribes
+/// again by itself (its subscriptions and its reply inbox), so delivery and request/reply resume.
+/// QoS 1 messages published while it was away are not kept (clean session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_sessions_resubscribe_after_a_broker_restart() {
+    use ruststream::capability::RequestReply;
+    if Command::new("mosquitto").arg("-h").output().is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("mosquitto is required under CI");
+        }
+        eprintln!("skipping: mosquitto not installed");
+        return;
+    }
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("rs-mqtt-clean-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let mut server = Server::start(port, &dir);
+    let conn = Mqtt::new(Config::new("127.0.0.1", port))
+        .connect()
+        .await
+        .unwrap();
+    let mut events = conn
+        .subscribe(
+            &Address::parse("svc/events").unwrap(),
+            SubscribeOptions::new(),
+        )
+        .await
+        .unwrap();
+    let mut requests = conn
+        .subscribe(
+            &Address::parse("svc/echo").unwrap(),
+            SubscribeOptions::new(),
+        )
+        .await
+        .unwrap();
+    let responder = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = requests.next().await {
+                let mut reply =
+                    OutgoingMessage::new(m.reply_to().unwrap_or_default(), m.payload().to_vec());
+                if let Some(c) = m.correlation_id() {
+                    reply = reply.correlation_id(c.to_owned());
+                }
+                let _ = conn.publish(reply).await;
+                let _ = m.ack().await;
+            }
+        })
+    };
+    let r = conn
+        .request(
+            OutgoingMessage::new("svc/echo", "before"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(&r.payload[..], b"before");
+
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = Server::start(port, &dir);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "subscription never resumed");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            conn.publish(OutgoingMessage::new("svc/events", "after")),
+        )
+        .await
+        .expect("publish resolves after the restart")
+        .unwrap();
+        if let Ok(Some(Ok(m))) =
+            tokio::time::timeout(Duration::from_millis(200), events.next()).await
+        {
+            assert_eq!(m.payload(), b"after");
+            m.ack().await.unwrap();
+            break;
+        }
+    }
+    let r = conn
+        .request(
+            OutgoingMessage::new("svc/echo", "after"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("request/reply works after the restart");
+    assert_eq!(&r.payload[..], b"after");
+    drop(events);
+    conn.clone().shutdown().await.unwrap();
+    responder.abort();
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

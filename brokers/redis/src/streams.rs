@@ -446,6 +446,10 @@ async fn read_loop(
             }
             Err(e) => e,
         };
+        if tx.is_closed() {
+            // Dropped meanwhile (its per-subscription group may be gone on purpose).
+            return;
+        }
         let msg = sh.scrub.scrub(&error);
         if msg.contains("NOGROUP") {
             // The stream or group vanished (deleted, or a server restart without persistence):
