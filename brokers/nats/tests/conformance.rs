@@ -113,3 +113,15 @@ async fn jetstream_acks_hold_past_the_ack_wait() {
         .run()
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_stress() {
+    if !require_service("nats", NATS) {
+        return;
+    }
+    Suite::new(|| NatsBroker::jetstream(config(), jetstream(Duration::from_secs(30))).connect())
+        .prefix("rsjs")
+        .messages(10)
+        .stress(2)
+        .await;
+}
