@@ -95,6 +95,9 @@ pub struct Config {
     pub retained: Vec<Address>,
     /// Topic prefix of this connection's reply inbox (`<prefix>/<client id>`).
     pub reply_prefix: String,
+    /// Client-id prefix of the persistent session behind a durable subscription
+    /// (`<prefix><durable name>`).
+    pub durable_prefix: String,
     /// Largest packet accepted or sent, in bytes.
     pub max_packet_size: u32,
     /// Capacity of the request queue to the MQTT event loop.
@@ -117,6 +120,7 @@ impl Config {
             retain: false,
             retained: Vec::new(),
             reply_prefix: "ruststream/inbox".to_owned(),
+            durable_prefix: "rs-durable-".to_owned(),
             max_packet_size: 1024 * 1024,
             request_capacity: 1024,
         }

@@ -77,6 +77,9 @@ struct State {
     ids: HashMap<usize, String>,
     /// Outstanding requests by correlation data.
     requests: HashMap<Bytes, oneshot::Sender<MqttMessage>>,
+    /// Durable-session connections only: messages that arrived before their subscription was
+    /// (re)established, kept unacknowledged until a route takes them.
+    parked: Vec<MqttMessage>,
     connected_once: bool,
 }
 
@@ -92,6 +95,11 @@ struct Shared {
     outstanding: watch::Sender<usize>,
     next_id: AtomicUsize,
     next_corr: AtomicU64,
+    /// This connection carries one durable subscription (persistent session): never
+    /// acknowledge a message no route has taken; park it instead.
+    durable_session: bool,
+    /// Connections carrying this connection's durable subscriptions, by route id.
+    durables: Mutex<HashMap<usize, MqttConnection>>,
 }
 
 impl Shared {
@@ -146,60 +154,65 @@ impl Broker for Mqtt {
     }
 
     async fn connect(self) -> Result<MqttConnection> {
-        let config = self.config;
-        if !config.clean_start && config.client_id.is_none() {
-            return Err(Error::Config(
-                "mqtt: a persistent session (clean_start = false) needs a fixed client id".into(),
+        connect(self.config, false).await
+    }
+}
+
+async fn connect(config: Config, durable_session: bool) -> Result<MqttConnection> {
+    if !config.clean_start && config.client_id.is_none() {
+        return Err(Error::Config(
+            "mqtt: a persistent session (clean_start = false) needs a fixed client id".into(),
+        ));
+    }
+    let client_id = config.client_id.clone().unwrap_or_else(unique_client_id);
+    let mut options = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
+    options
+        .set_keep_alive(config.keep_alive.max(Duration::from_secs(5)))
+        .set_clean_start(config.clean_start)
+        .set_manual_acks(true)
+        .set_max_packet_size(Some(config.max_packet_size))
+        .set_request_channel_capacity(config.request_capacity.max(1));
+    if !config.clean_start {
+        let secs = u32::try_from(config.session_expiry.as_secs()).unwrap_or(u32::MAX);
+        options.set_session_expiry_interval(Some(secs));
+    }
+    if let Some(c) = &config.credentials {
+        options.set_credentials(c.username.clone(), c.password.clone());
+    }
+    let (client, eventloop) = AsyncClient::new(options, config.request_capacity.max(1));
+    let inbox = format!("{}/{client_id}", config.reply_prefix);
+    let (outstanding, _) = watch::channel(0usize);
+    let shared = Arc::new(Shared {
+        config,
+        client,
+        client_id,
+        inbox: inbox.clone(),
+        closed: AtomicBool::new(false),
+        loop_done: AtomicBool::new(false),
+        state: Mutex::new(State::default()),
+        outstanding,
+        next_id: AtomicUsize::new(INBOX_ID + 1),
+        next_corr: AtomicU64::new(0),
+        durable_session,
+        durables: Mutex::new(HashMap::new()),
+    });
+    let (ready_tx, ready_rx) = oneshot::channel();
+    tokio::spawn(run_loop(shared.clone(), eventloop, ready_tx));
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(Error::transport(
+                BROKER,
+                "event loop ended before connecting",
             ));
         }
-        let client_id = config.client_id.clone().unwrap_or_else(unique_client_id);
-        let mut options = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
-        options
-            .set_keep_alive(config.keep_alive.max(Duration::from_secs(5)))
-            .set_clean_start(config.clean_start)
-            .set_manual_acks(true)
-            .set_max_packet_size(Some(config.max_packet_size))
-            .set_request_channel_capacity(config.request_capacity.max(1));
-        if !config.clean_start {
-            let secs = u32::try_from(config.session_expiry.as_secs()).unwrap_or(u32::MAX);
-            options.set_session_expiry_interval(Some(secs));
-        }
-        if let Some(c) = &config.credentials {
-            options.set_credentials(c.username.clone(), c.password.clone());
-        }
-        let (client, eventloop) = AsyncClient::new(options, config.request_capacity.max(1));
-        let inbox = format!("{}/{client_id}", config.reply_prefix);
-        let (outstanding, _) = watch::channel(0usize);
-        let shared = Arc::new(Shared {
-            config,
-            client,
-            client_id,
-            inbox: inbox.clone(),
-            closed: AtomicBool::new(false),
-            loop_done: AtomicBool::new(false),
-            state: Mutex::new(State::default()),
-            outstanding,
-            next_id: AtomicUsize::new(INBOX_ID + 1),
-            next_corr: AtomicU64::new(0),
-        });
-        let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(run_loop(shared.clone(), eventloop, ready_tx));
-        match ready_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(Error::transport(
-                    BROKER,
-                    "event loop ended before connecting",
-                ));
-            }
-        }
-        let conn = MqttConnection { shared };
-        // The reply inbox, subscribed once per connection.
-        conn.subscribe_filter(inbox, crate::Qos::AtLeastOnce, Some(INBOX_ID))
-            .await?;
-        Ok(conn)
     }
+    let conn = MqttConnection { shared };
+    // The reply inbox, subscribed once per connection.
+    conn.subscribe_filter(inbox, crate::Qos::AtLeastOnce, Some(INBOX_ID))
+        .await?;
+    Ok(conn)
 }
 
 /// Drive the event loop until the connection is shut down.
@@ -409,6 +422,18 @@ fn ack_now(shared: &Shared, publish: &Publish) {
     }
 }
 
+fn ack_token(shared: &Shared, publish: &Publish, shares: usize) -> Option<Arc<AckToken>> {
+    (publish.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce).then(|| {
+        let mut ack = Publish::new("", publish.qos, Bytes::new(), None);
+        ack.pkid = publish.pkid;
+        Arc::new(AckToken {
+            remaining: AtomicUsize::new(shares),
+            publish: ack,
+            client: shared.client.clone(),
+        })
+    })
+}
+
 fn dispatch(shared: &Arc<Shared>, publish: Publish) {
     let Ok(topic) = std::str::from_utf8(&publish.topic).map(str::to_owned) else {
         ack_now(shared, &publish);
@@ -450,7 +475,8 @@ fn dispatch(shared: &Arc<Shared>, publish: Publish) {
     let mut targets: Vec<Delivery> = Vec::new();
     let ids = &props.subscription_identifiers;
     for entry in st.filters.values() {
-        let by_id = ids.contains(&entry.sub_id);
+        // A resumed session may deliver with the identifier of an earlier connection.
+        let by_id = ids.contains(&entry.sub_id) || shared.durable_session;
         if !ids.is_empty() && !by_id {
             continue;
         }
@@ -460,20 +486,18 @@ fn dispatch(shared: &Arc<Shared>, publish: Publish) {
             }
         }
     }
+    if targets.is_empty() && shared.durable_session {
+        let mut m = base;
+        m.ack = ack_token(shared, &publish, 1);
+        st.parked.push(m);
+        return;
+    }
     drop(st);
     if targets.is_empty() {
         ack_now(shared, &publish);
         return;
     }
-    let token = (publish.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce).then(|| {
-        let mut ack = Publish::new("", publish.qos, Bytes::new(), None);
-        ack.pkid = publish.pkid;
-        Arc::new(AckToken {
-            remaining: AtomicUsize::new(targets.len()),
-            publish: ack,
-            client: shared.client.clone(),
-        })
-    });
+    let token = ack_token(shared, &publish, targets.len());
     for tx in targets {
         let mut m = base.clone_without_ack();
         m.ack = token.clone();
@@ -628,12 +652,46 @@ impl Subscriber for MqttConnection {
         options: SubscribeOptions,
     ) -> Result<MqttSubscription> {
         self.check_open()?;
-        if options.durable.is_some() {
-            return Err(Error::unsupported(
-                "mqtt: durability is per session, not per subscription; use \
-                 Config::persistent_session",
-            ));
-        }
+        let Some(name) = options.durable.clone() else {
+            return self.subscribe_plain(address, &options).await;
+        };
+        // A durable subscription is a persistent session of its own, keyed by the durable name:
+        // while it is away the broker keeps its subscription and queues QoS 1/2 messages.
+        topic::check_group(&name)?;
+        let mut config = self.shared.config.clone();
+        config.client_id = Some(format!("{}{name}", config.durable_prefix));
+        config.clean_start = false;
+        let inner = connect(config, true).await?;
+        let mut sub = match inner.subscribe_plain(address, &options).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                let _ = inner.shutdown().await;
+                return Err(e);
+            }
+        };
+        let route_id = sub.guard.route_id;
+        self.shared
+            .durables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(route_id, inner.clone());
+        // Keep the broker-side subscription when this one is dropped; disconnect instead.
+        sub.guard.unsubscribe = false;
+        sub.session = Some(DurableSession {
+            owner: self.shared.clone(),
+            route_id,
+            conn: Some(inner),
+        });
+        Ok(sub)
+    }
+}
+
+impl MqttConnection {
+    async fn subscribe_plain(
+        &self,
+        address: &Address,
+        options: &SubscribeOptions,
+    ) -> Result<MqttSubscription> {
         let mut filter = topic::filter(address)?;
         if let Some(group) = &options.queue_group {
             topic::check_group(group)?;
@@ -644,6 +702,15 @@ impl Subscriber for MqttConnection {
         let (tx, rx) = mpsc::unbounded_channel();
         let new_id = {
             let mut st = self.shared.state();
+            // A resumed durable session may have delivered before this route existed.
+            let parked = std::mem::take(&mut st.parked);
+            for m in parked {
+                if address.matches(&m.topic) {
+                    let _ = tx.send(Ok(m));
+                } else {
+                    st.parked.push(m);
+                }
+            }
             let route = Route {
                 id: route_id,
                 template: address.clone(),
@@ -673,11 +740,16 @@ impl Subscriber for MqttConnection {
             shared: self.shared.clone(),
             filter: filter.clone(),
             route_id,
+            unsubscribe: true,
         };
         if let Some(sub_id) = new_id {
             self.subscribe_filter(filter, qos, Some(sub_id)).await?;
         }
-        Ok(MqttSubscription { rx, _guard: guard })
+        Ok(MqttSubscription {
+            rx,
+            guard,
+            session: None,
+        })
     }
 }
 
@@ -688,29 +760,47 @@ impl Connection for MqttConnection {
         c.headers = true;
         c.queue_groups = true;
         c.ordered = true;
+        c.durable = c.ack;
         c.request_reply = true;
         c.wildcards = true;
         c
     }
 
     async fn shutdown(self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
+        let durables: Vec<Arc<Shared>> = self
+            .shared
+            .durables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, c)| c.shared)
+            .collect();
+        for d in durables {
+            close(d).await;
         }
-        // Everything published so far is confirmed (or the loop ended) before disconnecting.
-        if !self.shared.loop_done.load(Ordering::Acquire) {
-            let mut rx = self.shared.outstanding.subscribe();
-            let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n == 0)).await;
-        }
-        {
-            let mut st = self.shared.state();
-            st.filters.clear();
-            st.ids.clear();
-            st.requests.clear();
-        }
-        let _ = self.shared.client.try_disconnect();
+        close(self.shared).await;
         Ok(())
     }
+}
+
+/// Flush, end the subscriptions, disconnect (idempotent).
+async fn close(shared: Arc<Shared>) {
+    if shared.closed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // Everything published so far is confirmed (or the loop ended) before disconnecting.
+    if !shared.loop_done.load(Ordering::Acquire) {
+        let mut rx = shared.outstanding.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n == 0)).await;
+    }
+    {
+        let mut st = shared.state();
+        st.filters.clear();
+        st.ids.clear();
+        st.requests.clear();
+        st.parked.clear();
+    }
+    let _ = shared.client.try_disconnect();
 }
 
 impl RequestReply for MqttConnection {
@@ -753,6 +843,7 @@ struct SubGuard {
     shared: Arc<Shared>,
     filter: String,
     route_id: usize,
+    unsubscribe: bool,
 }
 
 impl Drop for SubGuard {
@@ -766,7 +857,7 @@ impl Drop for SubGuard {
             let sub_id = entry.sub_id;
             st.filters.remove(&self.filter);
             st.ids.remove(&sub_id);
-            if !self.shared.closed.load(Ordering::Acquire) {
+            if self.unsubscribe && !self.shared.closed.load(Ordering::Acquire) {
                 let _ = self.shared.client.try_unsubscribe(self.filter.clone());
             }
         }
@@ -777,13 +868,37 @@ impl Drop for SubGuard {
 /// subscription of this connection uses the same filter).
 pub struct MqttSubscription {
     rx: mpsc::UnboundedReceiver<Result<MqttMessage>>,
-    _guard: SubGuard,
+    guard: SubGuard,
+    session: Option<DurableSession>,
+}
+
+/// The persistent-session connection behind a durable subscription: disconnected (session
+/// kept) when the subscription is dropped.
+struct DurableSession {
+    owner: Arc<Shared>,
+    route_id: usize,
+    conn: Option<MqttConnection>,
+}
+
+impl Drop for DurableSession {
+    fn drop(&mut self) {
+        self.owner
+            .durables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.route_id);
+        if let (Some(conn), Ok(rt)) = (self.conn.take(), tokio::runtime::Handle::try_current()) {
+            // Acknowledgements queued before this point are written before the DISCONNECT.
+            rt.spawn(close(conn.shared));
+        }
+    }
 }
 
 impl std::fmt::Debug for MqttSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttSubscription")
-            .field("filter", &self._guard.filter)
+            .field("filter", &self.guard.filter)
+            .field("durable", &self.session.is_some())
             .finish_non_exhaustive()
     }
 }

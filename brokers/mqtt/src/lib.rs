@@ -16,6 +16,9 @@
 //!   [`Error::Unsupported`](ruststream::Error), `nack(false)` and `reject` acknowledge (drop).
 //! - Sessions: clean by default; [`Config::persistent_session`] keeps subscriptions and queued
 //!   QoS 1/2 messages across reconnects (at-least-once).
+//! - Durable subscriptions (`SubscribeOptions::durable(name)`): each runs on its own persistent
+//!   session with client id `<durable_prefix><name>`; dropping the subscription disconnects it
+//!   without unsubscribing, so the broker queues QoS 1/2 messages until it resumes.
 //!
 //! ```no_run
 //! use ruststream::{Broker, OutgoingMessage, Publisher};
