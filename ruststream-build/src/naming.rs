@@ -56,6 +56,11 @@ pub fn pascal(raw: &str) -> String {
     if s.as_bytes()[0].is_ascii_digit() {
         s.insert(0, 'V');
     }
+    // `Self` is the one keyword in UpperCamelCase, and it cannot be a raw identifier; a
+    // suffix keeps derived names (`SelfValueParams`, `SelfValue2`) in UpperCamelCase.
+    if s == "Self" {
+        s.push_str("Value");
+    }
     s
 }
 
@@ -221,6 +226,7 @@ mod tests {
         assert_eq!(pascal("light-measured"), "LightMeasured");
         assert_eq!(pascal("1st"), "V1st");
         assert_eq!(ident("type").to_string(), "r#type");
+        assert_eq!(pascal("self"), "SelfValue");
         assert_eq!(ident("self").to_string(), "self_");
     }
 

@@ -44,7 +44,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
 
     let trait_methods = received.iter().map(|op| {
         let docs = op.docs();
-        let name = format_ident!("{}", op.method);
+        let name = crate::naming::ident(&op.method);
         let message = &op.message;
         let params = match &op.params {
             Some(p) => quote!(params: #p,),
@@ -69,7 +69,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
     });
 
     let registrations = received.iter().map(|op| {
-        let name = format_ident!("{}", op.method);
+        let name = crate::naming::ident(&op.method);
         let message = &op.message;
         let address = &op.address;
         let op_id = &op.op.id;
@@ -134,7 +134,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
 
     let publisher_methods = sent.iter().map(|op| {
         let docs = op.docs();
-        let name = format_ident!("{}", op.method);
+        let name = crate::naming::ident(&op.method);
         let message = &op.message;
         let params = params_arg(op);
         let address = address_expr(op);
@@ -198,7 +198,7 @@ pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
     let rs = rs();
     let methods = ops.iter().map(|op| {
         let docs = op.docs();
-        let name = format_ident!("{}", op.method);
+        let name = crate::naming::ident(&op.method);
         let message = &op.message;
         let content_type = &op.content_type;
         if op.receives() {
