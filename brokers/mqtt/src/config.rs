@@ -155,6 +155,13 @@ impl Config {
         self
     }
 
+    /// How long the broker keeps a persistent session (also those of durable subscriptions)
+    /// after a disconnect (builder style).
+    pub fn session_expiry(mut self, expiry: Duration) -> Self {
+        self.session_expiry = expiry;
+        self
+    }
+
     /// Default QoS (builder style).
     pub fn default_qos(mut self, qos: Qos) -> Self {
         self.default_qos = qos;

@@ -762,6 +762,7 @@ impl Connection for MqttConnection {
         c.ordered = true;
         c.durable = c.ack;
         c.request_reply = true;
+        c.batch = true;
         c.wildcards = true;
         c
     }

@@ -30,9 +30,11 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod config;
 mod connection;
 pub mod topic;
 
+pub use batch::MqttBatches;
 pub use config::{Config, Credentials, Qos};
 pub use connection::{Mqtt, MqttConnection, MqttMessage, MqttSubscription};

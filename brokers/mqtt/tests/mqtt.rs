@@ -23,7 +23,8 @@ fn unique(what: &str) -> String {
 }
 
 fn config() -> Config {
-    Config::new("127.0.0.1", 1883)
+    // Durable subscriptions leave sessions on the shared broker: let them expire soon.
+    Config::new("127.0.0.1", 1883).session_expiry(Duration::from_secs(30))
 }
 
 async fn next<S: futures_core::Stream<Item = ruststream::Result<M>> + Unpin, M>(s: &mut S) -> M {
@@ -67,6 +68,8 @@ async fn mqtt_passes_the_conformance_suite() {
     }
     let report = suite.run_request_reply().await;
     assert_eq!(report.passed, vec!["request_reply"], "{report:?}");
+    let report = suite.run_batch().await;
+    assert_eq!(report.passed, vec!["batch"], "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
