@@ -109,9 +109,17 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
         let Some(address) = &channel.address else {
             continue;
         };
-        let name = types
-            .scope()
-            .claim(&format!("{}Params", pascal(&channel.id)));
+        // 2.x channels are keyed by their address, which makes a poor type name: use the
+        // first operation on the channel instead.
+        let base = if doc.source_version.starts_with('2') {
+            doc.operations
+                .iter()
+                .find(|op| op.channel == channel.id)
+                .map_or(channel.id.as_str(), |op| op.id.as_str())
+        } else {
+            channel.id.as_str()
+        };
+        let name = types.scope().claim(&format!("{}Params", pascal(base)));
         let id = format_ident!("{}", name);
         items.push(params_struct(&id, channel, address));
         params.insert(&channel.id, quote!(#id));
