@@ -532,12 +532,18 @@ impl MqttConnection {
         &self,
         mut attempt: impl FnMut(&mut State, &AsyncClient) -> bool,
     ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if attempt(&mut self.shared.state(), &self.shared.client) {
                 return Ok(());
             }
             if self.shared.loop_done.load(Ordering::Acquire) {
                 return Err(Error::Closed);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout(
+                    "mqtt: the client's request queue stayed full (or refused the request)".into(),
+                ));
             }
             // The request queue is full: let the event loop drain it.
             tokio::time::sleep(Duration::from_millis(1)).await;
