@@ -11,9 +11,7 @@
 //! is [`Config::module_name`] (by default the document's `info.title`, snake-cased).
 //!
 //! What is generated, for a document with schemas, messages, channels and operations:
-//! - one serde type per schema (see the mapping rules in the crate's `types` module docs:
-//!   structs, string enums, tagged/untagged enums for `oneOf`/`anyOf`, merged `allOf`, `Option`
-//!   for optional and nullable, `Box` only on containment cycles);
+//! - one serde type per schema (see [Schema mapping](#schema-mapping));
 //! - `messages::<message>` modules with `NAME`, `CONTENT_TYPE`, `CORRELATION_ID` and the
 //!   `Payload` (and `Headers`) type aliases; typed headers get `to_headers`/`from_headers`;
 //! - one `<Channel>Params` struct per parameterised channel, rendering and parsing addresses;
@@ -22,6 +20,38 @@
 //! - client side: a `Client` with a method per operation the application receives (a request
 //!   method when it replies) and a subscribe method per operation it sends;
 //! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
+//!
+//! Generated code uses `::ruststream`, `::serde` (derive), `::serde_json` and, for client
+//! subscriptions, `::futures_core::Stream`: the including crate depends on those.
+//!
+//! ## Schema mapping
+//!
+//! - `type: object` with `properties` → a struct; properties not in `required` become
+//!   `Option<T>` with `#[serde(default, skip_serializing_if = "Option::is_none")]`.
+//!   `additionalProperties: false` → `#[serde(deny_unknown_fields)]`; a schema (or `true`) →
+//!   a `#[serde(flatten)] additional_properties: BTreeMap<String, T>` field; absent → unknown
+//!   properties are ignored. An object without properties is a `BTreeMap<String, T>` (or a
+//!   `serde_json::Map` when nothing says what the values are).
+//! - `enum` of strings → a fieldless enum with `#[serde(rename)]` per value; other `enum`s and
+//!   `const` use the underlying type.
+//! - `oneOf` → an enum: internally tagged (`#[serde(tag = "..")]`, variant fields inlined without
+//!   the tag) when a `discriminator` or a property with a distinct `const`/single-value `enum` in
+//!   every variant tells the variants apart; otherwise `#[serde(untagged)]` (first match wins).
+//!   A `{type: null}` variant makes the whole enum `Option<..>`.
+//! - `anyOf` → an untagged enum (the first variant that matches wins; values matching several
+//!   variants decode as the first). `allOf` → one struct with the properties of every part
+//!   merged (refs followed), `required` unioned; a single-part `allOf` is that part's type.
+//! - `type: [T, "null"]` and `nullable: true` → `Option<T>`. Other multi-type unions and schemas
+//!   without a type (or `not`) → `serde_json::Value`.
+//! - Arrays → `Vec<T>`; `items: [..]`/`prefixItems` → tuples. Integers: `i64` by default,
+//!   `int8`..`int64` and `uint8`..`uint64` formats map to their Rust types; numbers: `f64`,
+//!   `float` → `f32`. Strings are `String` whatever their format unless [`Formats`] opts in to
+//!   chrono/uuid types.
+//! - `$ref` to `#/components/schemas/X` → the type named after `X`; `Box` only where a
+//!   containment cycle (not broken by a `Vec` or map) exists.
+//! - Names: component keys, else `title`, else parent type + property name. Never numbered
+//!   anonymous names; collisions get a numeric suffix.
+//! - `default`, `examples`, string/number constraints are not enforced.
 
 use std::collections::BTreeMap;
 use std::fmt;

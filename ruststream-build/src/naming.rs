@@ -134,11 +134,7 @@ pub fn doc_text(description: &str) -> Vec<String> {
             continue;
         }
         // Inline links `[text](url)` are kept; other brackets would be intra-doc links.
-        if trimmed.contains("](") {
-            lines.push(trimmed.to_owned());
-        } else {
-            lines.push(escape_markdown_line(trimmed));
-        }
+        lines.push(escape_markdown_line(trimmed, !trimmed.contains("](")));
     }
     if in_fence {
         lines.push("```".to_owned());
@@ -146,7 +142,7 @@ pub fn doc_text(description: &str) -> Vec<String> {
     lines
 }
 
-fn escape_markdown_line(line: &str) -> String {
+fn escape_markdown_line(line: &str, escape_brackets: bool) -> String {
     let mut out = String::with_capacity(line.len() + 8);
     for (i, word) in line.split(' ').enumerate() {
         if i > 0 {
@@ -160,17 +156,18 @@ fn escape_markdown_line(line: &str) -> String {
             out.push('<');
             out.push_str(url);
             out.push('>');
-            escape_into(&mut out, &word[url.len()..]);
+            escape_into(&mut out, &word[url.len()..], escape_brackets);
         } else {
-            escape_into(&mut out, word);
+            escape_into(&mut out, word, escape_brackets);
         }
     }
     out
 }
 
-fn escape_into(out: &mut String, text: &str) {
+fn escape_into(out: &mut String, text: &str, escape_brackets: bool) {
     for c in text.chars() {
         match c {
+            '[' | ']' if !escape_brackets => out.push(c),
             '[' | ']' | '<' | '>' | '\\' => {
                 out.push('\\');
                 out.push(c);
@@ -246,5 +243,10 @@ mod tests {
         assert_eq!(d[4], "indented");
         let u = doc_text("See https://example.com/a_b.");
         assert_eq!(u[0], "See <https://example.com/a_b>.");
+        let l = doc_text("See [docs](https://x.example/d) or https://x.example/raw.");
+        assert_eq!(
+            l[0],
+            "See [docs](https://x.example/d) or <https://x.example/raw>."
+        );
     }
 }

@@ -124,3 +124,28 @@ fn options_change_the_output() {
     assert!(code.contains("::uuid::Uuid"), "{code}");
     assert!(code.contains("#[derive(Default)]"), "{code}");
 }
+
+#[test]
+fn every_file_read_is_reported_once() {
+    let corpus = data_dir().join("../asyncapi-corpus/spec-v3.0.0/social-media");
+    let generated = Config::new()
+        .root(&corpus)
+        .generate(&corpus.join("backend/asyncapi.yaml"))
+        .expect("generates");
+    let names: Vec<String> = generated
+        .files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names[0], "asyncapi.yaml", "{names:?}");
+    assert!(names.len() > 1, "the shared files are reported: {names:?}");
+    let mut unique = generated.files.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), generated.files.len(), "{names:?}");
+}

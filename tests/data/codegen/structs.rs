@@ -3,7 +3,7 @@
 /// ```text
 /// fn not_a_doctest() { panic!() }
 /// ```
-/// See [the docs](https://example.com/docs) or https://example.com/raw_url.
+/// See [the docs](https://example.com/docs) or <https://example.com/raw_url>.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 pub struct Reading {
     /// The `id` property.
