@@ -46,6 +46,8 @@ struct MessageInfo {
 pub(crate) struct Op<'d> {
     pub(crate) op: &'d Operation,
     pub(crate) method: String,
+    /// The client's subscribe method for an operation the application sends.
+    pub(crate) subscribe_method: String,
     pub(crate) address: String,
     pub(crate) params: Option<TokenStream>,
     /// The message type (payload, or enum for several messages).
@@ -171,6 +173,7 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
         ops.push(Op {
             op,
             method: method_scope.claim(&snake(&op.id)),
+            subscribe_method: String::new(),
             address,
             params: params.get(channel.id.as_str()).cloned(),
             message,
@@ -178,6 +181,11 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
             headers,
             reply,
         });
+    }
+
+    // Client subscribe methods share the client's namespace with the publish methods.
+    for op in ops.iter_mut().filter(|o| !o.receives()) {
+        op.subscribe_method = method_scope.claim(&format!("subscribe_{}", snake(&op.op.id)));
     }
 
     let side = config.side_setting();

@@ -1,7 +1,7 @@
 //! The application side (handler trait, `register`, publisher) and the client side.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
 use crate::generate::Op;
 
@@ -235,7 +235,7 @@ pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
             }
         } else {
             let address = &op.address;
-            let sub_name = format_ident!("subscribe_{}", op.method.trim_start_matches("r#"));
+            let sub_name = crate::naming::ident(&op.subscribe_method);
             quote! {
                 #docs
                 ///
