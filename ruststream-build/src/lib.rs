@@ -126,7 +126,8 @@ pub struct Config {
     allow_network_refs: bool,
     root: Option<PathBuf>,
     out_dir: Option<PathBuf>,
-    emit_rerun: bool,
+    /// `true` to skip the `cargo:rerun-if-changed` lines.
+    quiet: bool,
 }
 
 /// The result of generating code for one document.
@@ -146,10 +147,7 @@ impl Config {
     /// Defaults: both sides, module name from `info.title`, all formats as `String`, no network
     /// references, output to `$OUT_DIR`.
     pub fn new() -> Self {
-        Config {
-            emit_rerun: true,
-            ..Config::default()
-        }
+        Config::default()
     }
 
     /// Which side to generate (default [`Side::Both`]).
@@ -206,7 +204,7 @@ impl Config {
 
     /// Print `cargo:rerun-if-changed` lines from [`Config::compile`] (default: on).
     pub fn emit_rerun_if_changed(mut self, on: bool) -> Self {
-        self.emit_rerun = on;
+        self.quiet = !on;
         self
     }
 
@@ -225,7 +223,7 @@ impl Config {
             Ok(g) => g.files.clone(),
             Err(_) => vec![path.to_path_buf()],
         };
-        if self.emit_rerun {
+        if !self.quiet {
             let mut seen = std::collections::BTreeSet::new();
             for file in files {
                 if seen.insert(file.clone()) {

@@ -114,7 +114,6 @@ fn options_change_the_output() {
     let code = Config::new()
         .formats(ruststream_build::Formats::new().chrono(true).uuid(true))
         .type_attribute("Reading", "#[derive(Default)]")
-        .replace_type("Location", "crate::Location")
         .generate_string(&spec)
         .expect("generates");
     assert!(
@@ -123,6 +122,12 @@ fn options_change_the_output() {
     );
     assert!(code.contains("::uuid::Uuid"), "{code}");
     assert!(code.contains("#[derive(Default)]"), "{code}");
+    let code = Config::new()
+        .replace_type("Level", "crate::Level")
+        .generate_string(data_dir().join("enums.yaml"))
+        .expect("generates");
+    assert!(code.contains("pub level: crate::Level,"), "{code}");
+    assert!(!code.contains("pub enum Level"), "{code}");
 }
 
 #[test]
