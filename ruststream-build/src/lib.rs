@@ -87,7 +87,10 @@ impl Side {
 }
 
 /// Why code could not be generated.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`, so a `build.rs` whose `main` returns this error
+/// shows the formatted diagnostics rather than a struct dump.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The document is invalid; the diagnostics read like compiler errors.
@@ -110,6 +113,12 @@ pub enum Error {
     /// The generator produced code that does not parse: a bug, please report it.
     #[error("internal code generation error (please report): {0}")]
     Internal(String),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// A `Result` with this crate's [`Error`].

@@ -66,6 +66,8 @@ fn invalid_spec_gives_a_formatted_error() {
     assert!(text.contains("invalid-dangling-ref.yaml:"), "{text}");
     assert!(text.contains("error"), "{text}");
     assert!(text.contains("Missing"), "names the dangling ref: {text}");
+    // What `fn main() -> Result<(), Box<dyn Error>>` in build.rs prints is the same text.
+    assert_eq!(format!("{err:?}"), text);
 }
 
 #[test]
