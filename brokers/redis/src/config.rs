@@ -133,6 +133,8 @@ pub struct StreamOptions {
     /// Entries fetched per `XREADGROUP` and buffered per subscription (overridden by
     /// `SubscribeOptions::prefetch`).
     pub batch: usize,
+    /// How often a template subscription looks for new matching streams (`SCAN`).
+    pub discover_every: Duration,
 }
 
 impl Default for StreamOptions {
@@ -146,6 +148,7 @@ impl Default for StreamOptions {
             dead_letter: None,
             maxlen: None,
             batch: 128,
+            discover_every: Duration::from_secs(1),
         }
     }
 }
@@ -188,6 +191,11 @@ impl StreamOptions {
     /// Approximate stream length cap (builder style).
     pub fn maxlen(mut self, n: usize) -> Self {
         self.maxlen = Some(n);
+        self
+    }
+    /// Discovery interval of template subscriptions (builder style).
+    pub fn discover_every(mut self, every: Duration) -> Self {
+        self.discover_every = every.max(Duration::from_millis(10));
         self
     }
     /// Read batch / buffer size (builder style).

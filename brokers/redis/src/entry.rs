@@ -151,20 +151,31 @@ pub(crate) fn parse_entries(v: Value) -> Vec<(String, Option<Entry>)> {
     }
 }
 
-/// Parse an `XREADGROUP` reply for a single stream (nil on timeout).
-pub(crate) fn parse_read(v: Value) -> Vec<(String, Option<Entry>)> {
-    let streams: Vec<Value> = match v {
+/// Parse an `XREADGROUP` reply over several streams into `(stream, id, entry)`.
+pub(crate) fn parse_read_keyed(v: Value) -> Vec<(String, String, Option<Entry>)> {
+    let streams: Vec<(Value, Value)> = match v {
         Value::Array(items) => items
             .into_iter()
             .filter_map(|s| match s {
-                Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let entries = kv.pop()?;
+                    let key = kv.pop()?;
+                    Some((key, entries))
+                }
                 _ => None,
             })
             .collect(),
-        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        Value::Map(pairs) => pairs,
         _ => Vec::new(),
     };
-    streams.into_iter().flat_map(parse_entries).collect()
+    let mut out = Vec::new();
+    for (key, entries) in streams {
+        let Some(key) = string_of(key) else { continue };
+        for (id, entry) in parse_entries(entries) {
+            out.push((key.clone(), id, entry));
+        }
+    }
+    out
 }
 
 /// Parse an `XPENDING … IDLE` extended reply into `(id, delivery count)`.

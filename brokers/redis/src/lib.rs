@@ -4,8 +4,9 @@
 //!
 //! - [`RedisStreams`]: Redis Streams with consumer groups — at-least-once delivery with ack
 //!   (`XACK`), requeue with attempt counts (pending entries claimed back with `XCLAIM`), dead
-//!   letter after a maximum number of deliveries, queue groups and durable subscriptions.
-//!   Publishing is pipelined: a background writer batches queued `XADD`s into pipelines.
+//!   letter after a maximum number of deliveries, queue groups, durable subscriptions, batches,
+//!   `MULTI`/`EXEC` transactions, delayed redelivery, and address templates by discovering
+//!   matching streams. Publishing is pipelined: a background writer batches queued `XADD`s into pipelines.
 //! - [`RedisPubSub`]: Redis Pub/Sub — fire-and-forget, with pattern subscriptions for address
 //!   templates and headers carried in a documented [`envelope`].
 //!

@@ -109,7 +109,7 @@ fn glob_escape(s: &str, out: &mut String) {
     }
 }
 
-fn glob_pattern(address: &Address) -> String {
+pub(crate) fn glob_pattern(address: &Address) -> String {
     let mut out = String::with_capacity(address.as_str().len());
     for seg in address.segments() {
         match seg {

@@ -65,7 +65,11 @@ async fn streams_pass_the_conformance_suite() {
         return;
     }
     let prefix = format!("rsredis{}", std::process::id());
-    let config = Config::new(URL).streams(StreamOptions::new().block(Duration::from_millis(500)));
+    let config = Config::new(URL).streams(
+        StreamOptions::new()
+            .block(Duration::from_millis(500))
+            .discover_every(Duration::from_millis(100)),
+    );
     let suite = Suite::new(|| RedisStreams::new(config.clone()).connect()).prefix(prefix.clone());
     let mut report = suite.run().await;
     for extra in [
@@ -171,23 +175,67 @@ async fn unsettled_entries_are_reclaimed_by_another_group_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn templates_are_refused_and_capabilities_are_honest() {
+async fn templates_discover_matching_streams() {
     if !up() {
         return;
     }
-    let conn = RedisStreams::new(Config::new(URL)).connect().await.unwrap();
+    let base = unique("tpl");
+    let conn = RedisStreams::new(
+        Config::new(URL).streams(
+            StreamOptions::new()
+                .discover_every(Duration::from_millis(100))
+                .block(Duration::from_millis(100)),
+        ),
+    )
+    .connect()
+    .await
+    .unwrap();
     let caps = conn.capabilities();
     assert!(caps.ack && caps.nack_requeue && caps.dead_letter && caps.queue_groups && caps.durable);
-    assert!(!caps.wildcards && !caps.request_reply);
-    let err = conn
+    assert!(caps.wildcards && !caps.request_reply);
+    let mut sub = conn
         .subscribe(
-            &Address::parse("orders.{region}").unwrap(),
+            &Address::parse(&format!("{base}.{{region}}.orders")).unwrap(),
             SubscribeOptions::new(),
         )
         .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
+        .unwrap();
+    // Streams created after subscribing are found; their first entries are not missed.
+    for (key, body) in [
+        (format!("{base}.eu.orders"), "eu"),
+        (format!("{base}.eu.x.orders"), "no: two levels"),
+        (format!("{base}.us.orders"), "us"),
+        (format!("{base}.us.orders:dlq"), "no: a dead-letter stream"),
+    ] {
+        conn.publish(OutgoingMessage::new(key, body)).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = next(&mut sub).await;
+        got.push((
+            m.address().to_owned(),
+            String::from_utf8(m.payload().to_vec()).unwrap(),
+        ));
+        m.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (format!("{base}.eu.orders"), "eu".to_owned()),
+            (format!("{base}.us.orders"), "us".to_owned())
+        ]
+    );
+    quiet(&mut sub, Duration::from_millis(500)).await;
+    let mut streams = sub.streams();
+    streams.sort();
+    assert_eq!(
+        streams,
+        [format!("{base}.eu.orders"), format!("{base}.us.orders")]
+    );
+    drop(sub);
     conn.shutdown().await.unwrap();
+    cleanup(&base).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,13 +10,17 @@
 //! - after `max_attempts` deliveries, and on `reject`, the entry is copied to the dead-letter
 //!   stream (`XADD`) and acknowledged.
 //!
-//! Stream keys cannot be wildcarded, so templates with parameters are refused with
-//! [`Error::Unsupported`].
+//! Stream keys cannot be wildcarded, so a template with parameters is served by discovery:
+//! every [`StreamOptions::discover_every`](crate::StreamOptions) the reader looks for matching
+//! stream keys (`SCAN … MATCH <glob> TYPE stream`, results re-checked against the template;
+//! keys ending in `:dlq` are skipped) and joins each with the subscription's group, starting
+//! at the server time of `subscribe`, so entries added after subscribing are never missed —
+//! they arrive at most one discovery interval late when their stream is new.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -136,12 +140,12 @@ impl StreamsConnection {
     }
 }
 
-async fn create_group(writer: &Writer, key: &str, group: &str) -> Result<()> {
+async fn create_group_at(writer: &Writer, key: &str, group: &str, start: &str) -> Result<()> {
     let mut cmd = redis::cmd("XGROUP");
     cmd.arg("CREATE")
         .arg(key)
         .arg(group)
-        .arg("$")
+        .arg(start)
         .arg("MKSTREAM");
     match reply(writer.send(cmd)).await {
         Ok(_) => Ok(()),
@@ -184,15 +188,8 @@ impl Subscriber for StreamsConnection {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        if !address.is_concrete() {
-            return Err(Error::unsupported(
-                "redis streams: stream keys cannot be wildcarded; subscribe to a concrete \
-                 address (templates with parameters are supported by RedisPubSub)",
-            ));
-        }
         let inner = &self.inner;
         let so = &inner.config.streams;
-        let key = address.as_str().to_owned();
         let n = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let consumer = format!("{}-{}-{n}", so.consumer, inner.instance);
         let named = options
@@ -202,38 +199,64 @@ impl Subscriber for StreamsConnection {
             .or_else(|| so.group.clone());
         let ephemeral = named.is_none();
         let group = named.unwrap_or_else(|| format!("ruststream:{}:{n}", inner.instance));
-        create_group(&inner.writer, &key, &group).await?;
-
         let capacity = options
             .prefetch
             .map(|p| p as usize)
             .unwrap_or(so.batch)
             .max(1);
-        let reader = ConnectionManager::new_with_config(
+        let mut reader = ConnectionManager::new_with_config(
             inner.client.clone(),
             manager_config(so.block + inner.config.response_timeout),
         )
         .await
         .map_err(|e| inner.scrub.error(e))?;
         let (tx, rx) = mpsc::channel(capacity);
-        let dead_letter = options
-            .dead_letter
-            .clone()
-            .or_else(|| so.dead_letter.clone())
-            .unwrap_or_else(|| format!("{key}:dlq"));
-        let shared = Arc::new(SubShared {
-            key,
-            group,
+        let spec = SubSpec {
+            group: group.clone(),
             consumer,
             writer: inner.writer.clone(),
             tx: tx.downgrade(),
-            dead_letter,
+            dead_letter: options
+                .dead_letter
+                .clone()
+                .or_else(|| so.dead_letter.clone()),
             max_attempts: options.max_deliver.unwrap_or(so.max_attempts).max(1),
             claim_idle: so.claim_idle,
             scrub: inner.scrub.clone(),
-        });
+        };
+        let streams: reader::Streams = Arc::new(Mutex::new(Vec::new()));
+        let discovery = if address.is_concrete() {
+            let key = address.as_str().to_owned();
+            create_group_at(&inner.writer, &key, &group, "$").await?;
+            streams
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(spec.for_key(key, "$".to_owned()));
+            None
+        } else {
+            // Streams cannot be wildcarded: matching keys are found with SCAN, each joined at
+            // the server time of this call so nothing added from now on is missed.
+            let (secs, micros): (u64, u64) = redis::cmd("TIME")
+                .query_async(&mut reader)
+                .await
+                .map_err(|e| inner.scrub.error(e))?;
+            Some(Discovery {
+                template: address.clone(),
+                pattern: crate::pubsub::glob_pattern(address),
+                // The group delivers ids greater than its start: start just before this
+                // millisecond.
+                start: format!(
+                    "{}-{}",
+                    (secs * 1000 + micros / 1000).saturating_sub(1),
+                    u64::MAX
+                ),
+                every: so.discover_every,
+                spec,
+            })
+        };
         let task = tokio::spawn(read_loop(
-            shared.clone(),
+            streams.clone(),
+            discovery,
             reader,
             tx,
             inner.shutdown.clone(),
@@ -246,7 +269,10 @@ impl Subscriber for StreamsConnection {
         Ok(StreamSubscription {
             rx,
             guard: SubGuard {
-                shared,
+                address: address.as_str().to_owned(),
+                group,
+                streams,
+                writer: inner.writer.clone(),
                 task,
                 ephemeral,
             },
@@ -266,6 +292,7 @@ impl Connection for StreamsConnection {
         c.durable = true;
         c.batch = true;
         c.transactions = true;
+        c.wildcards = true;
         c.delayed_redelivery = true;
         c
     }
@@ -286,6 +313,8 @@ struct SubShared {
     key: String,
     group: String,
     consumer: String,
+    /// Where the group starts when (re)created: `$`, or the subscription's start id.
+    start: String,
     writer: Writer,
     tx: mpsc::WeakSender<Result<StreamMessage>>,
     dead_letter: String,
@@ -342,4 +371,4 @@ mod reader;
 
 pub use message::StreamMessage;
 pub use reader::StreamSubscription;
-use reader::{ReadSettings, SubGuard, read_loop};
+use reader::{Discovery, ReadSettings, SubGuard, SubSpec, read_loop};

@@ -8,8 +8,108 @@ pub(super) struct ReadSettings {
     pub(super) count: usize,
 }
 
+/// Everything but the stream key of a subscription's per-stream state.
+pub(super) struct SubSpec {
+    pub(super) group: String,
+    pub(super) consumer: String,
+    pub(super) writer: Writer,
+    pub(super) tx: mpsc::WeakSender<Result<StreamMessage>>,
+    /// Explicit dead-letter stream; `None` means `<stream>:dlq`.
+    pub(super) dead_letter: Option<String>,
+    pub(super) max_attempts: u32,
+    pub(super) claim_idle: Duration,
+    pub(super) scrub: Scrubber,
+}
+
+impl SubSpec {
+    pub(super) fn for_key(&self, key: String, start: String) -> Arc<SubShared> {
+        Arc::new(SubShared {
+            dead_letter: self
+                .dead_letter
+                .clone()
+                .unwrap_or_else(|| format!("{key}:dlq")),
+            key,
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            start,
+            writer: self.writer.clone(),
+            tx: self.tx.clone(),
+            max_attempts: self.max_attempts,
+            claim_idle: self.claim_idle,
+            scrub: self.scrub.clone(),
+        })
+    }
+}
+
+/// Template subscriptions: streams whose keys match are found with `SCAN … TYPE stream`.
+pub(super) struct Discovery {
+    pub(super) template: Address,
+    pub(super) pattern: String,
+    /// Group start id for discovered streams: the subscription's start time on the server,
+    /// so entries added after `subscribe` are delivered even if discovery finds them later.
+    pub(super) start: String,
+    pub(super) every: Duration,
+    pub(super) spec: SubSpec,
+}
+
+impl Discovery {
+    fn wants(&self, key: &str) -> bool {
+        self.template.matches(key)
+            && !key.ends_with(":dlq")
+            && self.spec.dead_letter.as_deref() != Some(key)
+    }
+}
+
+/// The streams a subscription reads (grows with discovery).
+pub(super) type Streams = Arc<Mutex<Vec<Arc<SubShared>>>>;
+
+fn current(streams: &Streams) -> Vec<Arc<SubShared>> {
+    streams.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+async fn discover(
+    d: &Discovery,
+    streams: &Streams,
+    conn: &mut ConnectionManager,
+) -> redis::RedisResult<()> {
+    let mut cursor: u64 = 0;
+    let mut found = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&d.pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .arg("TYPE")
+            .arg("stream")
+            .query_async(conn)
+            .await?;
+        found.extend(keys.into_iter().filter(|k| d.wants(k)));
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let known: Vec<String> = current(streams).iter().map(|s| s.key.clone()).collect();
+    for key in found {
+        if known.contains(&key) {
+            continue;
+        }
+        let sh = d.spec.for_key(key, d.start.clone());
+        match create_group_at(&sh.writer, &sh.key, &sh.group, &sh.start).await {
+            Ok(()) => streams.lock().unwrap_or_else(|p| p.into_inner()).push(sh),
+            Err(e) => {
+                tracing::warn!(error = %e, stream = %sh.key, "redis: joining a discovered stream failed")
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn read_loop(
-    sh: Arc<SubShared>,
+    streams: Streams,
+    discovery: Option<Discovery>,
     mut conn: ConnectionManager,
     tx: mpsc::Sender<Result<StreamMessage>>,
     shutdown: Arc<watch::Sender<bool>>,
@@ -19,53 +119,94 @@ pub(super) async fn read_loop(
     let claim_every =
         (settings.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut next_claim = Instant::now();
+    let mut next_discovery = Instant::now();
     let mut backoff = Duration::from_millis(50);
     loop {
         if *stop.borrow() || tx.is_closed() {
             return;
         }
+        if let Some(d) = &discovery
+            && Instant::now() >= next_discovery
+        {
+            if let Err(e) = discover(d, &streams, &mut conn).await {
+                tracing::debug!(error = %d.spec.scrub.scrub(e), "redis: stream discovery failed");
+            }
+            next_discovery = Instant::now() + d.every;
+        }
+        let subs = current(&streams);
         if Instant::now() >= next_claim {
-            match reclaim(&sh, &mut conn, settings.claim_idle, settings.count).await {
-                Ok(messages) => {
-                    for m in messages {
-                        if !deliver(&tx, &mut stop, m).await {
-                            return;
+            for sh in &subs {
+                match reclaim(sh, &mut conn, settings.claim_idle, settings.count).await {
+                    Ok(messages) => {
+                        for m in messages {
+                            if !deliver(&tx, &mut stop, m).await {
+                                return;
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %sh.scrub.scrub(e), stream = %sh.key, "redis: reclaim failed")
+                    Err(e) => {
+                        tracing::debug!(error = %sh.scrub.scrub(e), stream = %sh.key, "redis: reclaim failed")
+                    }
                 }
             }
             next_claim = Instant::now() + claim_every;
         }
-        // Consume without blocking (atomically with reading the newest id), then wait for new
-        // entries with a plain `XREAD BLOCK`, which claims nothing: abandoning that wait (on
-        // drop or shutdown) can never leave an entry pending on a consumer that is gone.
+        let mut wake = next_claim;
+        if discovery.is_some() {
+            wake = wake.min(next_discovery);
+        }
+        let wait = settings
+            .block
+            .min(wake.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1));
+        let Some(first) = subs.first() else {
+            // Nothing discovered yet.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tx.closed() => return,
+            }
+            continue;
+        };
+        // Consume without blocking (atomically with reading each stream's newest id), then
+        // wait for new entries with a plain `XREAD BLOCK`, which claims nothing: abandoning
+        // that wait (on drop or shutdown) can never leave an entry pending on a consumer that
+        // is gone.
         let mut pipe = redis::pipe();
         pipe.atomic();
-        pipe.cmd("XREADGROUP")
+        let read = pipe
+            .cmd("XREADGROUP")
             .arg("GROUP")
-            .arg(&sh.group)
-            .arg(&sh.consumer)
+            .arg(&first.group)
+            .arg(&first.consumer)
             .arg("COUNT")
             .arg(settings.count)
-            .arg("STREAMS")
-            .arg(&sh.key)
-            .arg(">");
-        pipe.cmd("XREVRANGE")
-            .arg(&sh.key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1);
-        let result: redis::RedisResult<(Value, Value)> = pipe.query_async(&mut conn).await;
+            .arg("STREAMS");
+        for sh in &subs {
+            read.arg(&sh.key);
+        }
+        for _ in &subs {
+            read.arg(">");
+        }
+        for sh in &subs {
+            pipe.cmd("XREVRANGE")
+                .arg(&sh.key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        let result: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut conn).await;
         let error = match result {
-            Ok((read, newest)) => {
+            Ok(mut replies) if !replies.is_empty() => {
                 backoff = Duration::from_millis(50);
-                let entries = entry::parse_read(read);
+                let newest = replies.split_off(1);
+                let entries = entry::parse_read_keyed(replies.pop().unwrap_or(Value::Nil));
                 if !entries.is_empty() {
-                    for (id, entry) in entries {
+                    for (key, id, entry) in entries {
+                        let Some(sh) = subs.iter().find(|s| s.key == key) else {
+                            continue;
+                        };
                         match entry {
                             Some(entry) => {
                                 let m = StreamMessage {
@@ -82,23 +223,27 @@ pub(super) async fn read_loop(
                     }
                     continue;
                 }
-                let last = entry::parse_entries(newest)
-                    .into_iter()
-                    .next()
-                    .map(|(id, _)| id)
-                    .unwrap_or_else(|| "0-0".to_owned());
-                let wait = settings
-                    .block
-                    .min(next_claim.saturating_duration_since(Instant::now()))
-                    .max(Duration::from_millis(1));
                 let mut cmd = redis::cmd("XREAD");
                 cmd.arg("BLOCK")
                     .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
                     .arg("COUNT")
                     .arg(1)
-                    .arg("STREAMS")
-                    .arg(&sh.key)
-                    .arg(last);
+                    .arg("STREAMS");
+                for sh in &subs {
+                    cmd.arg(&sh.key);
+                }
+                for v in newest
+                    .into_iter()
+                    .chain(std::iter::repeat(Value::Nil))
+                    .take(subs.len())
+                {
+                    let last = entry::parse_entries(v)
+                        .into_iter()
+                        .next()
+                        .map(|(id, _)| id)
+                        .unwrap_or_else(|| "0-0".to_owned());
+                    cmd.arg(last);
+                }
                 let waited = tokio::select! {
                     r = cmd.query_async::<Value>(&mut conn) => r,
                     _ = stop.wait_for(|s| *s) => return,
@@ -109,21 +254,24 @@ pub(super) async fn read_loop(
                     Err(e) => e,
                 }
             }
+            Ok(_) => continue,
             Err(e) => e,
         };
         if tx.is_closed() {
             // Dropped meanwhile (its per-subscription group may be gone on purpose).
             return;
         }
-        let msg = sh.scrub.scrub(&error);
+        let msg = first.scrub.scrub(&error);
         if msg.contains("NOGROUP") {
-            // The stream or group vanished (deleted, or a server restart without persistence):
-            // recreate it and go on.
-            if let Err(e) = create_group(&sh.writer, &sh.key, &sh.group).await {
-                tracing::warn!(error = %e, stream = %sh.key, "redis: recreating group failed");
+            // A stream or group vanished (deleted, or a server restart without persistence):
+            // recreate them and go on.
+            for sh in &subs {
+                if let Err(e) = create_group_at(&sh.writer, &sh.key, &sh.group, &sh.start).await {
+                    tracing::warn!(error = %e, stream = %sh.key, "redis: recreating group failed");
+                }
             }
         } else {
-            tracing::warn!(error = %msg, stream = %sh.key, "redis: reading failed; retrying");
+            tracing::warn!(error = %msg, "redis: reading failed; retrying");
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -205,8 +353,8 @@ pub struct StreamSubscription {
 impl std::fmt::Debug for StreamSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamSubscription")
-            .field("stream", &self.guard.shared.key)
-            .field("group", &self.guard.shared.group)
+            .field("address", &self.guard.address)
+            .field("group", &self.guard.group)
             .finish_non_exhaustive()
     }
 }
@@ -214,12 +362,24 @@ impl std::fmt::Debug for StreamSubscription {
 impl StreamSubscription {
     /// The consumer group this subscription reads with.
     pub fn group(&self) -> &str {
-        &self.guard.shared.group
+        &self.guard.group
+    }
+
+    /// The streams it reads so far (one for a concrete address; those discovered so far for a
+    /// template).
+    pub fn streams(&self) -> Vec<String> {
+        current(&self.guard.streams)
+            .iter()
+            .map(|s| s.key.clone())
+            .collect()
     }
 }
 
 pub(super) struct SubGuard {
-    pub(super) shared: Arc<SubShared>,
+    pub(super) address: String,
+    pub(super) group: String,
+    pub(super) streams: Streams,
+    pub(super) writer: Writer,
     pub(super) task: JoinHandle<()>,
     pub(super) ephemeral: bool,
 }
@@ -230,11 +390,11 @@ impl Drop for SubGuard {
         // so that a read in flight is never cut between consuming and delivering.
         let _ = &self.task;
         if self.ephemeral {
-            let mut cmd = redis::cmd("XGROUP");
-            cmd.arg("DESTROY")
-                .arg(&self.shared.key)
-                .arg(&self.shared.group);
-            self.shared.writer.send_detached(cmd);
+            for sh in current(&self.streams) {
+                let mut cmd = redis::cmd("XGROUP");
+                cmd.arg("DESTROY").arg(&sh.key).arg(&sh.group);
+                self.writer.send_detached(cmd);
+            }
         }
     }
 }
