@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ruststream_build::{Config, Error};
+use ruststream_build::{Config, Error, Side};
 
 fn documents(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -94,6 +94,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(specs, "    pub const REJECTED: &[&str] = &{rejected:?};")?;
         writeln!(specs, "}}")?;
     }
+    // Each side on its own compiles too (no item of one side is needed by the other).
+    writeln!(specs, "/// `data/codegen/service.yaml` generated one side at a time.")?;
+    writeln!(specs, "pub mod sides {{")?;
+    for (name, side) in [("app_only", Side::Application), ("client_only", Side::Client)] {
+        let file = Config::new()
+            .side(side)
+            .module_name(name)
+            .out_dir(&out_dir)
+            .compile(codegen.join("service.yaml"))?;
+        writeln!(specs, "    /// Generated with `Side::{side:?}`.")?;
+        writeln!(specs, "    pub mod {name} {{")?;
+        writeln!(specs, "        include!({:?});", file.display().to_string())?;
+        writeln!(specs, "    }}")?;
+    }
+    writeln!(specs, "}}")?;
     std::fs::write(out_dir.join("specs.rs"), specs)?;
     Ok(())
 }
