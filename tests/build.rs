@@ -95,9 +95,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(specs, "}}")?;
     }
     // Each side on its own compiles too (no item of one side is needed by the other).
-    writeln!(specs, "/// `data/codegen/service.yaml` generated one side at a time.")?;
+    writeln!(
+        specs,
+        "/// `data/codegen/service.yaml` generated one side at a time."
+    )?;
     writeln!(specs, "pub mod sides {{")?;
-    for (name, side) in [("app_only", Side::Application), ("client_only", Side::Client)] {
+    for (name, side) in [
+        ("app_only", Side::Application),
+        ("client_only", Side::Client),
+    ] {
         let file = Config::new()
             .side(side)
             .module_name(name)
