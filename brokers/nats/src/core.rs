@@ -1,5 +1,6 @@
 //! Core NATS: at-most-once publish/subscribe, queue groups, request/reply.
 
+use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +62,6 @@ impl Broker for NatsBroker {
 }
 
 /// State shared by core and JetStream connections.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) client: async_nats::Client,
     pub(crate) secrets: Vec<String>,
@@ -69,6 +69,18 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     close_tx: watch::Sender<bool>,
     client_closed: watch::Receiver<bool>,
+}
+
+impl fmt::Debug for Shared {
+    // Not derived: `secrets` holds the credentials the error scrubber removes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("client", &self.client)
+            .field("secrets", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {

@@ -402,12 +402,23 @@ impl Stream for JetStreamSubscription {
 }
 
 /// Per-subscription settlement settings.
-#[derive(Debug)]
 struct Settle {
     client: async_nats::Client,
     secrets: Vec<String>,
     dead_letter: Option<String>,
     max_deliver: Option<u32>,
+}
+
+impl std::fmt::Debug for Settle {
+    // Not derived: `secrets` holds the credentials the error scrubber removes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settle")
+            .field("client", &self.client)
+            .field("secrets", &"<redacted>")
+            .field("dead_letter", &self.dead_letter)
+            .field("max_deliver", &self.max_deliver)
+            .finish()
+    }
 }
 
 /// A message delivered by JetStream.
