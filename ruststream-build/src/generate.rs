@@ -334,10 +334,10 @@ fn qualify(ty: &TokenStream) -> TokenStream {
     }
 }
 
-fn headers_impl(
+fn headers_impl<'a>(
     ty: &TokenStream,
-    schema: &Value,
-    schemas: &BTreeMap<String, Value>,
+    schema: &'a Value,
+    schemas: &'a BTreeMap<String, Value>,
 ) -> TokenStream {
     let mut resolved = schema;
     for _ in 0..32 {
@@ -354,13 +354,29 @@ fn headers_impl(
     let Some(props) = resolved.get("properties").and_then(Value::as_object) else {
         return quote!();
     };
+    let resolve = |mut schema: &'a Value| {
+        for _ in 0..32 {
+            match schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(|k| schemas.get(k))
+            {
+                Some(next) => schema = next,
+                None => break,
+            }
+        }
+        schema
+    };
     let string_fields: Vec<&str> = props
         .iter()
         .filter(|(_, s)| {
+            let s = resolve(s);
             s.get("type").and_then(Value::as_str) == Some("string") || s.get("enum").is_some()
         })
         .map(|(k, _)| k.as_str())
         .collect();
+    let fields: Vec<&str> = props.keys().map(String::as_str).collect();
     quote! {
         impl #ty {
             /// Encode as message headers: strings as they are, other values as JSON text.
@@ -385,21 +401,27 @@ fn headers_impl(
                 Ok(out)
             }
 
-            /// Decode from message headers (the inverse of `to_headers`).
+            /// Decode from message headers (the inverse of `to_headers`). Only the headers the
+            /// schema names are read (case-insensitively), so transport headers never get in
+            /// the way.
             ///
             /// # Errors
             /// When a header is missing or has the wrong type.
             pub fn from_headers(headers: &::ruststream::Headers) -> ::ruststream::Result<Self> {
+                const FIELDS: &[&str] = &[#(#fields),*];
                 const STRING_FIELDS: &[&str] = &[#(#string_fields),*];
                 let mut map = ::serde_json::Map::new();
                 for (name, value) in headers.iter() {
-                    let value = if STRING_FIELDS.contains(&name) {
+                    let Some(name) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name)) else {
+                        continue;
+                    };
+                    let value = if STRING_FIELDS.contains(name) {
                         ::serde_json::Value::String(value.to_owned())
                     } else {
                         ::serde_json::from_str(value)
                             .unwrap_or_else(|_| ::serde_json::Value::String(value.to_owned()))
                     };
-                    map.insert(name.to_owned(), value);
+                    map.insert((*name).to_owned(), value);
                 }
                 ::serde_json::from_value(::serde_json::Value::Object(map)).map_err(|e| {
                     ::ruststream::Error::Codec {

@@ -50,6 +50,10 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
             Some(p) => quote!(params: #p,),
             None => quote!(),
         };
+        let headers = match &op.headers {
+            Some(h) => quote!(headers: #h,),
+            None => quote!(),
+        };
         let output = match &op.reply {
             Some(reply) => {
                 let r = &reply.message;
@@ -62,6 +66,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
             fn #name<C: #rs::Connection>(
                 &self,
                 message: #message,
+                #headers
                 #params
                 ctx: #rs::router::Context<C>,
             ) -> impl ::core::future::Future<Output = ::core::result::Result<#output, #rs::router::HandlerError>> + Send;
@@ -74,7 +79,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
         let address = &op.address;
         let op_id = &op.op.id;
         let content_type = &op.content_type;
-        let (params_bind, params_arg) = match &op.params {
+        let (mut params_bind, mut params_arg) = match &op.params {
             Some(p) => (
                 quote! {
                     let params = #p::from_params(ctx.params());
@@ -83,6 +88,14 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
             ),
             None => (quote!(), quote!()),
         };
+        if let Some(h) = &op.headers {
+            params_bind = quote! {
+                #params_bind
+                let headers = #h::from_headers(ctx.headers())
+                    .map_err(#rs::router::HandlerError::permanent)?;
+            };
+            params_arg = quote!(headers, #params_arg);
+        }
         let mut route =
             quote!(#rs::router::Route::new(#address)?.name(#op_id).content_type(#content_type));
         match &op.reply {

@@ -16,6 +16,7 @@
 //!     async fn on_user_signed_up<C: Connection>(
 //!         &self,
 //!         _message: UserSignedUpPayload,
+//!         _headers: UserSignedUpHeaders,
 //!         _params: UserSignedUpParams,
 //!         _ctx: Context<C>,
 //!     ) -> Result<(), HandlerError> {
@@ -38,6 +39,7 @@
 //!     async fn on_user_signed_up<C: Connection>(
 //!         &self,
 //!         _message: UserSignedUpPayload,
+//!         _headers: UserSignedUpHeaders,
 //!         _params: UserSignedUpParams,
 //!         _ctx: Context<C>,
 //!     ) -> Result<(), HandlerError> {

@@ -31,11 +31,10 @@ impl Handler for App {
     async fn on_user_signed_up<C: Connection>(
         &self,
         message: UserSignedUpPayload,
+        headers: UserSignedUpHeaders,
         params: UserSignedUpParams,
-        ctx: Context<C>,
+        _ctx: Context<C>,
     ) -> Result<(), HandlerError> {
-        let headers =
-            UserSignedUpHeaders::from_headers(ctx.headers()).map_err(HandlerError::permanent)?;
         self.seen
             .lock()
             .map_err(HandlerError::permanent)?

@@ -159,21 +159,27 @@ impl UserSignedUpHeaders {
         }
         Ok(out)
     }
-    /// Decode from message headers (the inverse of `to_headers`).
+    /// Decode from message headers (the inverse of `to_headers`). Only the headers the
+    /// schema names are read (case-insensitively), so transport headers never get in
+    /// the way.
     ///
     /// # Errors
     /// When a header is missing or has the wrong type.
     pub fn from_headers(headers: &::ruststream::Headers) -> ::ruststream::Result<Self> {
+        const FIELDS: &[&str] = &["traceId", "attempt"];
         const STRING_FIELDS: &[&str] = &["traceId"];
         let mut map = ::serde_json::Map::new();
         for (name, value) in headers.iter() {
-            let value = if STRING_FIELDS.contains(&name) {
+            let Some(name) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name)) else {
+                continue;
+            };
+            let value = if STRING_FIELDS.contains(name) {
                 ::serde_json::Value::String(value.to_owned())
             } else {
                 ::serde_json::from_str(value)
                     .unwrap_or_else(|_| ::serde_json::Value::String(value.to_owned()))
             };
-            map.insert(name.to_owned(), value);
+            map.insert((*name).to_owned(), value);
         }
         ::serde_json::from_value(::serde_json::Value::Object(map))
             .map_err(|e| {
@@ -311,6 +317,7 @@ pub trait Handler: Send + Sync + 'static {
     fn on_user_signed_up<C: ::ruststream::Connection>(
         &self,
         message: UserSignedUpPayload,
+        headers: UserSignedUpHeaders,
         params: UserSignedUpParams,
         ctx: ::ruststream::router::Context<C>,
     ) -> impl ::core::future::Future<
@@ -363,7 +370,9 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move {
                         let params = UserSignedUpParams::from_params(ctx.params());
-                        handler.on_user_signed_up(message, params, ctx).await
+                        let headers = UserSignedUpHeaders::from_headers(ctx.headers())
+                            .map_err(::ruststream::router::HandlerError::permanent)?;
+                        handler.on_user_signed_up(message, headers, params, ctx).await
                     }
                 },
             );
