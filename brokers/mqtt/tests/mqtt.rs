@@ -59,6 +59,7 @@ async fn mqtt_passes_the_conformance_suite() {
         "queue_groups",
         "wildcards",
         "ordering",
+        "durable",
         "lifecycle",
     ] {
         assert!(

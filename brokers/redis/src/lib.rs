@@ -6,7 +6,7 @@
 //!   (`XACK`), requeue with attempt counts (pending entries claimed back with `XCLAIM`), dead
 //!   letter after a maximum number of deliveries, queue groups, durable subscriptions, batches,
 //!   `MULTI`/`EXEC` transactions, delayed redelivery, and address templates by discovering
-//!   matching streams. Publishing is pipelined: a background writer batches queued `XADD`s into pipelines.
+//!   matching streams, and request/reply. Publishing is pipelined: a background writer batches queued `XADD`s into pipelines.
 //! - [`RedisPubSub`]: Redis Pub/Sub — fire-and-forget, with pattern subscriptions for address
 //!   templates and headers carried in a documented [`envelope`].
 //!
@@ -25,6 +25,7 @@ pub mod entry;
 pub mod envelope;
 mod extras;
 mod pubsub;
+mod reply;
 mod streams;
 mod writer;
 

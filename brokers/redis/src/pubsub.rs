@@ -51,6 +51,8 @@ struct Inner {
     scrub: Scrubber,
     closed: AtomicBool,
     shutdown: Arc<watch::Sender<bool>>,
+    instance: String,
+    inbox: crate::reply::Inbox,
 }
 
 /// A live Redis Pub/Sub connection (cheap to clone).
@@ -86,6 +88,7 @@ impl Broker for RedisPubSub {
         .map_err(|e| scrub.error(e))?;
         let writer = Writer::spawn(conn, config.max_pipeline, scrub.clone());
         let (shutdown, _) = watch::channel(false);
+        let instance = crate::streams::instance_token();
         Ok(PubSubConnection {
             inner: Arc::new(Inner {
                 config,
@@ -94,6 +97,8 @@ impl Broker for RedisPubSub {
                 scrub,
                 closed: AtomicBool::new(false),
                 shutdown: Arc::new(shutdown),
+                inbox: crate::reply::Inbox::new(&format!("pubsub.{instance}")),
+                instance,
             }),
         })
     }
@@ -273,6 +278,7 @@ impl Connection for PubSubConnection {
         c.headers = true;
         c.ordered = true;
         c.wildcards = true;
+        c.request_reply = true;
         c
     }
 
@@ -283,6 +289,25 @@ impl Connection for PubSubConnection {
         self.inner.shutdown.send_replace(true);
         let _ = self.inner.writer.flush().await;
         Ok(())
+    }
+}
+
+impl ruststream::capability::RequestReply for PubSubConnection {
+    /// Replies arrive on the channel `ruststream.inbox.pubsub.<connection id>`, subscribed on
+    /// the first request. Fire-and-forget: a reply published while nobody listens is lost (and
+    /// the request times out).
+    async fn request(
+        &self,
+        message: OutgoingMessage,
+        timeout: Duration,
+    ) -> Result<ruststream::capability::Reply> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.inner
+            .inbox
+            .request(self, message, timeout, &self.inner.instance)
+            .await
     }
 }
 

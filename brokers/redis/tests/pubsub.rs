@@ -21,16 +21,17 @@ async fn pubsub_passes_the_conformance_suite() {
     if !up() {
         return;
     }
-    let report = Suite::new(|| RedisPubSub::new(Config::new(URL)).connect())
-        .prefix(format!("rspubsub{}", std::process::id()))
-        .run()
-        .await;
+    let suite = Suite::new(|| RedisPubSub::new(Config::new(URL)).connect())
+        .prefix(format!("rspubsub{}", std::process::id()));
+    let mut report = suite.run().await;
+    report.passed.extend(suite.run_request_reply().await.passed);
     for check in [
         "round_trip",
         "metadata_round_trip",
         "wildcards",
         "ordering",
         "lifecycle",
+        "request_reply",
     ] {
         assert!(
             report.passed.contains(&check),

@@ -76,6 +76,7 @@ async fn streams_pass_the_conformance_suite() {
         suite.run_batch().await,
         suite.run_transactions().await,
         suite.run_delayed().await,
+        suite.run_request_reply().await,
     ] {
         report.passed.extend(extra.passed);
     }
@@ -88,6 +89,11 @@ async fn streams_pass_the_conformance_suite() {
         "queue_groups",
         "durable",
         "lifecycle",
+        "wildcards",
+        "batch",
+        "transactions",
+        "delayed_redelivery",
+        "request_reply",
     ] {
         assert!(
             report.passed.contains(&check),
@@ -192,7 +198,7 @@ async fn templates_discover_matching_streams() {
     .unwrap();
     let caps = conn.capabilities();
     assert!(caps.ack && caps.nack_requeue && caps.dead_letter && caps.queue_groups && caps.durable);
-    assert!(caps.wildcards && !caps.request_reply);
+    assert!(caps.wildcards && caps.request_reply && !caps.ordered_per_key);
     let mut sub = conn
         .subscribe(
             &Address::parse(&format!("{base}.{{region}}.orders")).unwrap(),

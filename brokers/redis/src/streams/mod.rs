@@ -84,6 +84,7 @@ impl Broker for RedisStreams {
         )
         .await
         .map_err(|e| scrub.error(e))?;
+        let instance = instance_token();
         let writer = Writer::spawn(conn, config.max_pipeline, scrub.clone());
         let (shutdown, _) = watch::channel(false);
         Ok(StreamsConnection {
@@ -95,7 +96,8 @@ impl Broker for RedisStreams {
                 closed: AtomicBool::new(false),
                 shutdown: Arc::new(shutdown),
                 next_id: AtomicU64::new(0),
-                instance: instance_token(),
+                inbox: crate::reply::Inbox::new(&format!("streams.{instance}")),
+                instance,
             }),
         })
     }
@@ -110,6 +112,7 @@ pub(crate) struct Inner {
     shutdown: Arc<watch::Sender<bool>>,
     next_id: AtomicU64,
     instance: String,
+    inbox: crate::reply::Inbox,
 }
 
 /// A live Redis Streams connection (cheap to clone).
@@ -293,6 +296,7 @@ impl Connection for StreamsConnection {
         c.batch = true;
         c.transactions = true;
         c.wildcards = true;
+        c.request_reply = true;
         c.delayed_redelivery = true;
         c
     }
@@ -302,9 +306,33 @@ impl Connection for StreamsConnection {
             return Ok(());
         }
         self.inner.shutdown.send_replace(true);
+        if self.inner.inbox.started() {
+            // The inbox stream belongs to this connection only.
+            let mut del = redis::cmd("DEL");
+            del.arg(self.inner.inbox.address());
+            self.inner.writer.send_detached(del);
+        }
         // Everything queued (publishes, acks) is written before we return.
         let _ = self.inner.writer.flush().await;
         Ok(())
+    }
+}
+
+impl ruststream::capability::RequestReply for StreamsConnection {
+    /// The reply stream is `ruststream.inbox.streams.<connection id>`, read by a per-connection
+    /// subscription started on the first request and deleted at shutdown.
+    async fn request(
+        &self,
+        message: OutgoingMessage,
+        timeout: Duration,
+    ) -> Result<ruststream::capability::Reply> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.inner
+            .inbox
+            .request(self, message, timeout, &self.inner.instance)
+            .await
     }
 }
 
