@@ -57,8 +57,9 @@ impl Server {
     /// Graceful stop (SIGTERM): mosquitto saves its persistence file.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
+            // The shell's builtin `kill`: no extra package needed.
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -TERM {}", c.id())])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
