@@ -48,6 +48,7 @@ impl spec::Handler for Streetlights {
     async fn receive_light_measurement<C: Connection>(
         &self,
         message: LightMeasuredPayload,
+        _headers: LightMeasuredHeaders,
         params: LightingMeasuredParams,
         ctx: Context<C>,
     ) -> Result<(), HandlerError> {
