@@ -15,10 +15,19 @@
 //! - `messages::<message>` modules with `NAME`, `CONTENT_TYPE`, `CORRELATION_ID` and the
 //!   `Payload` (and `Headers`) type aliases; typed headers get `to_headers`/`from_headers`;
 //! - one `<Channel>Params` struct per parameterised channel, rendering and parsing addresses;
-//! - application side: a `Handler` trait (one method per operation the application receives),
-//!   `register(router, handler)`, and a `Publisher` with one method per operation it sends;
-//! - client side: a `Client` with a method per operation the application receives (a request
-//!   method when it replies) and a subscribe method per operation it sends;
+//! - application side: a `Handler` trait with one method per operation the application
+//!   receives, named after the operation id (`fn on_x<C: Connection>(&self, message,
+//!   [headers,] [params,] ctx: Context<C>) -> impl Future<Output = Result<(), HandlerError>> +
+//!   Send`; reply operations return `Result<Reply, HandlerError>`), `register(&mut router,
+//!   handler)` (a missing method does not compile), and a `Publisher<C>` with one
+//!   `async fn <op>(&self, [params,] &message, [&headers])` per operation it sends;
+//! - client side: a `Client<C>` with, per operation the application receives, a publish
+//!   method (or a `request` method `(&self, [params,] &message, timeout) -> Result<Reply>`
+//!   when it replies), and per operation it sends, `subscribe_<op>(options)` returning a stream
+//!   of decoded messages;
+//! - an operation with several messages takes an untagged `<Op>Message` enum (one variant per
+//!   message, decoded by trying each in order); typed headers are passed for single-message
+//!   operations only;
 //! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
 //!
 //! Generated code uses `::ruststream`, `::serde` (derive), `::serde_json` and, for client
