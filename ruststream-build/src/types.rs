@@ -225,7 +225,11 @@ impl<'a> TypeGen<'a> {
             return ty.clone();
         }
         let ty = self.ty_uncached(schema, obj, hint);
-        self.memo.insert(schema as *const Value, ty.clone());
+        // Only named definitions are remembered (so each is defined once); other types are
+        // cheap to rebuild and may differ by context (a `Box` on a cycle).
+        if needs_definition(obj) {
+            self.memo.insert(schema as *const Value, ty.clone());
+        }
         ty
     }
 
@@ -244,7 +248,23 @@ impl<'a> TypeGen<'a> {
                 return self.ty(single, hint);
             }
         }
-        match obj.get("type").and_then(Value::as_str) {
+        let ty = obj.get("type").and_then(Value::as_str).or_else(|| {
+            // A bare `const` (or single-value enum) has the type of its value.
+            let value =
+                obj.get("const")
+                    .or_else(|| match obj.get("enum")?.as_array()?.as_slice() {
+                        [single] => Some(single),
+                        _ => None,
+                    })?;
+            match value {
+                Value::String(_) => Some("string"),
+                Value::Bool(_) => Some("boolean"),
+                Value::Number(n) if n.is_f64() => Some("number"),
+                Value::Number(_) => Some("integer"),
+                _ => None,
+            }
+        });
+        match ty {
             Some("string") => self.string_type(obj),
             Some("integer") => integer_type(obj),
             Some("number") => {
