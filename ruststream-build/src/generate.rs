@@ -164,9 +164,13 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
             ReplyInfo {
                 message,
                 content_type,
+                // The router renders a reply template with the request's parameters, so a
+                // template is usable when the request's address has all of its parameters.
                 address: reply_channel
                     .and_then(|c| c.address.clone())
-                    .filter(|a| !a.contains('{'))
+                    .filter(|a| {
+                        template_params(a).all(|p| template_params(&address).any(|q| q == p))
+                    })
                     .or_else(|| reply.address.clone().filter(|a| !a.starts_with('$'))),
             }
         });
@@ -218,6 +222,14 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
         doc.info.version.replace(['\n', '\r'], " "),
         prettyplease::unparse(&file)
     ))
+}
+
+/// The `{name}` parameters of an address template.
+fn template_params(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
 /// The message type, content type and headers type of an operation's message list.

@@ -22,7 +22,7 @@
 //!     ) -> Result<(), HandlerError> {
 //!         Ok(())
 //!     }
-//!     // `sum` and `on_shape` are missing.
+//!     // `sum`, `lookup` and `on_shape` are missing.
 //! }
 //! ```
 //!
@@ -51,6 +51,14 @@
 //!         _ctx: Context<C>,
 //!     ) -> Result<SumResultPayload, HandlerError> {
 //!         Ok(SumResultPayload { sum: m.a + m.b })
+//!     }
+//!     async fn lookup<C: Connection>(
+//!         &self,
+//!         _message: LookupRequestPayload,
+//!         params: LookupParams,
+//!         _ctx: Context<C>,
+//!     ) -> Result<ProfilePayload, HandlerError> {
+//!         Ok(ProfilePayload { user_id: params.user_id })
 //!     }
 //!     async fn on_shape<C: Connection>(
 //!         &self,

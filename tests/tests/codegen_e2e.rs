@@ -9,9 +9,10 @@ use ruststream::memory::{MemoryBroker, MemoryConfig, MemoryConnection};
 use ruststream::router::{Context, HandlerError, Router};
 use ruststream::{Connection, SubscribeOptions};
 use ruststream_e2e::codegen::service::{
-    CirclePayload, Client, Handler, NotificationPayload, NotificationsParams, OnShapeMessage,
-    Publisher, SquarePayload, SumRequestPayload, SumResultPayload, UserSignedUpHeaders,
-    UserSignedUpParams, UserSignedUpPayload, register,
+    CirclePayload, Client, Handler, LookupParams, LookupRequestPayload, NotificationPayload,
+    NotificationsParams, OnShapeMessage, ProfilePayload, Publisher, SquarePayload,
+    SumRequestPayload, SumResultPayload, UserSignedUpHeaders, UserSignedUpParams,
+    UserSignedUpPayload, register,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -49,6 +50,17 @@ impl Handler for App {
     ) -> Result<SumResultPayload, HandlerError> {
         Ok(SumResultPayload {
             sum: message.a + message.b,
+        })
+    }
+
+    async fn lookup<C: Connection>(
+        &self,
+        _message: LookupRequestPayload,
+        params: LookupParams,
+        _ctx: Context<C>,
+    ) -> Result<ProfilePayload, HandlerError> {
+        Ok(ProfilePayload {
+            user_id: params.user_id,
         })
     }
 
@@ -118,6 +130,50 @@ async fn client_requests_and_gets_the_typed_reply() {
         .await
         .expect("reply");
     assert_eq!(reply, SumResultPayload { sum: 42 });
+    running.shutdown(WAIT).await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn client_requests_on_a_parameterised_address() {
+    let (_app, conn, running) = start().await;
+    let client = Client::new(conn);
+    let params = LookupParams {
+        user_id: "u1".into(),
+    };
+    let reply = client
+        .lookup(&params, &LookupRequestPayload::default(), WAIT)
+        .await
+        .expect("reply");
+    assert_eq!(reply.user_id, "u1");
+    running.shutdown(WAIT).await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn reply_without_reply_to_goes_to_the_specs_reply_address() {
+    let (_app, conn, running) = start().await;
+    let profile = ruststream::Address::parse("users/u2/profile").expect("address");
+    let mut replies = ruststream::client::subscribe::<_, ProfilePayload>(
+        &conn,
+        &profile,
+        SubscribeOptions::new(),
+    )
+    .await
+    .expect("subscribed");
+    ruststream::client::publish(
+        &conn,
+        "users/u2/lookup".to_owned(),
+        "application/json",
+        &LookupRequestPayload::default(),
+        ruststream::Headers::default(),
+    )
+    .await
+    .expect("published");
+    let reply = tokio::time::timeout(WAIT, replies.next())
+        .await
+        .expect("in time")
+        .expect("stream open")
+        .expect("decoded");
+    assert_eq!(reply.user_id, "u2");
     running.shutdown(WAIT).await.expect("shutdown");
 }
 

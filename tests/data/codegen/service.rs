@@ -37,6 +37,20 @@ pub struct SumResultPayload {
     /// The `sum` property.
     pub sum: i64,
 }
+/// The `LookupRequestPayload` schema.
+#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
+pub struct LookupRequestPayload {
+    /// The `verbose` property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verbose: ::core::option::Option<bool>,
+}
+/// The `ProfilePayload` schema.
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+pub struct ProfilePayload {
+    /// The `userId` property.
+    #[serde(rename = "userId")]
+    pub user_id: ::std::string::String,
+}
 /// The `CirclePayload` schema.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +122,32 @@ pub mod messages {
         pub const CORRELATION_ID: ::core::option::Option<&str> = ::core::option::Option::None;
         /// The payload type.
         pub type Payload = super::super::SumResultPayload;
+    }
+    /// Message `lookupRequest`.
+    pub mod lookup_request {
+        /// The message id in the document.
+        pub const ID: &str = "lookupRequest";
+        /// The message name.
+        pub const NAME: &str = "lookupRequest";
+        /// The content type of the payload.
+        pub const CONTENT_TYPE: &str = "application/json";
+        /// Where the correlation id is (a runtime expression), if the document says.
+        pub const CORRELATION_ID: ::core::option::Option<&str> = ::core::option::Option::None;
+        /// The payload type.
+        pub type Payload = super::super::LookupRequestPayload;
+    }
+    /// Message `profile`.
+    pub mod profile {
+        /// The message id in the document.
+        pub const ID: &str = "profile";
+        /// The message name.
+        pub const NAME: &str = "profile";
+        /// The content type of the payload.
+        pub const CONTENT_TYPE: &str = "application/json";
+        /// Where the correlation id is (a runtime expression), if the document says.
+        pub const CORRELATION_ID: ::core::option::Option<&str> = ::core::option::Option::None;
+        /// The payload type.
+        pub type Payload = super::super::ProfilePayload;
     }
     /// Message `circle`.
     pub mod circle {
@@ -300,6 +340,116 @@ impl NotificationsParams {
         }
     }
 }
+/// Parameters of channel `lookup` (address `users/{userId}/lookup`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct LookupParams {
+    /// The `userId` parameter.
+    pub user_id: ::std::string::String,
+}
+impl LookupParams {
+    /// The address template.
+    pub const TEMPLATE: &'static str = "users/{userId}/lookup";
+    /// The parsed address template.
+    ///
+    /// # Errors
+    /// Never for a template the generator accepted.
+    pub fn template() -> ::core::result::Result<
+        ::ruststream::Address,
+        ::ruststream::AddressError,
+    > {
+        ::ruststream::Address::parse(Self::TEMPLATE)
+    }
+    /// Render the concrete address.
+    ///
+    /// # Errors
+    /// When a value is empty or contains a reserved character.
+    pub fn render(
+        &self,
+    ) -> ::core::result::Result<::std::string::String, ::ruststream::AddressError> {
+        Self::template()?.render_with(&[("userId", self.user_id.as_str())])
+    }
+    /// Render the concrete address as a runtime result.
+    ///
+    /// # Errors
+    /// [`::ruststream::Error::InvalidAddress`] when a value is empty or contains a
+    /// reserved character.
+    pub fn address(&self) -> ::ruststream::Result<::std::string::String> {
+        self.render()
+            .map_err(|e| ::ruststream::Error::InvalidAddress {
+                address: Self::TEMPLATE.to_owned(),
+                reason: e.to_string().into(),
+            })
+    }
+    /// Parse the parameters back out of a concrete address; `None` when it does not
+    /// match the template.
+    pub fn parse(address: &str) -> ::core::option::Option<Self> {
+        let params = Self::template().ok()?.captures(address)?;
+        ::core::option::Option::Some(Self {
+            user_id: params.get("userId")?.to_owned(),
+        })
+    }
+    /// From the parameters the router matched (missing ones are empty).
+    pub fn from_params(params: &::ruststream::Params) -> Self {
+        Self {
+            user_id: params.get("userId").unwrap_or_default().to_owned(),
+        }
+    }
+}
+/// Parameters of channel `profile` (address `users/{userId}/profile`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ProfileParams {
+    /// The `userId` parameter.
+    pub user_id: ::std::string::String,
+}
+impl ProfileParams {
+    /// The address template.
+    pub const TEMPLATE: &'static str = "users/{userId}/profile";
+    /// The parsed address template.
+    ///
+    /// # Errors
+    /// Never for a template the generator accepted.
+    pub fn template() -> ::core::result::Result<
+        ::ruststream::Address,
+        ::ruststream::AddressError,
+    > {
+        ::ruststream::Address::parse(Self::TEMPLATE)
+    }
+    /// Render the concrete address.
+    ///
+    /// # Errors
+    /// When a value is empty or contains a reserved character.
+    pub fn render(
+        &self,
+    ) -> ::core::result::Result<::std::string::String, ::ruststream::AddressError> {
+        Self::template()?.render_with(&[("userId", self.user_id.as_str())])
+    }
+    /// Render the concrete address as a runtime result.
+    ///
+    /// # Errors
+    /// [`::ruststream::Error::InvalidAddress`] when a value is empty or contains a
+    /// reserved character.
+    pub fn address(&self) -> ::ruststream::Result<::std::string::String> {
+        self.render()
+            .map_err(|e| ::ruststream::Error::InvalidAddress {
+                address: Self::TEMPLATE.to_owned(),
+                reason: e.to_string().into(),
+            })
+    }
+    /// Parse the parameters back out of a concrete address; `None` when it does not
+    /// match the template.
+    pub fn parse(address: &str) -> ::core::option::Option<Self> {
+        let params = Self::template().ok()?.captures(address)?;
+        ::core::option::Option::Some(Self {
+            user_id: params.get("userId")?.to_owned(),
+        })
+    }
+    /// From the parameters the router matched (missing ones are empty).
+    pub fn from_params(params: &::ruststream::Params) -> Self {
+        Self {
+            user_id: params.get("userId").unwrap_or_default().to_owned(),
+        }
+    }
+}
 /// One of the messages of operation `onShape`; decoded by trying each in order.
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 #[serde(untagged)]
@@ -331,6 +481,18 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
             SumResultPayload,
+            ::ruststream::router::HandlerError,
+        >,
+    > + Send;
+    /// Look a user up; the reply goes to a parameterised address unless the request has a reply-to.
+    fn lookup<C: ::ruststream::Connection>(
+        &self,
+        message: LookupRequestPayload,
+        params: LookupParams,
+        ctx: ::ruststream::router::Context<C>,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ProfilePayload,
             ::ruststream::router::HandlerError,
         >,
     > + Send;
@@ -393,6 +555,32 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                 move |message: SumRequestPayload, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.sum(message, ctx).await }
+                },
+            );
+    }
+    {
+        let handler = ::std::sync::Arc::clone(&handler);
+        router
+            .route_reply::<
+                LookupRequestPayload,
+                ProfilePayload,
+                _,
+                _,
+            >(
+                ::ruststream::router::Route::new("users/{userId}/lookup")?
+                    .name("lookup")
+                    .content_type("application/json")
+                    .reply_address("users/{userId}/profile")
+                    .reply_content_type("application/json"),
+                move |
+                    message: LookupRequestPayload,
+                    ctx: ::ruststream::router::Context<C>|
+                {
+                    let handler = ::std::sync::Arc::clone(&handler);
+                    async move {
+                        let params = LookupParams::from_params(ctx.params());
+                        handler.lookup(message, params, ctx).await
+                    }
                 },
             );
     }
@@ -545,6 +733,28 @@ impl<C: ::ruststream::Connection> Client<C> {
             )
             .await
     }
+    /// Look a user up; the reply goes to a parameterised address unless the request has a reply-to.
+    ///
+    /// Sends the request and waits up to `timeout` for the typed reply.
+    ///
+    /// # Errors
+    /// On encoding, transport, timeout or reply decoding errors.
+    pub async fn lookup(
+        &self,
+        params: &LookupParams,
+        message: &LookupRequestPayload,
+        timeout: ::core::time::Duration,
+    ) -> ::ruststream::Result<ProfilePayload>
+    where
+        C: ::ruststream::capability::RequestReply,
+    {
+        ::ruststream::client::request::<
+            C,
+            LookupRequestPayload,
+            ProfilePayload,
+        >(&self.connection, params.address()?, "application/json", message, timeout)
+            .await
+    }
     /// Operation `onShape` on `shapes`.
     ///
     /// # Errors
@@ -561,4 +771,4 @@ impl<C: ::ruststream::Connection> Client<C> {
     }
 }
 /// The normalised AsyncAPI 3.0 document this code was generated from, as JSON.
-pub const ASYNCAPI_JSON: &str = "{\n  \"asyncapi\": \"3.0.0\",\n  \"info\": {\n    \"title\": \"Accounts Service\",\n    \"version\": \"1.0.0\",\n    \"description\": \"Parameters, headers, request/reply and a multi-message channel.\"\n  },\n  \"defaultContentType\": \"application/json\",\n  \"channels\": {\n    \"userSignedUp\": {\n      \"address\": \"user/{userId}/signedup\",\n      \"parameters\": {\n        \"userId\": {\n          \"description\": \"Id of the user.\"\n        }\n      },\n      \"messages\": {\n        \"userSignedUp\": {\n          \"$ref\": \"#/components/messages/userSignedUp\"\n        }\n      }\n    },\n    \"notifications\": {\n      \"address\": \"notifications/{userId}\",\n      \"parameters\": {\n        \"userId\": {}\n      },\n      \"messages\": {\n        \"notification\": {\n          \"$ref\": \"#/components/messages/notification\"\n        }\n      }\n    },\n    \"sum\": {\n      \"address\": \"rpc.sum\",\n      \"messages\": {\n        \"sumRequest\": {\n          \"$ref\": \"#/components/messages/sumRequest\"\n        }\n      }\n    },\n    \"sumReply\": {\n      \"address\": null,\n      \"messages\": {\n        \"sumResult\": {\n          \"$ref\": \"#/components/messages/sumResult\"\n        }\n      }\n    },\n    \"shapes\": {\n      \"address\": \"shapes\",\n      \"messages\": {\n        \"circle\": {\n          \"$ref\": \"#/components/messages/circle\"\n        },\n        \"square\": {\n          \"$ref\": \"#/components/messages/square\"\n        }\n      }\n    }\n  },\n  \"operations\": {\n    \"onUserSignedUp\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/userSignedUp\"\n      },\n      \"summary\": \"A user signed up.\",\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/userSignedUp/messages/userSignedUp\"\n        }\n      ]\n    },\n    \"sendNotification\": {\n      \"action\": \"send\",\n      \"channel\": {\n        \"$ref\": \"#/channels/notifications\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/notifications/messages/notification\"\n        }\n      ]\n    },\n    \"sum\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/sum\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/sum/messages/sumRequest\"\n        }\n      ],\n      \"reply\": {\n        \"channel\": {\n          \"$ref\": \"#/channels/sumReply\"\n        },\n        \"messages\": [\n          {\n            \"$ref\": \"#/channels/sumReply/messages/sumResult\"\n          }\n        ]\n      }\n    },\n    \"onShape\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/shapes\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/shapes/messages/circle\"\n        },\n        {\n          \"$ref\": \"#/channels/shapes/messages/square\"\n        }\n      ]\n    }\n  },\n  \"components\": {\n    \"messages\": {\n      \"userSignedUp\": {\n        \"contentType\": \"application/json\",\n        \"headers\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"traceId\"\n          ],\n          \"properties\": {\n            \"traceId\": {\n              \"type\": \"string\"\n            },\n            \"attempt\": {\n              \"type\": \"integer\"\n            }\n          }\n        },\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"name\",\n            \"email\"\n          ],\n          \"properties\": {\n            \"name\": {\n              \"type\": \"string\"\n            },\n            \"email\": {\n              \"type\": \"string\"\n            }\n          }\n        }\n      },\n      \"notification\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"text\"\n          ],\n          \"properties\": {\n            \"text\": {\n              \"type\": \"string\"\n            }\n          }\n        }\n      },\n      \"sumRequest\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"a\",\n            \"b\"\n          ],\n          \"properties\": {\n            \"a\": {\n              \"type\": \"integer\"\n            },\n            \"b\": {\n              \"type\": \"integer\"\n            }\n          }\n        },\n        \"correlationId\": {\n          \"location\": \"$message.header#/correlation_id\"\n        }\n      },\n      \"sumResult\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"sum\"\n          ],\n          \"properties\": {\n            \"sum\": {\n              \"type\": \"integer\"\n            }\n          }\n        }\n      },\n      \"circle\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"radius\"\n          ],\n          \"additionalProperties\": false,\n          \"properties\": {\n            \"radius\": {\n              \"type\": \"number\"\n            }\n          }\n        }\n      },\n      \"square\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"side\"\n          ],\n          \"additionalProperties\": false,\n          \"properties\": {\n            \"side\": {\n              \"type\": \"number\"\n            }\n          }\n        }\n      }\n    }\n  }\n}";
+pub const ASYNCAPI_JSON: &str = "{\n  \"asyncapi\": \"3.0.0\",\n  \"info\": {\n    \"title\": \"Accounts Service\",\n    \"version\": \"1.0.0\",\n    \"description\": \"Parameters, headers, request/reply and a multi-message channel.\"\n  },\n  \"defaultContentType\": \"application/json\",\n  \"channels\": {\n    \"userSignedUp\": {\n      \"address\": \"user/{userId}/signedup\",\n      \"parameters\": {\n        \"userId\": {\n          \"description\": \"Id of the user.\"\n        }\n      },\n      \"messages\": {\n        \"userSignedUp\": {\n          \"$ref\": \"#/components/messages/userSignedUp\"\n        }\n      }\n    },\n    \"notifications\": {\n      \"address\": \"notifications/{userId}\",\n      \"parameters\": {\n        \"userId\": {}\n      },\n      \"messages\": {\n        \"notification\": {\n          \"$ref\": \"#/components/messages/notification\"\n        }\n      }\n    },\n    \"sum\": {\n      \"address\": \"rpc.sum\",\n      \"messages\": {\n        \"sumRequest\": {\n          \"$ref\": \"#/components/messages/sumRequest\"\n        }\n      }\n    },\n    \"sumReply\": {\n      \"address\": null,\n      \"messages\": {\n        \"sumResult\": {\n          \"$ref\": \"#/components/messages/sumResult\"\n        }\n      }\n    },\n    \"lookup\": {\n      \"address\": \"users/{userId}/lookup\",\n      \"parameters\": {\n        \"userId\": {}\n      },\n      \"messages\": {\n        \"lookupRequest\": {\n          \"$ref\": \"#/components/messages/lookupRequest\"\n        }\n      }\n    },\n    \"profile\": {\n      \"address\": \"users/{userId}/profile\",\n      \"parameters\": {\n        \"userId\": {}\n      },\n      \"messages\": {\n        \"profile\": {\n          \"$ref\": \"#/components/messages/profile\"\n        }\n      }\n    },\n    \"shapes\": {\n      \"address\": \"shapes\",\n      \"messages\": {\n        \"circle\": {\n          \"$ref\": \"#/components/messages/circle\"\n        },\n        \"square\": {\n          \"$ref\": \"#/components/messages/square\"\n        }\n      }\n    }\n  },\n  \"operations\": {\n    \"onUserSignedUp\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/userSignedUp\"\n      },\n      \"summary\": \"A user signed up.\",\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/userSignedUp/messages/userSignedUp\"\n        }\n      ]\n    },\n    \"sendNotification\": {\n      \"action\": \"send\",\n      \"channel\": {\n        \"$ref\": \"#/channels/notifications\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/notifications/messages/notification\"\n        }\n      ]\n    },\n    \"sum\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/sum\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/sum/messages/sumRequest\"\n        }\n      ],\n      \"reply\": {\n        \"channel\": {\n          \"$ref\": \"#/channels/sumReply\"\n        },\n        \"messages\": [\n          {\n            \"$ref\": \"#/channels/sumReply/messages/sumResult\"\n          }\n        ]\n      }\n    },\n    \"lookup\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/lookup\"\n      },\n      \"summary\": \"Look a user up; the reply goes to a parameterised address unless the request has a reply-to.\",\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/lookup/messages/lookupRequest\"\n        }\n      ],\n      \"reply\": {\n        \"channel\": {\n          \"$ref\": \"#/channels/profile\"\n        },\n        \"messages\": [\n          {\n            \"$ref\": \"#/channels/profile/messages/profile\"\n          }\n        ]\n      }\n    },\n    \"onShape\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/shapes\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/shapes/messages/circle\"\n        },\n        {\n          \"$ref\": \"#/channels/shapes/messages/square\"\n        }\n      ]\n    }\n  },\n  \"components\": {\n    \"messages\": {\n      \"userSignedUp\": {\n        \"contentType\": \"application/json\",\n        \"headers\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"traceId\"\n          ],\n          \"properties\": {\n            \"traceId\": {\n              \"type\": \"string\"\n            },\n            \"attempt\": {\n              \"type\": \"integer\"\n            }\n          }\n        },\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"name\",\n            \"email\"\n          ],\n          \"properties\": {\n            \"name\": {\n              \"type\": \"string\"\n            },\n            \"email\": {\n              \"type\": \"string\"\n            }\n          }\n        }\n      },\n      \"notification\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"text\"\n          ],\n          \"properties\": {\n            \"text\": {\n              \"type\": \"string\"\n            }\n          }\n        }\n      },\n      \"sumRequest\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"a\",\n            \"b\"\n          ],\n          \"properties\": {\n            \"a\": {\n              \"type\": \"integer\"\n            },\n            \"b\": {\n              \"type\": \"integer\"\n            }\n          }\n        },\n        \"correlationId\": {\n          \"location\": \"$message.header#/correlation_id\"\n        }\n      },\n      \"sumResult\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"sum\"\n          ],\n          \"properties\": {\n            \"sum\": {\n              \"type\": \"integer\"\n            }\n          }\n        }\n      },\n      \"lookupRequest\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"properties\": {\n            \"verbose\": {\n              \"type\": \"boolean\"\n            }\n          }\n        }\n      },\n      \"profile\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"userId\"\n          ],\n          \"properties\": {\n            \"userId\": {\n              \"type\": \"string\"\n            }\n          }\n        }\n      },\n      \"circle\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"radius\"\n          ],\n          \"additionalProperties\": false,\n          \"properties\": {\n            \"radius\": {\n              \"type\": \"number\"\n            }\n          }\n        }\n      },\n      \"square\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"type\": \"object\",\n          \"required\": [\n            \"side\"\n          ],\n          \"additionalProperties\": false,\n          \"properties\": {\n            \"side\": {\n              \"type\": \"number\"\n            }\n          }\n        }\n      }\n    }\n  }\n}";
