@@ -65,6 +65,7 @@ pub(crate) struct ReplyInfo {
 
 /// Generate the formatted Rust file for `doc`.
 pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
+    ref_only_cycles(doc)?;
     let opts = config.type_options()?;
     let mut types = TypeGen::new(&doc.schemas, &opts, Scope::with_reserved(RESERVED));
     types.generate_components();
@@ -222,6 +223,58 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
         doc.info.version.replace(['\n', '\r'], " "),
         prettyplease::unparse(&file)
     ))
+}
+
+/// Schemas that are nothing but a `$ref` to each other (`A: {$ref: B}`, `B: {$ref: A}`) name
+/// no type at all: refuse them with a located diagnostic.
+fn ref_only_cycles(doc: &Document) -> Result<()> {
+    let target = |schema: &Value| {
+        schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .map(str::to_owned)
+    };
+    let mut diagnostics = Vec::new();
+    for (key, schema) in &doc.schemas {
+        let mut chain = vec![key.clone()];
+        let mut current = target(schema);
+        while let Some(next) = current {
+            if next == *key {
+                let location = asyncapi::Location {
+                    pointer: format!(
+                        "#/components/schemas/{}",
+                        key.replace('~', "~0").replace('/', "~1")
+                    ),
+                    line: None,
+                    column: None,
+                    ..doc.source.clone()
+                };
+                chain.push(next);
+                diagnostics.push(
+                    asyncapi::Diagnostic::error(
+                        &location,
+                        format!(
+                            "schema `{key}` is a reference cycle with no type in it: {}",
+                            chain.join(" -> ")
+                        ),
+                    )
+                    .with_hint("give one of the schemas in the cycle a type or properties"),
+                );
+                break;
+            }
+            if chain.contains(&next) {
+                break;
+            }
+            current = doc.schemas.get(&next).and_then(target);
+            chain.push(next);
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Spec(asyncapi::Diagnostics(diagnostics)))
+    }
 }
 
 /// The `{name}` parameters of an address template.

@@ -156,3 +156,23 @@ fn every_file_read_is_reported_once() {
     unique.dedup();
     assert_eq!(unique.len(), generated.files.len(), "{names:?}");
 }
+
+#[test]
+fn schemas_that_only_reference_each_other_are_refused() {
+    let spec = data_dir().join("invalid-ref-cycle.yaml");
+    let err = Config::new()
+        .generate_string(&spec)
+        .expect_err("no type in the cycle");
+    let Error::Spec(diagnostics) = &err else {
+        panic!("{err}")
+    };
+    let messages: Vec<&str> = diagnostics.errors().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "schema `A` is a reference cycle with no type in it: A -> B -> A",
+            "schema `B` is a reference cycle with no type in it: B -> A -> B",
+        ]
+    );
+    assert!(err.to_string().contains("#/components/schemas/A"), "{err}");
+}
