@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 
-use crate::{Address, Connection, Headers, IncomingMessage, OutgoingMessage, Result, SubscribeOptions};
+use crate::{
+    Address, Connection, Headers, IncomingMessage, OutgoingMessage, Result, SubscribeOptions,
+};
 
 /// A reply received for a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
