@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ruststream::{Error, Result};
 
+use crate::subject::SubjectMapping;
+
 /// How the client authenticates.
 #[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -82,6 +84,9 @@ pub struct Config {
     /// Messages buffered per core subscription before the client reports a slow consumer
     /// (default 8192).
     pub subscription_capacity: usize,
+    /// How addresses map to subjects (default [`SubjectMapping::Native`]: addresses are
+    /// subjects). See [`Config::address_separator`].
+    pub subject_mapping: SubjectMapping,
 }
 
 impl Default for Config {
@@ -96,6 +101,7 @@ impl Default for Config {
             retry_on_initial_connect: false,
             max_reconnects: None,
             subscription_capacity: 8192,
+            subject_mapping: SubjectMapping::Native,
         }
     }
 }
@@ -113,6 +119,7 @@ impl fmt::Debug for Config {
             .field("retry_on_initial_connect", &self.retry_on_initial_connect)
             .field("max_reconnects", &self.max_reconnects)
             .field("subscription_capacity", &self.subscription_capacity)
+            .field("subject_mapping", &self.subject_mapping)
             .finish()
     }
 }
@@ -179,6 +186,35 @@ impl Config {
         self
     }
 
+    /// Addresses separate tokens with `separator` (e.g. `'/'`, as in most AsyncAPI
+    /// documents), which becomes NATS's `.` on the wire: publishing to `lights/42/measured`
+    /// sends to subject `lights.42.measured`, subscribing to `lights/{id}/measured` subscribes
+    /// to `lights.*.measured`, and received messages report `lights/42/measured` as their
+    /// address (and reply-to), so router templates match. Addresses containing `.`, or `*` /
+    /// `>` other than as whole subscription tokens, are refused with
+    /// [`Error::InvalidAddress`]. JetStream stream subjects ([`JetStreamConfig::subjects`]) and
+    /// the `x-original-subject` dead-letter header stay NATS subjects. See [`SubjectMapping`].
+    ///
+    /// ```
+    /// use ruststream_nats::{Config, SubjectMapping};
+    ///
+    /// let config = Config::new("nats://127.0.0.1:4222").address_separator('/');
+    /// assert_eq!(config.subject_mapping, SubjectMapping::Separator('/'));
+    /// assert_eq!(
+    ///     config.subject_mapping.publish_subject("lights/42/measured").unwrap(),
+    ///     "lights.42.measured"
+    /// );
+    /// ```
+    pub fn address_separator(mut self, separator: char) -> Self {
+        self.subject_mapping = SubjectMapping::separator(separator);
+        self
+    }
+    /// How addresses map to subjects.
+    pub fn subject_mapping(mut self, mapping: SubjectMapping) -> Self {
+        self.subject_mapping = mapping;
+        self
+    }
+
     /// Secrets to scrub from any error text.
     pub(crate) fn secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -200,6 +236,7 @@ impl Config {
         if self.servers.is_empty() {
             return Err(Error::Config("nats: no server configured".to_owned()));
         }
+        self.subject_mapping.validate()?;
         let mut servers = Vec::with_capacity(self.servers.len());
         for s in &self.servers {
             let addr = s.parse::<async_nats::ServerAddr>().map_err(|e| {

@@ -20,9 +20,8 @@ use tokio::sync::watch;
 
 use crate::config::{Config, JetStreamConfig, transport};
 use crate::jetstream::JetStreamBroker;
-use crate::util::{
-    Batches, batches, check_subject, from_nats_headers, subject_for, to_nats_headers, until_closed,
-};
+use crate::subject::SubjectMapping;
+use crate::util::{Batches, batches, from_nats_headers, to_nats_headers, until_closed};
 
 /// Core NATS, configured but not connected.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +64,7 @@ impl Broker for NatsBroker {
 pub(crate) struct Shared {
     pub(crate) client: async_nats::Client,
     pub(crate) secrets: Vec<String>,
+    pub(crate) subjects: SubjectMapping,
     timeout: Duration,
     closed: AtomicBool,
     close_tx: watch::Sender<bool>,
@@ -77,6 +77,7 @@ impl fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("client", &self.client)
             .field("secrets", &"<redacted>")
+            .field("subjects", &self.subjects)
             .field("timeout", &self.timeout)
             .field("closed", &self.closed)
             .finish_non_exhaustive()
@@ -90,6 +91,7 @@ impl Shared {
         Ok(Shared {
             client,
             secrets: config.secrets(),
+            subjects: config.subject_mapping,
             timeout: config.request_timeout,
             closed: AtomicBool::new(false),
             close_tx: watch::channel(false).0,
@@ -165,7 +167,7 @@ impl Shared {
 
     pub(crate) async fn publish_core(&self, message: OutgoingMessage) -> Result<()> {
         self.check_open()?;
-        check_subject(&message.address, false)?;
+        let message = self.subjects.outgoing(message)?;
         let headers = to_nats_headers(&message, false)?;
         let OutgoingMessage {
             address,
@@ -230,7 +232,7 @@ impl Subscriber for NatsConnection {
                 "durable subscriptions need JetStream (NatsBroker::jetstream)",
             ));
         }
-        let subject = subject_for(address)?;
+        let subject = self.shared.subjects.subscribe_subject(address)?;
         let client = &self.shared.client;
         let sub = match options.queue_group {
             Some(group) => client.queue_subscribe(subject, group).await,
@@ -240,8 +242,9 @@ impl Subscriber for NatsConnection {
         // Resolve once the server registered the interest, so a publish from another
         // connection right after `subscribe` is delivered.
         self.shared.flush().await?;
-        let stream =
-            until_closed(sub, self.shared.closed_signal()).map(|m| Ok(NatsMessage::from(m)));
+        let subjects = self.shared.subjects;
+        let stream = until_closed(sub, self.shared.closed_signal())
+            .map(move |m| Ok(NatsMessage::received(m, subjects)));
         Ok(NatsSubscription {
             inner: Box::pin(stream),
         })
@@ -286,8 +289,7 @@ impl BatchSubscriber for NatsConnection {
 impl RequestReply for NatsConnection {
     async fn request(&self, message: OutgoingMessage, timeout: Duration) -> Result<Reply> {
         self.shared.check_open()?;
-        check_subject(&message.address, false)?;
-        let mut message = message;
+        let mut message = self.shared.subjects.outgoing(message)?;
         let correlation = match message.correlation_id.clone() {
             Some(c) => c,
             None => {
@@ -355,11 +357,19 @@ pub struct NatsMessage {
 }
 
 impl From<async_nats::Message> for NatsMessage {
+    /// Subject and reply subject taken as they are ([`SubjectMapping::Native`]).
     fn from(m: async_nats::Message) -> Self {
+        NatsMessage::received(m, SubjectMapping::Native)
+    }
+}
+
+impl NatsMessage {
+    /// A received message, its subject and reply subject mapped back to addresses.
+    pub(crate) fn received(m: async_nats::Message, subjects: SubjectMapping) -> Self {
         NatsMessage {
-            subject: m.subject.to_string(),
+            subject: subjects.address(&m.subject).into_owned(),
             headers: from_nats_headers(m.headers.as_ref()),
-            reply_to: m.reply.map(|r| r.to_string()),
+            reply_to: m.reply.map(|r| subjects.address(&r).into_owned()),
             payload: m.payload,
         }
     }

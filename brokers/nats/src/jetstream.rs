@@ -39,8 +39,8 @@ use ruststream::{
 use crate::config::{Config, JetStreamConfig};
 use crate::core::Shared;
 use crate::util::{
-    Batches, REPLY_TO_HEADER, batches, check_subject, from_nats_headers, subject_for,
-    to_nats_headers, until_closed,
+    Batches, REPLY_TO_HEADER, batches, check_subject, from_nats_headers, to_nats_headers,
+    until_closed,
 };
 
 /// Header added to a dead-lettered message: why it was dead-lettered
@@ -158,7 +158,7 @@ impl Publisher for JetStreamConnection {
     async fn publish(&self, message: OutgoingMessage) -> Result<()> {
         let shared = &self.inner.shared;
         shared.check_open()?;
-        check_subject(&message.address, false)?;
+        let message = shared.subjects.outgoing(message)?;
         let headers = to_nats_headers(&message, true)?;
         let ack = match headers {
             Some(h) => {
@@ -195,7 +195,11 @@ impl Subscriber for JetStreamConnection {
     ) -> Result<JetStreamSubscription> {
         let inner = &self.inner;
         inner.shared.check_open()?;
-        let filter = subject_for(address)?;
+        let filter = inner.shared.subjects.subscribe_subject(address)?;
+        let dead_letter = match options.dead_letter.as_deref() {
+            Some(d) => Some(inner.shared.subjects.publish_subject(d)?.into_owned()),
+            None => None,
+        };
         let cfg = &inner.config;
         let max_deliver = options.max_deliver.or(cfg.max_deliver);
         let named = options
@@ -242,7 +246,7 @@ impl Subscriber for JetStreamConnection {
             .map_err(|e| inner.shared.err(format!("consumer: {e}")))?;
         // Messages that exhaust max_deliver without a nack (ack timeouts, crashed consumers)
         // are dead-lettered from the server's max-deliveries advisory.
-        let watcher = match (&options.dead_letter, max_deliver) {
+        let watcher = match (&dead_letter, max_deliver) {
             (Some(dlq), Some(_)) => Some(
                 self.watch_max_deliveries(&consumer.cached_info().name, dlq)
                     .await?,
@@ -252,7 +256,8 @@ impl Subscriber for JetStreamConnection {
         let settle = Arc::new(Settle {
             client: inner.shared.client.clone(),
             secrets: inner.shared.secrets.clone(),
-            dead_letter: options.dead_letter,
+            subjects: inner.shared.subjects,
+            dead_letter,
             max_deliver,
         });
         let secrets = inner.shared.secrets.clone();
@@ -405,6 +410,8 @@ impl Stream for JetStreamSubscription {
 struct Settle {
     client: async_nats::Client,
     secrets: Vec<String>,
+    subjects: crate::SubjectMapping,
+    /// A NATS subject (already mapped).
     dead_letter: Option<String>,
     max_deliver: Option<u32>,
 }
@@ -415,6 +422,7 @@ impl std::fmt::Debug for Settle {
         f.debug_struct("Settle")
             .field("client", &self.client)
             .field("secrets", &"<redacted>")
+            .field("subjects", &self.subjects)
             .field("dead_letter", &self.dead_letter)
             .field("max_deliver", &self.max_deliver)
             .finish()
@@ -425,6 +433,10 @@ impl std::fmt::Debug for Settle {
 #[derive(Debug)]
 pub struct JetStreamMessage {
     message: jetstream::Message,
+    /// The subject, mapped back to an address.
+    address: String,
+    /// The `reply-to` header, mapped back to an address.
+    reply_to: Option<String>,
     headers: Headers,
     attempt: u32,
     settle: Arc<Settle>,
@@ -436,8 +448,14 @@ impl JetStreamMessage {
             .info()
             .map(|i| u32::try_from(i.delivered.max(1)).unwrap_or(u32::MAX))
             .map_err(|e| crate::config::transport(&e, &settle.secrets))?;
+        let headers = from_nats_headers(message.message.headers.as_ref());
+        let subjects = settle.subjects;
         Ok(JetStreamMessage {
-            headers: from_nats_headers(message.message.headers.as_ref()),
+            address: subjects.address(&message.message.subject).into_owned(),
+            reply_to: headers
+                .get(REPLY_TO_HEADER)
+                .map(|r| subjects.address(r).into_owned()),
+            headers,
             message,
             attempt,
             settle,
@@ -484,11 +502,11 @@ impl IncomingMessage for JetStreamMessage {
         &self.headers
     }
     fn address(&self) -> &str {
-        self.message.message.subject.as_str()
+        &self.address
     }
     /// From the `reply-to` header (JetStream does not store the reply subject).
     fn reply_to(&self) -> Option<&str> {
-        self.headers.get(REPLY_TO_HEADER)
+        self.reply_to.as_deref()
     }
     fn correlation_id(&self) -> Option<&str> {
         self.headers.get(names::CORRELATION_ID)

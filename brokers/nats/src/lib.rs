@@ -19,6 +19,13 @@
 //! | headers, queue groups, wildcards, ordered (one publisher), batch | yes | yes |
 //! | request/reply | yes | no (the stream would answer requests with publish acks) |
 //!
+//! Addresses are NATS subjects (`orders.{id}.created`) unless [`Config::address_separator`]
+//! says they use another separator: with `'/'`, an AsyncAPI address such as
+//! `smartylighting/streetlights/1/0/event/{streetlightId}/lighting/measured` is subscribed as
+//! `smartylighting.streetlights.1.0.event.*.lighting.measured` and received messages report
+//! the `/` form as their address, so the router and generated code work unchanged (see
+//! [`SubjectMapping`]).
+//!
 //! Interoperability with other NATS clients: payloads are sent as-is, the contract's
 //! `content-type` header travels as NATS's conventional `Content-Type` (and any spelling of it
 //! is read back as `content-type`), the correlation id travels in the `correlation-id` header,
@@ -42,6 +49,7 @@
 mod config;
 mod core;
 pub mod jetstream;
+mod subject;
 mod util;
 
 pub use config::{Auth, Config, JetStreamConfig, Tls};
@@ -49,4 +57,5 @@ pub use core::{NatsBroker, NatsConnection, NatsMessage, NatsSubscription};
 pub use jetstream::{
     JetStreamBroker, JetStreamConnection, JetStreamMessage, JetStreamSubscription,
 };
+pub use subject::SubjectMapping;
 pub use util::{Batches, NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};

@@ -125,3 +125,63 @@ async fn jetstream_stress() {
         .stress(2)
         .await;
 }
+
+/// The same harness with `/` addresses mapped to `.` subjects (`Config::address_separator`):
+/// templates, wildcards, reply-tos (including `_INBOX` replies) and dead letters all go
+/// through the mapping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_nats_with_slash_addresses_passes_the_harness() {
+    if !require_service("nats", NATS) {
+        return;
+    }
+    let suite = Suite::new(|| NatsBroker::new(config().address_separator('/')).connect())
+        .prefix("rsmapconf")
+        .separator("/");
+    let mut report = suite.run().await;
+    report.merge(suite.run_request_reply().await);
+    report.merge(suite.run_batch().await);
+    for check in [
+        "round_trip",
+        "metadata_round_trip",
+        "wildcards",
+        "queue_groups",
+        "request_reply",
+        "lifecycle",
+    ] {
+        assert!(
+            report.passed.contains(&check),
+            "{check} did not run: {report:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_with_slash_addresses_passes_the_harness() {
+    if !require_service("nats", NATS) {
+        return;
+    }
+    let suite = Suite::new(|| {
+        NatsBroker::jetstream(
+            config().address_separator('/'),
+            jetstream(Duration::from_secs(30)),
+        )
+        .connect()
+    })
+    .prefix("rsjs")
+    .separator("/");
+    let mut report = suite.run().await;
+    report.merge(suite.run_delayed().await);
+    for check in [
+        "metadata_round_trip",
+        "wildcards",
+        "dead_letter",
+        "durable",
+        "queue_groups",
+        "delayed_redelivery",
+    ] {
+        assert!(
+            report.passed.contains(&check),
+            "{check} did not run: {report:?}"
+        );
+    }
+}
