@@ -30,8 +30,9 @@
 //!   operations only;
 //! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
 //!
-//! Generated code uses `::ruststream`, `::serde` (derive), `::serde_json` and, for client
-//! subscriptions, `::futures_core::Stream`: the including crate depends on those.
+//! Generated code uses only `::ruststream` and `::serde` (derive): the including crate depends
+//! on those two. `serde_json` and `futures_core` are reached through
+//! `::ruststream::reexports`.
 //!
 //! ## Schema mapping
 //!

@@ -260,7 +260,7 @@ pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
                     &self,
                     options: #rs::SubscribeOptions,
                 ) -> #rs::Result<
-                    impl ::futures_core::Stream<Item = #rs::Result<#rs::client::Typed<#message, <C as #rs::Subscriber>::Message>>>
+                    impl ::ruststream::reexports::futures_core::Stream<Item = #rs::Result<#rs::client::Typed<#message, <C as #rs::Subscriber>::Message>>>
                         + Send
                         + Unpin
                         + 'static,

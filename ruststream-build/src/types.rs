@@ -191,7 +191,7 @@ impl<'a> TypeGen<'a> {
         }
         let Some(name) = self.names.get(target) else {
             // A ref the model did not resolve into `schemas`: keep the data, lose the type.
-            return quote!(::serde_json::Value);
+            return quote!(::ruststream::reexports::serde_json::Value);
         };
         let id = format_ident!("{}", name);
         let cyclic = self.root.as_ref().is_some_and(|root| {
@@ -212,7 +212,7 @@ impl<'a> TypeGen<'a> {
             return self.ref_type(target);
         }
         let Some(obj) = schema.as_object() else {
-            return quote!(::serde_json::Value);
+            return quote!(::ruststream::reexports::serde_json::Value);
         };
         if let Some(inner) = strip_null(obj) {
             // Keep the stripped copy alive so its address (the memo key) is never reused.
@@ -278,7 +278,7 @@ impl<'a> TypeGen<'a> {
             Some("null") => quote!(()),
             Some("array") => self.array_type(obj, hint),
             Some("object") | None if is_objectish(obj) => self.map_type(obj, hint),
-            _ => quote!(::serde_json::Value),
+            _ => quote!(::ruststream::reexports::serde_json::Value),
         }
     }
 
@@ -316,7 +316,7 @@ impl<'a> TypeGen<'a> {
                 self.root = saved;
                 ty
             }
-            None => quote!(::serde_json::Value),
+            None => quote!(::ruststream::reexports::serde_json::Value),
         };
         quote!(::std::vec::Vec<#item>)
     }
@@ -329,7 +329,9 @@ impl<'a> TypeGen<'a> {
                 self.root = saved;
                 ty
             }
-            _ => return quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+            _ => {
+                return quote!(::ruststream::reexports::serde_json::Map<::std::string::String, ::ruststream::reexports::serde_json::Value>);
+            }
         };
         self.uses_map = true;
         quote!(::std::collections::BTreeMap<::std::string::String, #value>)
@@ -355,7 +357,7 @@ impl<'a> TypeGen<'a> {
         let Some(obj) = schema.as_object() else {
             return quote! {
                 #docs
-                pub type #id = ::serde_json::Value;
+                pub type #id = ::ruststream::reexports::serde_json::Value;
             };
         };
         if ref_target(schema).is_none() && strip_null(obj).is_none() {
@@ -655,7 +657,7 @@ impl<'a> TypeGen<'a> {
             Some(Value::Bool(false)) => Additional::Deny,
             Some(Value::Bool(true)) => {
                 self.uses_map = true;
-                Additional::Map(quote!(::serde_json::Value))
+                Additional::Map(quote!(::ruststream::reexports::serde_json::Value))
             }
             Some(v @ Value::Object(_)) => {
                 let saved = self.root.take();

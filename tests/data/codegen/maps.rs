@@ -10,7 +10,10 @@ pub struct Maps {
     /// The `anything` property.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anything: ::core::option::Option<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ::ruststream::reexports::serde_json::Map<
+            ::std::string::String,
+            ::ruststream::reexports::serde_json::Value,
+        >,
     >,
     /// The `point` property.
     #[serde(default, skip_serializing_if = "Option::is_none")]

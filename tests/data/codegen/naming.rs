@@ -231,7 +231,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         &self,
         options: ::ruststream::SubscribeOptions,
     ) -> ::ruststream::Result<
-        impl ::futures_core::Stream<
+        impl ::ruststream::reexports::futures_core::Stream<
             Item = ::ruststream::Result<
                 ::ruststream::client::Typed<
                     Handler2,

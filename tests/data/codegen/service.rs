@@ -183,16 +183,18 @@ impl UserSignedUpHeaders {
     /// When the value cannot be serialised.
     pub fn to_headers(&self) -> ::ruststream::Result<::ruststream::Headers> {
         let mut out = ::ruststream::Headers::default();
-        let value = ::serde_json::to_value(self)
+        let value = ::ruststream::reexports::serde_json::to_value(self)
             .map_err(|e| ::ruststream::Error::Codec {
                 content_type: "headers".into(),
                 message: e.to_string(),
             })?;
-        if let ::serde_json::Value::Object(map) = value {
+        if let ::ruststream::reexports::serde_json::Value::Object(map) = value {
             for (name, value) in map {
                 match value {
-                    ::serde_json::Value::Null => {}
-                    ::serde_json::Value::String(s) => out.insert(name, s),
+                    ::ruststream::reexports::serde_json::Value::Null => {}
+                    ::ruststream::reexports::serde_json::Value::String(s) => {
+                        out.insert(name, s)
+                    }
                     other => out.insert(name, other.to_string()),
                 }
             }
@@ -208,20 +210,24 @@ impl UserSignedUpHeaders {
     pub fn from_headers(headers: &::ruststream::Headers) -> ::ruststream::Result<Self> {
         const FIELDS: &[&str] = &["traceId", "attempt"];
         const STRING_FIELDS: &[&str] = &["traceId"];
-        let mut map = ::serde_json::Map::new();
+        let mut map = ::ruststream::reexports::serde_json::Map::new();
         for (name, value) in headers.iter() {
             let Some(name) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name)) else {
                 continue;
             };
             let value = if STRING_FIELDS.contains(name) {
-                ::serde_json::Value::String(value.to_owned())
+                ::ruststream::reexports::serde_json::Value::String(value.to_owned())
             } else {
-                ::serde_json::from_str(value)
-                    .unwrap_or_else(|_| ::serde_json::Value::String(value.to_owned()))
+                ::ruststream::reexports::serde_json::from_str(value)
+                    .unwrap_or_else(|_| ::ruststream::reexports::serde_json::Value::String(
+                        value.to_owned(),
+                    ))
             };
             map.insert((*name).to_owned(), value);
         }
-        ::serde_json::from_value(::serde_json::Value::Object(map))
+        ::ruststream::reexports::serde_json::from_value(
+                ::ruststream::reexports::serde_json::Value::Object(map),
+            )
             .map_err(|e| {
                 ::ruststream::Error::Codec {
                     content_type: "headers".into(),
@@ -680,7 +686,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         &self,
         options: ::ruststream::SubscribeOptions,
     ) -> ::ruststream::Result<
-        impl ::futures_core::Stream<
+        impl ::ruststream::reexports::futures_core::Stream<
             Item = ::ruststream::Result<
                 ::ruststream::client::Typed<
                     NotificationPayload,
