@@ -26,6 +26,10 @@
 //! the `/` form as their address, so the router and generated code work unchanged (see
 //! [`SubjectMapping`]).
 //!
+//! AsyncAPI NATS operation bindings (`queue`) map to
+//! [`SubscribeOptions::queue_group`](ruststream::SubscribeOptions::queue_group) with
+//! [`bindings::operation_queue`] / [`bindings::subscribe_options`].
+//!
 //! Interoperability with other NATS clients: payloads are sent as-is, the contract's
 //! `content-type` header travels as NATS's conventional `Content-Type` (and any spelling of it
 //! is read back as `content-type`), the correlation id travels in the `correlation-id` header,
@@ -46,6 +50,7 @@
 //! Errors are [`ruststream::Error`]; client failures map to
 //! [`Transport`](ruststream::Error::Transport) with credentials scrubbed from the text.
 
+pub mod bindings;
 mod config;
 mod core;
 pub mod jetstream;
