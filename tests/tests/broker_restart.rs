@@ -8,8 +8,7 @@
 //! the way in). Asserted: every message is handled at least once, without restarting the
 //! service or reconnecting by hand; duplicates are counted and printed.
 //!
-//! RabbitMQ is covered by `brokers/amqp/tests/restart.rs` (its own node); starting a RabbitMQ
-//! node costs too much for this file's budget.
+//! RabbitMQ runs as a private node (own name, ports and data directory), stopped with SIGTERM.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -58,20 +57,46 @@ fn installed(program: &str) -> bool {
 struct Server {
     program: &'static str,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     port: u16,
     dir: PathBuf,
-    graceful: bool,
+    /// Stop with SIGTERM (and wait this long) instead of SIGKILL.
+    graceful: Option<Duration>,
+    /// How long the server may take to listen.
+    boot: Duration,
     child: Option<Child>,
 }
 
 impl Server {
     fn new(program: &'static str, args: Vec<String>, port: u16, dir: PathBuf) -> Server {
+        Server::with_env(
+            program,
+            args,
+            Vec::new(),
+            port,
+            dir,
+            None,
+            Duration::from_secs(10),
+        )
+    }
+
+    fn with_env(
+        program: &'static str,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        port: u16,
+        dir: PathBuf,
+        graceful: Option<Duration>,
+        boot: Duration,
+    ) -> Server {
         let mut s = Server {
             program,
             args,
+            env,
             port,
             dir,
-            graceful: false,
+            graceful,
+            boot,
             child: None,
         };
         s.start();
@@ -81,13 +106,15 @@ impl Server {
     fn start(&mut self) {
         let child = Command::new(self.program)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(&self.dir)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.program));
         self.child = Some(child);
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + self.boot;
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < end, "{} did not listen", self.program);
             std::thread::sleep(Duration::from_millis(20));
@@ -98,17 +125,22 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if self.graceful {
+        if let Some(wait) = self.graceful {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let end = Instant::now() + Duration::from_secs(5);
+            let end = Instant::now() + wait;
             while child.try_wait().ok().flatten().is_none() && Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         let _ = child.kill();
         let _ = child.wait();
+        // Start scripts (rabbitmq-server) may leave the real server running a little longer.
+        let end = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -365,7 +397,7 @@ async fn mqtt_qos1_persistent_session_survives_a_server_restart() {
     .expect("config");
     let args = vec!["-c".to_owned(), conf.display().to_string()];
     let mut server = Server::new("mosquitto", args, port, dir);
-    server.graceful = true;
+    server.graceful = Some(Duration::from_secs(5));
     let broker = Mqtt::new(
         Config::new("127.0.0.1", port)
             .default_qos(Qos::AtLeastOnce)
@@ -376,4 +408,64 @@ async fn mqtt_qos1_persistent_session_survives_a_server_restart() {
     );
     let route = Route::new("restart/orders").expect("route").concurrency(32);
     run("mqtt", broker, route, "restart/orders", &mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_durable_queue_survives_a_node_restart() {
+    use ruststream_amqp::{AmqpBroker, Config};
+    const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+    if !std::path::Path::new(SERVER).exists() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            "{SERVER} is required in CI"
+        );
+        eprintln!("skipping: {SERVER} is not installed");
+        return;
+    }
+    let port = free_port();
+    let dist_port = free_port();
+    let dir = scratch("amqp");
+    for sub in ["mnesia", "log"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("node dirs");
+    }
+    std::fs::write(
+        dir.join("rabbitmq.conf"),
+        format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
+    )
+    .expect("rabbitmq.conf");
+    std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins");
+    std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("env file");
+    let d = |p: &str| dir.join(p).display().to_string();
+    let env = [
+        ("RABBITMQ_NODENAME", format!("rsrel{port}@localhost")),
+        ("RABBITMQ_NODE_PORT", port.to_string()),
+        ("RABBITMQ_DIST_PORT", dist_port.to_string()),
+        ("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf")),
+        ("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf")),
+        ("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins")),
+        ("RABBITMQ_MNESIA_BASE", d("mnesia")),
+        ("RABBITMQ_LOG_BASE", d("log")),
+        ("HOME", d("")),
+        ("ERL_EPMD_ADDRESS", "127.0.0.1".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec();
+    // Erlang boots in ~5 s on an idle machine, far slower under a parallel build.
+    let mut server = Server::with_env(
+        SERVER,
+        Vec::new(),
+        env,
+        port,
+        dir,
+        Some(Duration::from_secs(30)),
+        Duration::from_secs(120),
+    );
+    let broker = AmqpBroker::new(Config::new(format!(
+        "amqp://guest:guest@127.0.0.1:{port}/%2f"
+    )));
+    let route = Route::new("restart.orders")
+        .expect("route")
+        .durable("restart-worker")
+        .concurrency(32);
+    run("amqp", broker, route, "restart.orders", &mut server).await;
 }
