@@ -263,17 +263,14 @@ pub(crate) fn client(ops: &[Op<'_>]) -> TokenStream {
                     impl ::ruststream::reexports::futures_core::Stream<Item = #rs::Result<#rs::client::Typed<#message, <C as #rs::Subscriber>::Message>>>
                         + Send
                         + Unpin
-                        + 'static,
+                        + 'static
+                        + use<C>,
                 > {
-                    // `client::subscribe`'s stream borrows the template, so it lives in a static.
-                    static ADDRESS: ::std::sync::LazyLock<
-                        ::core::result::Result<#rs::Address, #rs::AddressError>,
-                    > = ::std::sync::LazyLock::new(|| #rs::Address::parse(#address));
-                    let address = ADDRESS.as_ref().map_err(|e| #rs::Error::InvalidAddress {
+                    let address = #rs::Address::parse(#address).map_err(|e| #rs::Error::InvalidAddress {
                         address: #address.to_owned(),
                         reason: e.to_string().into(),
                     })?;
-                    #rs::client::subscribe::<C, #message>(&self.connection, address, options).await
+                    #rs::client::subscribe::<C, #message>(&self.connection, &address, options).await
                 }
             }
         }

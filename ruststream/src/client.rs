@@ -84,7 +84,7 @@ pub async fn subscribe<C: Subscriber, T: DeserializeOwned + Send + 'static>(
     conn: &C,
     address: &Address,
     opts: SubscribeOptions,
-) -> Result<impl Stream<Item = Result<Typed<T, C::Message>>> + Send + Unpin + 'static> {
+) -> Result<impl Stream<Item = Result<Typed<T, C::Message>>> + Send + Unpin + 'static + use<C, T>> {
     let sub = conn.subscribe(address, opts).await?;
     Ok(sub
         .then(|item| async move {

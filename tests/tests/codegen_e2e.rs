@@ -198,6 +198,8 @@ async fn client_subscribes_to_what_the_app_publishes_with_parameters() {
         .subscribe_send_notification(SubscribeOptions::new())
         .await
         .expect("subscribed");
+    // The stream owns what it needs: it outlives the client (and the parsed template).
+    drop(client);
     let publisher = Publisher::new(conn);
     for user in ["7", "8"] {
         publisher

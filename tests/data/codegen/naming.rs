@@ -238,13 +238,9 @@ impl<C: ::ruststream::Connection> Client<C> {
                     <C as ::ruststream::Subscriber>::Message,
                 >,
             >,
-        > + Send + Unpin + 'static,
+        > + Send + Unpin + 'static + use<C>,
     > {
-        static ADDRESS: ::std::sync::LazyLock<
-            ::core::result::Result<::ruststream::Address, ::ruststream::AddressError>,
-        > = ::std::sync::LazyLock::new(|| ::ruststream::Address::parse("ticks"));
-        let address = ADDRESS
-            .as_ref()
+        let address = ::ruststream::Address::parse("ticks")
             .map_err(|e| ::ruststream::Error::InvalidAddress {
                 address: "ticks".to_owned(),
                 reason: e.to_string().into(),
@@ -252,7 +248,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         ::ruststream::client::subscribe::<
             C,
             Handler2,
-        >(&self.connection, address, options)
+        >(&self.connection, &address, options)
             .await
     }
     /// Operation `subscribeTicks` on `ticks`.

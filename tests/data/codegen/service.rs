@@ -693,15 +693,9 @@ impl<C: ::ruststream::Connection> Client<C> {
                     <C as ::ruststream::Subscriber>::Message,
                 >,
             >,
-        > + Send + Unpin + 'static,
+        > + Send + Unpin + 'static + use<C>,
     > {
-        static ADDRESS: ::std::sync::LazyLock<
-            ::core::result::Result<::ruststream::Address, ::ruststream::AddressError>,
-        > = ::std::sync::LazyLock::new(|| ::ruststream::Address::parse(
-            "notifications/{userId}",
-        ));
-        let address = ADDRESS
-            .as_ref()
+        let address = ::ruststream::Address::parse("notifications/{userId}")
             .map_err(|e| ::ruststream::Error::InvalidAddress {
                 address: "notifications/{userId}".to_owned(),
                 reason: e.to_string().into(),
@@ -709,7 +703,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         ::ruststream::client::subscribe::<
             C,
             NotificationPayload,
-        >(&self.connection, address, options)
+        >(&self.connection, &address, options)
             .await
     }
     /// Operation `sum` on `rpc.sum`.
