@@ -8,7 +8,9 @@
 //!
 //! This `main` is written by hand and calls [`ruststream::app::run_cli`] (the quickstart uses
 //! `#[ruststream::app]` instead) to pick the broker from the environment: the in-memory broker
-//! by default, MQTT with `STREETLIGHTS_BROKER=mqtt` and `STREETLIGHTS_SERVER_URL=mqtt://…`.
+//! by default, MQTT with `STREETLIGHTS_BROKER=mqtt` and `STREETLIGHTS_SERVER_URL=mqtt://…`,
+//! NATS with `STREETLIGHTS_BROKER=nats` and `STREETLIGHTS_SERVER_URL=nats://…` (the spec's `/`
+//! addresses travel as `.` subjects: `smartylighting.streetlights.1.0.event.42.lighting.measured`).
 //! Run with no command for a demo, `run` to serve, `asyncapi gen` for the document.
 
 use std::time::Duration;
@@ -23,6 +25,7 @@ use ruststream::router::{Context, HandlerError, Route};
 use ruststream::telemetry::Traced;
 use ruststream::{Broker, Connection, Error, IncomingMessage, SubscribeOptions};
 use ruststream_mqtt::Mqtt;
+use ruststream_nats::NatsBroker;
 
 /// The code generated from `asyncapi.yaml` (a binary uses only part of its API).
 #[allow(dead_code)]
@@ -208,8 +211,25 @@ fn mqtt_config(url: &str) -> Result<ruststream_mqtt::Config, String> {
     Ok(config)
 }
 
-/// `STREETLIGHTS_BROKER` picks the broker: `memory` (default) or `mqtt` (at
-/// `STREETLIGHTS_SERVER_URL`, default `mqtt://127.0.0.1:1883`).
+/// NATS settings from a `nats://[user:password@]host[:port]` URL (several separated by `,`).
+/// The spec's addresses use `/`, which becomes NATS's `.` on the wire.
+fn nats_config(url: &str) -> Result<ruststream_nats::Config, String> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+    if servers
+        .iter()
+        .any(|s| !(s.starts_with("nats://") || s.starts_with("tls://")))
+    {
+        return Err("STREETLIGHTS_SERVER_URL must start with nats:// (or tls://)".to_owned());
+    }
+    Ok(ruststream_nats::Config::default()
+        .servers(servers)
+        .client_name("streetlights")
+        .address_separator('/'))
+}
+
+/// `STREETLIGHTS_BROKER` picks the broker: `memory` (default), `mqtt` (at
+/// `STREETLIGHTS_SERVER_URL`, default `mqtt://127.0.0.1:1883`) or `nats` (default
+/// `nats://127.0.0.1:4222`).
 fn main() -> ExitCode {
     let server = std::env::var("STREETLIGHTS_SERVER_URL").ok();
     match std::env::var("STREETLIGHTS_BROKER").as_deref() {
@@ -226,8 +246,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Ok("nats") => {
+            let url = server.unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+            match nats_config(&url) {
+                Ok(config) => run_cli(|| async { build(NatsBroker::new(config), Some(&url)) }),
+                Err(e) => {
+                    eprintln!("streetlights: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Ok(other) => {
-            eprintln!("streetlights: unknown STREETLIGHTS_BROKER `{other}` (memory or mqtt)");
+            eprintln!("streetlights: unknown STREETLIGHTS_BROKER `{other}` (memory, mqtt or nats)");
             ExitCode::from(2)
         }
     }
