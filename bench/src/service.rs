@@ -33,7 +33,13 @@ pub struct Counter {
     target: u64,
     /// Notified once when `target` messages were handled.
     pub done: Notify,
+    /// Notified (all waiters) every [`PROGRESS_EVERY`] messages, for publishers that keep a
+    /// bounded window of unhandled messages ([`Counter::wait_window`]).
+    progress: Notify,
 }
+
+/// How often [`Counter`] wakes window-waiting publishers.
+pub const PROGRESS_EVERY: u64 = 256;
 
 impl Counter {
     /// A counter that fires after `target` messages.
@@ -42,13 +48,43 @@ impl Counter {
             handled: AtomicU64::new(0),
             target,
             done: Notify::new(),
+            progress: Notify::new(),
         })
     }
 
     /// Count one message.
     pub fn hit(&self) {
-        if self.handled.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
+        let handled = self.handled.fetch_add(1, Ordering::Relaxed) + 1;
+        if handled == self.target {
             self.done.notify_one();
+        }
+        if handled % PROGRESS_EVERY == 0 {
+            self.progress.notify_waiters();
+        }
+    }
+
+    /// Wait until fewer than `window` of the `published` messages are unhandled (flow control
+    /// for transports that drop what a slow subscriber cannot take, like core NATS). Fails
+    /// after `stall` without progress.
+    pub async fn wait_window(
+        &self,
+        published: u64,
+        window: u64,
+        stall: Duration,
+    ) -> Result<(), String> {
+        loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            let handled = self.handled();
+            if published.saturating_sub(handled) < window {
+                return Ok(());
+            }
+            if tokio::time::timeout(stall, progress).await.is_err() && self.handled() == handled {
+                return Err(format!(
+                    "no progress for {stall:?}: {handled} of {published} published messages handled (lost?)"
+                ));
+            }
         }
     }
 
