@@ -160,6 +160,101 @@ async fn demo_runs_on_nats_too() {
     assert_eq!(body["command"], "on");
 }
 
+/// Kills the child on drop (a failing test must not leave the service running).
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `run` on NATS serves plain NATS clients: a measurement published on
+/// `smartylighting.streetlights.1.0.event.<id>.lighting.measured` is answered on
+/// `smartylighting.streetlights.1.0.action.<id>.turn.on`, and SIGTERM drains and exits 0.
+#[tokio::test]
+async fn run_on_nats_serves_plain_nats_clients() {
+    if !ruststream::testing::require_service("nats", "127.0.0.1:4222") {
+        return;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let id = format!("run{nanos}");
+    let plain = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let mut turned_on = plain
+        .subscribe(format!(
+            "smartylighting.streetlights.1.0.action.{id}.turn.on"
+        ))
+        .await
+        .unwrap();
+    plain.flush().await.unwrap();
+    let mut service = KillOnDrop(Some(
+        Command::new(BIN)
+            .arg("run")
+            .env("STREETLIGHTS_BROKER", "nats")
+            .env("STREETLIGHTS_SERVER_URL", "nats://127.0.0.1:4222")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // Core NATS is at most once: repeat the measurement until the service has subscribed.
+    let measured = format!("smartylighting.streetlights.1.0.event.{id}.lighting.measured");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let command = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no command from the service within 15 s"
+        );
+        plain
+            .publish_with_headers(
+                measured.clone(),
+                headers.clone(),
+                r#"{"lumens": 7, "sentAt": "2026-01-01T18:00:00Z"}"#.into(),
+            )
+            .await
+            .unwrap();
+        plain.flush().await.unwrap();
+        if let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), turned_on.next()).await
+        {
+            break m;
+        }
+    };
+    let body: Value = serde_json::from_slice(&command.payload).unwrap();
+    assert_eq!(body["command"], "on");
+    assert_eq!(body["sentAt"], "2026-01-01T18:00:00Z");
+
+    // The service drains and exits 0 on SIGTERM.
+    let child = service.0.take().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("service: light {id} measured 7 lm -> turn on")),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_bad_nats_url_is_a_usage_error() {
     let out = Command::new(BIN)
