@@ -20,7 +20,9 @@
 //!   [headers,] [params,] ctx: Context<C>) -> impl Future<Output = Result<(), HandlerError>> +
 //!   Send`; reply operations return `Result<Reply, HandlerError>`), `register(&mut router,
 //!   handler)` (a missing method does not compile), and a `Publisher<C>` with one
-//!   `async fn <op>(&self, [params,] &message, [&headers])` per operation it sends;
+//!   `async fn <op>(&self, [params,] &message, [&headers])` per operation it sends
+//!   (`Publisher::new(connection)`, or in a handler `Publisher::from_context(&ctx)` so the
+//!   publish goes through the router's middleware with the correlation id and trace context);
 //! - client side: a `Client<C>` with, per operation the application receives, a publish
 //!   method (or a `request` method `(&self, [params,] &message, timeout) -> Result<Reply>`
 //!   when it replies), and per operation it sends, `subscribe_<op>(options)` returning a stream

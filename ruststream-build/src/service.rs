@@ -159,7 +159,7 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
             /// # Errors
             /// When the message cannot be encoded or the broker refuses it.
             pub async fn #name(&self, #params message: &#message, #headers_param) -> #rs::Result<()> {
-                #rs::client::publish(&self.connection, #address, #content_type, message, #headers_value).await
+                #rs::client::publish_via(&self.via, #address, #content_type, message, #headers_value).await
             }
         }
     });
@@ -185,20 +185,29 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
         }
 
         /// Typed publishing for the operations this application sends.
+        ///
+        /// In a handler, build it with [`Publisher::from_context`] so publishes go through the
+        /// router's middleware and carry the consumed message's correlation id and trace context.
         #[derive(Debug, Clone)]
         pub struct Publisher<C> {
-            connection: C,
+            via: #rs::client::PublishVia<C>,
         }
 
         impl<C: #rs::Connection> Publisher<C> {
-            /// A publisher on `connection`.
+            /// A publisher straight on `connection` (no middleware, no propagation).
             pub fn new(connection: C) -> Self {
-                Publisher { connection }
+                Publisher { via: #rs::client::PublishVia::Connection(connection) }
+            }
+
+            /// A publisher for a handler: publishes go through `ctx` (the router's middleware;
+            /// the consumed message's correlation id, `traceparent` and `tracestate`).
+            pub fn from_context(ctx: &#rs::router::Context<C>) -> Self {
+                Publisher { via: #rs::client::PublishVia::Context(ctx.clone()) }
             }
 
             /// The underlying connection.
             pub fn connection(&self) -> &C {
-                &self.connection
+                self.via.connection()
             }
 
             #(#publisher_methods)*

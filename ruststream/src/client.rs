@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 
 use crate::capability::RequestReply;
 use crate::message::names;
+use crate::router::Context;
 use crate::{
-    Address, Headers, IncomingMessage, OutgoingMessage, Publisher, Result, SubscribeOptions,
-    Subscriber,
+    Address, Connection, Headers, IncomingMessage, OutgoingMessage, Publisher, Result,
+    SubscribeOptions, Subscriber,
 };
 
 /// Encode `value` with `content_type` and publish it to `address` with `headers` (the
@@ -29,6 +30,58 @@ pub async fn publish<C: Publisher, T: Serialize + ?Sized>(
         message.headers.insert(names::CONTENT_TYPE, content_type);
     }
     conn.publish(message).await
+}
+
+/// Where a typed publisher sends: straight to a connection, or through a handler's
+/// [`Context`], so the router's middleware runs and the consumed message's correlation id
+/// and `traceparent`/`tracestate` are carried over (see [`Context::publish_message`]).
+#[derive(Debug, Clone)]
+pub enum PublishVia<C> {
+    /// Publish on the connection as is.
+    Connection(C),
+    /// Publish through a handler's context.
+    Context(Context<C>),
+}
+
+impl<C: Connection> PublishVia<C> {
+    /// The underlying connection.
+    pub fn connection(&self) -> &C {
+        match self {
+            PublishVia::Connection(conn) => conn,
+            PublishVia::Context(ctx) => ctx.connection(),
+        }
+    }
+
+    /// Publish `message` on the connection, or through the context.
+    ///
+    /// # Errors
+    /// When a middleware or the broker refuses the message.
+    pub async fn publish_message(&self, message: OutgoingMessage) -> Result<()> {
+        match self {
+            PublishVia::Connection(conn) => conn.publish(message).await,
+            PublishVia::Context(ctx) => ctx.publish_message(message).await,
+        }
+    }
+}
+
+/// [`publish`] through a [`PublishVia`]: encode `value` with `content_type` and publish it to
+/// `address` with `headers` (the `content-type` header is set unless `headers` has one).
+///
+/// # Errors
+/// When `value` cannot be encoded, or a middleware or the broker refuses the message.
+pub async fn publish_via<C: Connection, T: Serialize + ?Sized>(
+    via: &PublishVia<C>,
+    address: String,
+    content_type: &str,
+    value: &T,
+    headers: Headers,
+) -> Result<()> {
+    let payload = crate::codec::encode(content_type, value)?;
+    let mut message = OutgoingMessage::new(address, payload).with_headers(headers);
+    if message.headers.get(names::CONTENT_TYPE).is_none() {
+        message.headers.insert(names::CONTENT_TYPE, content_type);
+    }
+    via.publish_message(message).await
 }
 
 /// Send `value` as a request and decode the reply (by its `content-type` header, else

@@ -273,3 +273,129 @@ fn embedded_document_is_the_normalised_json() {
     assert_eq!(doc["asyncapi"], "3.0.0");
     assert_eq!(doc["info"]["title"], "Accounts Service");
 }
+
+/// Publishes a notification from the handler through `Publisher::from_context`.
+#[derive(Clone)]
+struct Relay;
+
+impl Handler for Relay {
+    async fn on_user_signed_up<C: Connection>(
+        &self,
+        message: UserSignedUpPayload,
+        _headers: UserSignedUpHeaders,
+        params: UserSignedUpParams,
+        ctx: Context<C>,
+    ) -> Result<(), HandlerError> {
+        Publisher::from_context(&ctx)
+            .send_notification(
+                &NotificationsParams {
+                    user_id: params.user_id,
+                },
+                &NotificationPayload {
+                    text: format!("welcome {}", message.name),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn sum<C: Connection>(
+        &self,
+        message: SumRequestPayload,
+        _ctx: Context<C>,
+    ) -> Result<SumResultPayload, HandlerError> {
+        Ok(SumResultPayload {
+            sum: message.a + message.b,
+        })
+    }
+
+    async fn lookup<C: Connection>(
+        &self,
+        _message: LookupRequestPayload,
+        params: LookupParams,
+        _ctx: Context<C>,
+    ) -> Result<ProfilePayload, HandlerError> {
+        Ok(ProfilePayload {
+            user_id: params.user_id,
+        })
+    }
+
+    async fn on_shape<C: Connection>(
+        &self,
+        _message: OnShapeMessage,
+        _ctx: Context<C>,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// Records the address of every publish the router's middleware sees.
+#[derive(Clone, Default)]
+struct SeenPublishes(Arc<Mutex<Vec<String>>>);
+
+impl ruststream::router::Middleware for SeenPublishes {
+    fn publish(&self, message: &mut ruststream::OutgoingMessage) -> ruststream::Result<()> {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push(message.address.clone());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn handler_publisher_from_context_carries_correlation_id_and_trace_context() {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let conn = MemoryBroker::new(MemoryConfig::new()).connect_now();
+    let seen = SeenPublishes::default();
+    let mut router = Router::new();
+    router.layer(seen.clone());
+    register(&mut router, Relay).expect("routes register");
+    let running = router.start(conn.clone()).await.expect("router starts");
+    let mut notifications = Client::new(conn.clone())
+        .subscribe_send_notification(SubscribeOptions::new())
+        .await
+        .expect("subscribed");
+
+    let payload = serde_json::to_vec(&UserSignedUpPayload {
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+    })
+    .expect("encodes");
+    let message = ruststream::OutgoingMessage::new("user/42/signedup", payload)
+        .content_type("application/json")
+        .header("traceId", "t-1")
+        .header("traceparent", TRACEPARENT)
+        .header("tracestate", "vendor=1")
+        .correlation_id("cid-7");
+    ruststream::Publisher::publish(&conn, message)
+        .await
+        .expect("published");
+
+    let item = tokio::time::timeout(WAIT, notifications.next())
+        .await
+        .expect("in time")
+        .expect("stream open")
+        .expect("decoded");
+    let (value, message) = item.into_parts();
+    assert_eq!(value.text, "welcome Ada");
+    assert_eq!(
+        ruststream::IncomingMessage::address(&message),
+        "notifications/42"
+    );
+    assert_eq!(
+        ruststream::IncomingMessage::correlation_id(&message),
+        Some("cid-7")
+    );
+    let headers = ruststream::IncomingMessage::headers(&message);
+    assert_eq!(headers.get("traceparent"), Some(TRACEPARENT));
+    assert_eq!(headers.get("tracestate"), Some("vendor=1"));
+    ruststream::IncomingMessage::ack(message)
+        .await
+        .expect("ack");
+    assert_eq!(
+        *seen.0.lock().expect("lock"),
+        ["notifications/42".to_owned()],
+        "the handler's publish went through the router's middleware"
+    );
+    running.shutdown(WAIT).await.expect("shutdown");
+}

@@ -46,7 +46,7 @@ impl spec::Handler for Greeter {
             Language::De => format!("Hallo, {name}!"),
         };
         println!("handler: greeting {name} in {:?}", message.language);
-        spec::Publisher::new(ctx.connection().clone())
+        spec::Publisher::from_context(&ctx)
             .send_greeting(&GreetingPayload { name, text })
             .await?;
         Ok(())

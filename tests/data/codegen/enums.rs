@@ -245,18 +245,30 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     Ok(())
 }
 /// Typed publishing for the operations this application sends.
+///
+/// In a handler, build it with [`Publisher::from_context`] so publishes go through the
+/// router's middleware and carry the consumed message's correlation id and trace context.
 #[derive(Debug, Clone)]
 pub struct Publisher<C> {
-    connection: C,
+    via: ::ruststream::client::PublishVia<C>,
 }
 impl<C: ::ruststream::Connection> Publisher<C> {
-    /// A publisher on `connection`.
+    /// A publisher straight on `connection` (no middleware, no propagation).
     pub fn new(connection: C) -> Self {
-        Publisher { connection }
+        Publisher {
+            via: ::ruststream::client::PublishVia::Connection(connection),
+        }
+    }
+    /// A publisher for a handler: publishes go through `ctx` (the router's middleware;
+    /// the consumed message's correlation id, `traceparent` and `tracestate`).
+    pub fn from_context(ctx: &::ruststream::router::Context<C>) -> Self {
+        Publisher {
+            via: ::ruststream::client::PublishVia::Context(ctx.clone()),
+        }
     }
     /// The underlying connection.
     pub fn connection(&self) -> &C {
-        &self.connection
+        self.via.connection()
     }
 }
 /// A client of this application: publishes/requests what it receives and subscribes to
