@@ -140,6 +140,10 @@ impl<'de> Deserializer<'de> for RawBytes<'_> {
     }
 }
 
+/// Deepest nesting the MessagePack codec decodes (serde_json's own limit is the same).
+#[cfg(feature = "msgpack")]
+const MAX_NESTING: usize = 128;
+
 /// `application/msgpack` via `rmp-serde` (feature `msgpack`); structs are encoded as maps.
 #[cfg(feature = "msgpack")]
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,7 +158,11 @@ impl Codec for MsgPack {
             .map_err(|e| codec_error(Self::CONTENT_TYPE, e))
     }
     fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
-        rmp_serde::from_slice(b).map_err(|e| codec_error(Self::CONTENT_TYPE, e))
+        // rmp-serde allows 1024 levels by default, enough to overflow a 2 MiB stack (tokio's
+        // worker default) in debug builds; use serde_json's limit instead.
+        let mut de = rmp_serde::Deserializer::from_read_ref(b);
+        de.set_max_depth(MAX_NESTING);
+        T::deserialize(&mut de).map_err(|e| codec_error(Self::CONTENT_TYPE, e))
     }
 }
 
