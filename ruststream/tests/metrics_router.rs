@@ -1,5 +1,6 @@
 //! Messages flow through an app on the memory broker; `/metrics` (scraped over raw HTTP)
-//! shows them, `/health` follows the lifecycle, and handler publishes continue the trace.
+//! shows them (handler publishes by status and duration included), `/health` follows the
+//! lifecycle, and handler publishes continue the trace.
 #![cfg(feature = "app")]
 
 use std::net::SocketAddr;
@@ -60,7 +61,9 @@ async fn counters_move_as_messages_flow() {
                     q if q < 0 => Err(HandlerError::permanent("negative quantity")),
                     0 => panic!("zero quantity"),
                     q => {
-                        ctx.publish("shipments", "application/json", &q).await?;
+                        // An empty address is refused by the broker: a failed publish.
+                        let to = if q == 1 { "" } else { "shipments" };
+                        ctx.publish(to, "application/json", &q).await?;
                         Ok(())
                     }
                 }
@@ -95,6 +98,7 @@ async fn counters_move_as_messages_flow() {
         ("3", r#"{"qty": -1}"#),
         ("4", r#"{"qty": 0}"#),
         ("5", "not json"),
+        ("6", r#"{"qty": 1}"#),
     ] {
         let raw: serde_json::Value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
         if raw.is_null() {
@@ -134,7 +138,7 @@ async fn counters_move_as_messages_flow() {
     second.ack().await.unwrap();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while running.stats().settled() < 5 {
+    while running.stats().settled() < 6 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not settled: {:?}",
@@ -148,7 +152,7 @@ async fn counters_move_as_messages_flow() {
     let l = r#"app="shop",broker="memory",operation="onOrder""#;
     assert_eq!(
         value(&body, &format!("ruststream_messages_received_total{{{l}}}")),
-        5.0
+        6.0
     );
     assert_eq!(
         value(
@@ -162,7 +166,7 @@ async fn counters_move_as_messages_flow() {
             &body,
             &format!("ruststream_messages_handled_total{{{l},outcome=\"reject\"}}")
         ),
-        3.0
+        4.0
     );
     assert_eq!(
         value(&body, &format!("ruststream_decode_failures_total{{{l}}}")),
@@ -180,7 +184,35 @@ async fn counters_move_as_messages_flow() {
         value(
             &body,
             &format!("ruststream_handler_duration_seconds_count{{{l}}}")
-        ) >= 4.0
+        ) >= 5.0
+    );
+    // The handler's publishes, by status, and their durations.
+    assert_eq!(
+        value(
+            &body,
+            &format!("ruststream_messages_published_total{{{l},status=\"ok\"}}")
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &body,
+            &format!("ruststream_messages_published_total{{{l},status=\"error\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &body,
+            &format!("ruststream_publish_duration_seconds_count{{{l}}}")
+        ),
+        3.0
+    );
+    assert!(
+        value(
+            &body,
+            &format!("ruststream_publish_duration_seconds_sum{{{l}}}")
+        ) > 0.0
     );
 
     let report = running.shutdown().await.unwrap();

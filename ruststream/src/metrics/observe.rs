@@ -1,12 +1,13 @@
-//! Feeding the metrics: a router middleware (handler durations) and a publisher wrapper
-//! (publish status and durations).
+//! Feeding the metrics: a router middleware (handler durations; status and duration of the
+//! publishes handlers make, labelled with the handling route) and a publisher wrapper
+//! (publish status and durations of client code).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Instant;
 
 use super::{Metrics, OperationMetrics};
-use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next};
+use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next, PublishInfo};
 use crate::{OutgoingMessage, Publisher, Result};
 
 fn operation_of(
@@ -30,8 +31,10 @@ fn operation_of(
     op
 }
 
-/// Router middleware recording the handler duration histogram per route (the message
-/// counters come from the router's own stats, see [`Metrics::watch_router`]).
+/// Router middleware recording, per route, the handler duration histogram and the publishes
+/// made through the handler's context (replies and dead letters included) by status and
+/// duration (the message counters come from the router's own stats, see
+/// [`Metrics::watch_router`]).
 #[derive(Debug)]
 pub struct MetricsMiddleware {
     metrics: Metrics,
@@ -63,6 +66,11 @@ impl Middleware for MetricsMiddleware {
                 .handler_took(started.elapsed());
             result
         })
+    }
+
+    fn published(&self, info: &PublishInfo<'_>) {
+        operation_of(&self.routes, &self.metrics, &self.broker, info.route)
+            .published(info.result.is_ok(), info.elapsed);
     }
 }
 

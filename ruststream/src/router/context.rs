@@ -3,10 +3,11 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 
-use super::middleware::Middleware;
+use super::middleware::{Middleware, PublishInfo};
 use crate::message::names;
 use crate::{Connection, Headers, OutgoingMessage, Params, Publisher, Result};
 
@@ -220,18 +221,41 @@ impl<C: Connection> Context<C> {
                 message.headers.insert(name, v);
             }
         }
-        publish_through(&self.conn, &self.middleware, message).await
+        publish_through(&self.conn, &self.middleware, &self.meta.route, message).await
     }
 }
 
-/// Publish after every middleware's `publish` hook.
+/// Publish after every middleware's `publish` hook, then tell every middleware the outcome
+/// ([`Middleware::published`]).
 pub(crate) async fn publish_through<C: Publisher>(
     conn: &C,
     middleware: &[Arc<dyn Middleware>],
+    route: &str,
     mut message: OutgoingMessage,
 ) -> Result<()> {
-    for m in middleware {
-        m.publish(&mut message)?;
+    if middleware.is_empty() {
+        return conn.publish(message).await;
     }
-    conn.publish(message).await
+    let started = Instant::now();
+    let mut result = Ok(());
+    for m in middleware {
+        result = m.publish(&mut message);
+        if result.is_err() {
+            break;
+        }
+    }
+    let address = message.address.clone();
+    if result.is_ok() {
+        result = conn.publish(message).await;
+    }
+    let info = PublishInfo {
+        route,
+        address: &address,
+        result: &result,
+        elapsed: started.elapsed(),
+    };
+    for m in middleware {
+        m.published(&info);
+    }
+    result
 }

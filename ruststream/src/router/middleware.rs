@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::HandlerError;
 use crate::{Headers, OutgoingMessage, Result};
@@ -27,6 +28,22 @@ pub struct ConsumeInfo<'a> {
     pub attempt: u32,
     /// Correlation id.
     pub correlation_id: Option<&'a str>,
+}
+
+/// What middleware sees after a publish made through a [`Context`](super::Context).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct PublishInfo<'a> {
+    /// The route (operation) whose handling made the publish (handler publishes, replies and
+    /// dead letters).
+    pub route: &'a str,
+    /// The address published to.
+    pub address: &'a str,
+    /// The outcome: a middleware's refusal or the broker's answer.
+    pub result: &'a Result<()>,
+    /// From the start of the publish (the [`Middleware::publish`] hooks included) until the
+    /// broker took the message or the publish failed.
+    pub elapsed: Duration,
 }
 
 /// The rest of the chain: the following middleware, then decoding and the handler.
@@ -98,5 +115,12 @@ pub trait Middleware: Send + Sync + 'static {
     fn publish(&self, message: &mut OutgoingMessage) -> Result<()> {
         let _ = message;
         Ok(())
+    }
+
+    /// After every publish made through a [`Context`](super::Context), whether it succeeded
+    /// or not (a refusal by a [`publish`](Self::publish) hook included): its result and how
+    /// long it took.
+    fn published(&self, info: &PublishInfo<'_>) {
+        let _ = info;
     }
 }

@@ -57,7 +57,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use context::{Context, FailureKind, HandlerError};
-pub use middleware::{BoxFuture, ConsumeInfo, Middleware, Next};
+pub use middleware::{BoxFuture, ConsumeInfo, Middleware, Next, PublishInfo};
 pub use route::{Backoff, DecodePolicy, ErrorPolicy, RetryPolicy, Route};
 pub use run::ERROR_HEADER;
 pub use stats::{RouterStats, StatsSnapshot};

@@ -474,7 +474,7 @@ async fn dead_letter<C: Connection, H>(
         .header(ORIGINAL_ADDRESS_HEADER, msg.address());
     out.correlation_id = msg.correlation_id().map(str::to_owned);
     out.key = msg.key().map(Bytes::copy_from_slice);
-    match publish_through(conn, &rt.middleware, out).await {
+    match publish_through(conn, &rt.middleware, &rt.name, out).await {
         Ok(()) => {
             rt.counters.inc(|s| &s.dead_lettered);
             msg.ack().await
