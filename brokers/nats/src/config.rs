@@ -224,6 +224,11 @@ impl Config {
             Auth::NKey(s) => out.push(s.clone()),
             Auth::None | Auth::CredentialsFile(_) => {}
         }
+        for server in &self.servers {
+            if let (_, Some((_, password))) = split_credentials(server) {
+                out.push(password);
+            }
+        }
         out.retain(|s| !s.is_empty());
         out
     }
@@ -238,8 +243,15 @@ impl Config {
         }
         self.subject_mapping.validate()?;
         let mut servers = Vec::with_capacity(self.servers.len());
+        // async-nats does not authenticate with `user:pass@` from a URL (and logs the URL), so
+        // credentials are taken out of the URLs and passed as user/password instead.
+        let mut url_credentials = None;
         for s in &self.servers {
-            let addr = s.parse::<async_nats::ServerAddr>().map_err(|e| {
+            let (stripped, credentials) = split_credentials(s);
+            if url_credentials.is_none() {
+                url_credentials = credentials;
+            }
+            let addr = stripped.parse::<async_nats::ServerAddr>().map_err(|e| {
                 Error::Config(format!(
                     "nats: invalid server URL {:?}: {}",
                     redact_url(s),
@@ -249,7 +261,12 @@ impl Config {
             servers.push(addr);
         }
         let mut opts = match &self.auth {
-            Auth::None => async_nats::ConnectOptions::new(),
+            Auth::None => match url_credentials {
+                Some((user, password)) => {
+                    async_nats::ConnectOptions::with_user_and_password(user, password)
+                }
+                None => async_nats::ConnectOptions::new(),
+            },
             Auth::UserPassword { user, password } => {
                 async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
             }
@@ -383,6 +400,25 @@ impl JetStreamConfig {
     }
 }
 
+/// `nats://user:pass@host:4222` → (`nats://host:4222`, `Some(("user", "pass"))`). A URL with
+/// only a user (`nats://token@host`) gives that user as the user with an empty password.
+pub(crate) fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some(i) = url.find("://") else {
+        return (url.to_owned(), None);
+    };
+    let rest = &url[i + 3..];
+    let end = rest
+        .find(|c: char| c == '/' || c == ',' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let userinfo = &rest[..at];
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let stripped = format!("{}{}", &url[..i + 3], &rest[at + 1..]);
+    (stripped, Some((user.to_owned(), password.to_owned())))
+}
+
 /// `nats://user:pass@host` → `nats://<redacted>@host`.
 pub(crate) fn redact_url(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
@@ -432,6 +468,25 @@ mod tests {
         assert!(!d.contains("tok-123"), "{d}");
         let d = format!("{:?}", Config::default().nkey("SUAEXAMPLESEED"));
         assert!(!d.contains("SUAEXAMPLESEED"), "{d}");
+    }
+
+    #[test]
+    fn url_credentials_are_split_out() {
+        assert_eq!(
+            split_credentials("nats://alice:s3cr:et@127.0.0.1:4222"),
+            (
+                "nats://127.0.0.1:4222".to_owned(),
+                Some(("alice".to_owned(), "s3cr:et".to_owned()))
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), None)
+        );
+        assert_eq!(
+            Config::new("nats://bob:hunter2@h:1").secrets(),
+            vec!["hunter2".to_owned()]
+        );
     }
 
     #[test]
