@@ -200,27 +200,25 @@ impl Publisher for MemoryConnection {
                 let _ = tx.send(reply);
             }
         }
-        let matching: Vec<Arc<Target>> = self
-            .inner
-            .targets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|t| t.template.matches(&address))
-            .cloned()
-            .collect();
-        if matching.is_empty() {
-            return Ok(());
-        }
+        // The first matching target apart, so the common single-subscriber publish does not
+        // allocate a vector (collecting an empty iterator does not allocate).
+        let (first, rest): (Arc<Target>, Vec<Arc<Target>>) = {
+            let targets = self.inner.targets.read().unwrap_or_else(|e| e.into_inner());
+            let mut matching = targets.iter().filter(|t| t.template.matches(&address));
+            match matching.next() {
+                Some(first) => (Arc::clone(first), matching.cloned().collect()),
+                None => return Ok(()),
+            }
+        };
         let data = Arc::new(Data {
-            address: Arc::from(address),
+            address,
             payload,
             headers,
             reply_to,
             correlation_id,
             key,
         });
-        for t in matching {
+        for t in std::iter::once(first).chain(rest) {
             t.offer(Envelope {
                 data: Arc::clone(&data),
                 attempt: 1,
@@ -260,8 +258,12 @@ impl Stream for MemorySubscription {
             return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
         }
         if let Some(env) = st.buffer.pop_front() {
+            // Publishers wait only while a buffer is full: wake them when this pop made room.
+            let was_full = st.buffer.len() + 1 >= this.target.capacity;
             drop(st);
-            this.target.space.notify_waiters();
+            if was_full {
+                this.target.space.notify_waiters();
+            }
             return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
         }
         match &mut st.waker {

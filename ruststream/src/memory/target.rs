@@ -20,7 +20,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The immutable part of a published message, shared by every delivery.
 #[derive(Debug)]
 pub(crate) struct Data {
-    pub(crate) address: Arc<str>,
+    pub(crate) address: String,
     pub(crate) payload: Bytes,
     pub(crate) headers: Headers,
     pub(crate) reply_to: Option<String>,
@@ -98,7 +98,7 @@ pub(crate) struct Target {
     pub(crate) group: Option<String>,
     pub(crate) durable: Option<String>,
     pub(crate) dead_letter: Option<String>,
-    capacity: usize,
+    pub(crate) capacity: usize,
     pub(crate) state: Mutex<TargetState>,
     /// Publishers waiting for buffer space.
     pub(crate) space: Notify,
