@@ -17,6 +17,7 @@ const RESERVED: &[&str] = &[
     "Publisher",
     "Client",
     "ASYNCAPI_JSON",
+    "BINDINGS",
     "Connection",
     "Context",
     "Router",
@@ -55,12 +56,42 @@ pub(crate) struct Op<'d> {
     pub(crate) content_type: String,
     pub(crate) headers: Option<TokenStream>,
     pub(crate) reply: Option<ReplyInfo>,
+    /// The NATS operation binding's `queue`: the route's queue group.
+    pub(crate) queue: Option<String>,
 }
 
 pub(crate) struct ReplyInfo {
     pub(crate) message: TokenStream,
     pub(crate) content_type: String,
     pub(crate) address: Option<String>,
+}
+
+/// The raw bindings of an operation, its channel and its messages as one JSON object (only
+/// the parts that have bindings); `None` when there are none.
+fn op_bindings(
+    doc: &Document,
+    channel: &Channel,
+    op: &Operation,
+    message_ids: &[String],
+) -> Option<String> {
+    let present = |v: &Value| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty());
+    let mut out = serde_json::Map::new();
+    if present(&channel.bindings) {
+        out.insert("channel".into(), channel.bindings.clone());
+    }
+    if present(&op.bindings) {
+        out.insert("operation".into(), op.bindings.clone());
+    }
+    let messages: serde_json::Map<String, Value> = message_ids
+        .iter()
+        .filter_map(|id| doc.message(id))
+        .filter(|m| present(&m.bindings))
+        .map(|m| (m.id.clone(), m.bindings.clone()))
+        .collect();
+    if !messages.is_empty() {
+        out.insert("messages".into(), Value::Object(messages));
+    }
+    (!out.is_empty()).then(|| Value::Object(out).to_string())
 }
 
 /// Generate the formatted Rust file for `doc`.
@@ -130,6 +161,7 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
 
     // Operations.
     let mut ops = Vec::new();
+    let mut bindings: Vec<(String, String)> = Vec::new();
     let mut method_scope = Scope::with_reserved(&["new", "connection", "into_inner"]);
     for op in &doc.operations {
         let Some(channel) = doc.channel(&op.channel) else {
@@ -175,8 +207,17 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
                     .or_else(|| reply.address.clone().filter(|a| !a.starts_with('$'))),
             }
         });
+        let queue = op
+            .bindings
+            .pointer("/nats/queue")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(json) = op_bindings(doc, channel, op, message_ids) {
+            bindings.push((op.id.clone(), json));
+        }
         ops.push(Op {
             op,
+            queue,
             method: method_scope.claim(&snake(&op.id)),
             subscribe_method: String::new(),
             address,
@@ -200,6 +241,15 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
     if side.client() {
         items.push(crate::service::client(&ops));
     }
+
+    let binding_pairs = bindings.iter().map(|(id, json)| quote!((#id, #json)));
+    items.push(quote! {
+        /// The protocol bindings of each operation that has any, as `(operation id, JSON)`:
+        /// a JSON object with the non-empty `channel`, `operation` and `messages` (message id →
+        /// bindings) bindings, raw as in the spec (e.g. NATS `queue`, MQTT `qos`/`retain`, AMQP
+        /// exchange/queue). `register` applies the NATS `queue` as the route's queue group.
+        pub const BINDINGS: &[(&str, &str)] = &[#(#binding_pairs),*];
+    });
 
     let doc_json = asyncapi::emit::to_json(doc);
     items.push(quote! {

@@ -30,6 +30,9 @@
 //! - an operation with several messages takes an untagged `<Op>Message` enum (one variant per
 //!   message, decoded by trying each in order); typed headers are passed for single-message
 //!   operations only;
+//! - `BINDINGS`: per operation that has any, its channel, operation and message bindings as
+//!   raw JSON (`&[(operation id, json)]`); `register` applies an operation's NATS `queue`
+//!   binding as the route's queue group;
 //! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
 //!
 //! Generated code uses only `::ruststream` and `::serde` (derive): the including crate depends

@@ -98,6 +98,9 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
         }
         let mut route =
             quote!(#rs::router::Route::new(#address)?.name(#op_id).content_type(#content_type));
+        if let Some(queue) = &op.queue {
+            route = quote!(#route.queue_group(#queue));
+        }
         match &op.reply {
             Some(reply) => {
                 if let Some(addr) = &reply.address {

@@ -399,3 +399,76 @@ async fn handler_publisher_from_context_carries_correlation_id_and_trace_context
     );
     running.shutdown(WAIT).await.expect("shutdown");
 }
+
+mod bindings {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use ruststream::memory::{MemoryBroker, MemoryConfig};
+    use ruststream::router::{Context, HandlerError, Router};
+    use ruststream::{Connection, Publisher as _};
+    use ruststream_e2e::codegen::bindings::{BINDINGS, Client, Handler, JobPayload, register};
+
+    #[derive(Clone, Default)]
+    struct Worker(Arc<AtomicUsize>);
+
+    impl Handler for Worker {
+        async fn on_job<C: Connection>(
+            &self,
+            _message: JobPayload,
+            _ctx: Context<C>,
+        ) -> Result<(), HandlerError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bindings_are_exposed_raw_per_operation() {
+        let find = |id: &str| {
+            let (_, json) = BINDINGS
+                .iter()
+                .find(|(op, _)| *op == id)
+                .unwrap_or_else(|| panic!("no bindings for {id}"));
+            serde_json::from_str::<serde_json::Value>(json).expect("valid JSON")
+        };
+        let on_job = find("onJob");
+        assert_eq!(on_job["operation"]["nats"]["queue"], "workers");
+        assert_eq!(on_job["channel"]["amqp"]["queue"]["name"], "jobs");
+        assert_eq!(on_job["messages"]["job"]["kafka"]["key"]["type"], "string");
+        let send_result = find("sendResult");
+        assert_eq!(send_result["operation"]["mqtt"]["qos"], 1);
+        assert_eq!(send_result["operation"]["mqtt"]["retain"], true);
+        assert_eq!(BINDINGS.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn register_applies_the_nats_queue_binding_as_the_queue_group() {
+        let conn = MemoryBroker::new(MemoryConfig::new()).connect_now();
+        let (a, b) = (Worker::default(), Worker::default());
+        let mut running = Vec::new();
+        for worker in [&a, &b] {
+            let mut router = Router::new();
+            register(&mut router, worker.clone()).expect("routes register");
+            running.push(router.start(conn.clone()).await.expect("router starts"));
+        }
+        let client = Client::new(conn.clone());
+        for id in 0..10 {
+            client.on_job(&JobPayload { id }).await.expect("published");
+        }
+        conn.flush().await.expect("flush");
+        let total = || a.0.load(Ordering::SeqCst) + b.0.load(Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + super::WAIT;
+        while total() < 10 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // One queue group: each job is handled once, by one of the two services.
+        assert_eq!(total(), 10);
+        assert!(a.0.load(Ordering::SeqCst) > 0 && b.0.load(Ordering::SeqCst) > 0);
+        for r in running {
+            r.shutdown(super::WAIT).await.expect("shutdown");
+        }
+    }
+}
