@@ -17,8 +17,11 @@ use ruststream::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_passes_every_check() {
-    let report = Suite::new(|| MemoryBroker::default().connect())
-        .private_connections()
+    // Connections from clones of one broker share it: the cross-connection sub-steps (a
+    // durable subscription resumed on a new connection, shutdown flushes acks, publish then
+    // shut down) run too.
+    let broker = MemoryBroker::default();
+    let report = Suite::new(move || broker.clone().connect())
         .quiet(Duration::from_millis(150))
         .run_all()
         .await;
@@ -32,8 +35,8 @@ async fn memory_passes_every_check() {
 
 #[tokio::test]
 async fn memory_passes_on_a_current_thread_runtime() {
-    Suite::new(|| MemoryBroker::default().connect())
-        .private_connections()
+    let broker = MemoryBroker::default();
+    Suite::new(move || broker.clone().connect())
         .quiet(Duration::from_millis(100))
         .run()
         .await;
@@ -41,8 +44,8 @@ async fn memory_passes_on_a_current_thread_runtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stress() {
-    let report = Suite::new(|| MemoryBroker::default().connect())
-        .private_connections()
+    let broker = MemoryBroker::default();
+    let report = Suite::new(move || broker.clone().connect())
         .quiet(Duration::from_millis(100))
         .messages(20)
         .stress(4)

@@ -490,3 +490,74 @@ async fn churning_queue_group_members_never_lose_the_group() {
         m.ack().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn connections_from_clones_of_a_broker_share_it() {
+    let broker = MemoryBroker::default();
+    let a = broker.clone().connect().await.unwrap();
+    let b = broker.clone().connect().await.unwrap();
+    let mut sub = a
+        .subscribe(&addr("shared/{id}"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let mut group = Vec::new();
+    for conn in [&a, &b] {
+        let opts = SubscribeOptions::new().queue_group("g");
+        group.push(conn.subscribe(&addr("jobs"), opts).await.unwrap());
+    }
+    b.publish(OutgoingMessage::new("shared/1", "from b"))
+        .await
+        .unwrap();
+    let m = next(&mut sub).await;
+    assert_eq!(m.payload(), b"from b");
+    m.ack().await.unwrap();
+
+    // A request on one connection, answered on another.
+    let mut requests = b
+        .subscribe(&addr("rpc"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let answer = async {
+        let req = next(&mut requests).await;
+        let to = req.reply_to().unwrap().to_owned();
+        b.publish(OutgoingMessage::new(to, "pong")).await.unwrap();
+        req.ack().await.unwrap();
+    };
+    let (reply, ()) = tokio::join!(a.request(OutgoingMessage::new("rpc", "ping"), WAIT), answer);
+    assert_eq!(&reply.unwrap().payload[..], b"pong");
+
+    // Shutting `b` down ends its subscriptions only; its group member's share goes to `a`'s.
+    let mut b_member = group.pop().unwrap();
+    let mut a_member = group.pop().unwrap();
+    b.shutdown().await.unwrap();
+    assert!(
+        tokio::time::timeout(WAIT, b_member.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for i in 0..4 {
+        a.publish(OutgoingMessage::new("jobs", format!("j{i}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..4 {
+        let m = next(&mut a_member).await;
+        assert_eq!(m.payload(), format!("j{i}").as_bytes());
+        m.ack().await.unwrap();
+    }
+    assert!(!a.is_closed());
+
+    // `default()` makes a separate broker.
+    let other = MemoryBroker::default().connect().await.unwrap();
+    other
+        .publish(OutgoingMessage::new("shared/2", "elsewhere"))
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), sub.next())
+            .await
+            .is_err()
+    );
+    a.shutdown().await.unwrap();
+}

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,17 +31,37 @@ struct Recording {
     settlements: Vec<Settlement>,
 }
 
+/// The broker: what every connection to one [`MemoryBroker`](super::MemoryBroker) shares.
 #[derive(Debug)]
 pub(crate) struct Inner {
     config: MemoryConfig,
-    pub(crate) closed: AtomicBool,
     targets: RwLock<Vec<Arc<Target>>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// Reply inboxes waiting for a reply, with the id of the requesting connection.
+    pending: Mutex<HashMap<String, (u64, oneshot::Sender<Reply>)>>,
     next_id: AtomicU64,
     recording: Option<Mutex<Recording>>,
 }
 
+/// One connection: its shutdown flag and its subscriptions (ended by its shutdown).
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    closed: AtomicBool,
+    subscriptions: Mutex<Vec<(Weak<Target>, Weak<Member>)>>,
+}
+
 impl Inner {
+    pub(crate) fn new(config: MemoryConfig) -> Arc<Self> {
+        let recording = config.record.then(|| Mutex::new(Recording::default()));
+        Arc::new(Inner {
+            config,
+            targets: RwLock::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            recording,
+        })
+    }
+
     pub(crate) fn record_settlement(&self, env: &Envelope, outcome: Settled) {
         if let Some(rec) = &self.recording {
             lock(rec).settlements.push(Settlement {
@@ -60,37 +80,43 @@ impl Inner {
     }
 }
 
-/// A connection to the in-memory broker. Cheap to clone; clones share the broker.
+/// A connection to the in-memory broker. Cheap to clone: clones are the same connection
+/// (shutting one down shuts them all). Every connection made from one
+/// [`MemoryBroker`](super::MemoryBroker) (or its clones) shares its topics, queue groups,
+/// durable queues and reply inboxes.
 #[derive(Debug, Clone)]
 pub struct MemoryConnection {
     inner: Arc<Inner>,
+    conn: Arc<Conn>,
 }
 
 impl MemoryConnection {
+    /// A connection to a new, private broker.
+    #[cfg(test)]
     pub(crate) fn new(config: MemoryConfig) -> Self {
-        let recording = config.record.then(|| Mutex::new(Recording::default()));
+        Self::from_inner(Inner::new(config))
+    }
+
+    /// A new connection to the broker `inner`.
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         MemoryConnection {
-            inner: Arc::new(Inner {
-                config,
+            inner,
+            conn: Arc::new(Conn {
+                id,
                 closed: AtomicBool::new(false),
-                targets: RwLock::new(Vec::new()),
-                pending: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(1),
-                recording,
+                subscriptions: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        MemoryConnection { inner }
-    }
-
     /// True after [`Connection::shutdown`].
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.conn.closed.load(Ordering::Acquire)
     }
 
-    /// Number of registered delivery targets (subscriptions, queue groups, durable queues).
+    /// Number of registered delivery targets of the broker (subscriptions, queue groups,
+    /// durable queues).
     pub fn targets(&self) -> usize {
         self.inner
             .targets
@@ -195,7 +221,7 @@ impl Publisher for MemoryConnection {
         }
         if address.starts_with(INBOX_PREFIX) {
             let waiter = lock(&self.inner.pending).remove(&address);
-            if let Some(tx) = waiter {
+            if let Some((_, tx)) = waiter {
                 let reply = Reply::new(payload.clone(), headers.clone(), correlation_id.clone());
                 let _ = tx.send(reply);
             }
@@ -219,10 +245,13 @@ impl Publisher for MemoryConnection {
             key,
         });
         for t in std::iter::once(first).chain(rest) {
-            t.offer(Envelope {
-                data: Arc::clone(&data),
-                attempt: 1,
-            })
+            t.offer(
+                Envelope {
+                    data: Arc::clone(&data),
+                    attempt: 1,
+                },
+                &self.conn.closed,
+            )
             .await?;
         }
         Ok(())
@@ -298,9 +327,17 @@ impl Subscriber for MemoryConnection {
         loop {
             let target = self.find_or_create_target(address, &options);
             if target.join(Arc::clone(&member)) {
+                {
+                    let mut subs = lock(&self.conn.subscriptions);
+                    subs.retain(|(_, m)| m.strong_count() > 0);
+                    subs.push((Arc::downgrade(&target), Arc::downgrade(&member)));
+                }
                 if self.is_closed() {
                     // Shut down while subscribing: do not hand out a stream that never ends.
-                    target.close();
+                    if target.leave(&member) {
+                        self.inner.unregister(&target);
+                    }
+                    member.close();
                     return Err(Error::Closed);
                 }
                 return Ok(MemorySubscription { target, member });
@@ -316,20 +353,32 @@ impl Connection for MemoryConnection {
     }
 
     async fn shutdown(self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        if self.conn.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let targets = std::mem::take(
-            &mut *self
-                .inner
-                .targets
-                .write()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for t in targets {
-            t.close();
+        // End this connection's subscriptions only: what they held goes back to their target
+        // (the other members of a queue group, or a durable queue, which outlives it).
+        let subscriptions = std::mem::take(&mut *lock(&self.conn.subscriptions));
+        for (target, member) in subscriptions {
+            if let (Some(target), Some(member)) = (target.upgrade(), member.upgrade()) {
+                if target.leave(&member) {
+                    self.inner.unregister(&target);
+                }
+                member.close();
+            }
         }
-        lock(&self.inner.pending).clear();
+        // Publishes of this connection waiting for buffer space end with `Closed`.
+        let targets: Vec<Arc<Target>> = self
+            .inner
+            .targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for t in targets {
+            t.space.notify_waiters();
+        }
+        // Its requests waiting for a reply end with `Closed`.
+        lock(&self.inner.pending).retain(|_, (owner, _)| *owner != self.conn.id);
         Ok(())
     }
 }
@@ -354,7 +403,7 @@ impl RequestReply for MemoryConnection {
         }
         message.reply_to = Some(inbox.clone());
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.pending).insert(inbox.clone(), tx);
+        lock(&self.inner.pending).insert(inbox.clone(), (self.conn.id, tx));
         if let Err(e) = self.publish(message).await {
             lock(&self.inner.pending).remove(&inbox);
             return Err(e);

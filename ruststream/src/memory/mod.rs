@@ -11,8 +11,10 @@
 //! - bounded per-subscription buffers ([`MemoryConfig::buffer`]): `publish` waits while a
 //!   subscriber's buffer is full, so a slow consumer slows the publisher and nothing is dropped;
 //! - durable subscriptions keep their queue (undelivered and unsettled messages) across
-//!   unsubscribe/resubscribe within the same connection;
-//! - `shutdown` ends every subscription; later `publish`/`subscribe` return [`Error::Closed`](crate::Error::Closed).
+//!   unsubscribe/resubscribe and across connections of the same [`MemoryBroker`];
+//! - connections made from one [`MemoryBroker`] (or its clones) share it;
+//! - `shutdown` ends the connection's subscriptions; later `publish`/`subscribe` on it return
+//!   [`Error::Closed`](crate::Error::Closed).
 //!
 //! Payload, headers and address are shared (`Arc`) between every delivery of a message, so
 //! consuming does not allocate in steady state.
@@ -83,21 +85,48 @@ impl MemoryConfig {
     }
 }
 
-/// The in-memory broker, configured but not connected.
-#[derive(Debug, Clone, Default)]
+/// The in-memory broker. Clones are the same broker: every connection made from it or from a
+/// clone shares its topics, queue groups, durable queues and reply inboxes (a message published
+/// on one connection reaches the subscriptions of the others; shutting one connection down
+/// ends only its own subscriptions). [`MemoryBroker::new`] and [`MemoryBroker::default`] make
+/// a new, separate broker.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use futures_util::StreamExt;
+/// use ruststream::memory::MemoryBroker;
+/// use ruststream::{Address, IncomingMessage, OutgoingMessage, Publisher, SubscribeOptions, Subscriber};
+///
+/// let broker = MemoryBroker::default();
+/// let (a, b) = (broker.clone().connect_now(), broker.connect_now());
+/// let mut sub = a.subscribe(&Address::parse("t")?, SubscribeOptions::new()).await?;
+/// b.publish(OutgoingMessage::new("t", "hi")).await?;
+/// assert_eq!(sub.next().await.unwrap()?.payload(), b"hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
 pub struct MemoryBroker {
-    config: MemoryConfig,
+    inner: std::sync::Arc<connection::Inner>,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new(MemoryConfig::default())
+    }
 }
 
 impl MemoryBroker {
-    /// A broker with `config`.
+    /// A new broker with `config`.
     pub fn new(config: MemoryConfig) -> Self {
-        MemoryBroker { config }
+        MemoryBroker {
+            inner: connection::Inner::new(config),
+        }
     }
 
-    /// Connect synchronously (the in-memory broker does no I/O).
+    /// Connect synchronously (the in-memory broker does no I/O): a new connection to this
+    /// broker.
     pub fn connect_now(self) -> MemoryConnection {
-        MemoryConnection::new(self.config)
+        MemoryConnection::from_inner(self.inner)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 
@@ -126,21 +126,19 @@ impl Target {
         }
     }
 
-    fn connection_closed(&self) -> bool {
-        self.inner
-            .upgrade()
-            .is_none_or(|i| i.closed.load(Ordering::Acquire))
-    }
-
-    /// Queue `env`, waiting while every eligible member's buffer is full.
-    pub(crate) async fn offer(&self, env: Envelope) -> Result<()> {
+    /// Queue `env`, waiting while every eligible member's buffer is full. `publisher_closed`
+    /// is the publishing connection's shutdown flag: a wait ends with [`Error::Closed`] when
+    /// it is set.
+    pub(crate) async fn offer(&self, env: Envelope, publisher_closed: &AtomicBool) -> Result<()> {
+        let connection_closed =
+            || publisher_closed.load(Ordering::Acquire) || self.inner.strong_count() == 0;
         loop {
             // Registered before checking, so a pop between the check and the await wakes us.
             let notified = self.space.notified();
             {
                 let mut st = lock(&self.state);
                 if st.closed {
-                    return if self.connection_closed() {
+                    return if connection_closed() {
                         Err(Error::Closed)
                     } else {
                         // The subscription went away meanwhile: it no longer matches.
@@ -175,7 +173,7 @@ impl Target {
                 }
             }
             notified.await;
-            if self.connection_closed() {
+            if connection_closed() {
                 return Err(Error::Closed);
             }
         }
@@ -254,18 +252,6 @@ impl Target {
         drop(st);
         self.space.notify_waiters();
         unused
-    }
-
-    /// Close on connection shutdown.
-    pub(crate) fn close(&self) {
-        let mut st = lock(&self.state);
-        st.closed = true;
-        st.parked.clear();
-        for m in &st.members {
-            m.close();
-        }
-        drop(st);
-        self.space.notify_waiters();
     }
 }
 
