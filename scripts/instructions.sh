@@ -9,7 +9,8 @@
 # consuming one message.
 #
 # usage: scripts/instructions.sh [N]            (default N = 100000)
-# env:   CARGO_TARGET_DIR (default: target), KEEP=1 keeps the callgrind output files.
+# env:   CARGO_TARGET_DIR (default: target), KEEP=1 keeps the callgrind output files,
+#        NO_BUILD=1 uses the binary already built.
 set -euo pipefail
 
 N="${1:-100000}"
@@ -18,7 +19,9 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release/ruststream-bench"
 
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p ruststream-bench)
+if [ "${NO_BUILD:-0}" != 1 ]; then
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p ruststream-bench)
+fi
 
 OUT="$(mktemp -d)"
 trap '[ "${KEEP:-0}" = 1 ] && echo "callgrind files kept in $OUT" >&2 || rm -rf "$OUT"' EXIT
