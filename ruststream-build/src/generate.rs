@@ -58,6 +58,8 @@ pub(crate) struct Op<'d> {
     pub(crate) reply: Option<ReplyInfo>,
     /// The NATS operation binding's `queue`: the route's queue group.
     pub(crate) queue: Option<String>,
+    /// Several messages: the message enum decodes by content type first.
+    pub(crate) multi: bool,
 }
 
 pub(crate) struct ReplyInfo {
@@ -215,9 +217,15 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
         if let Some(json) = op_bindings(doc, channel, op, message_ids) {
             bindings.push((op.id.clone(), json));
         }
+        let multi = message_ids
+            .iter()
+            .filter(|id| messages.contains_key(id.as_str()))
+            .count()
+            > 1;
         ops.push(Op {
             op,
             queue,
+            multi,
             method: method_scope.claim(&snake(&op.id)),
             subscribe_method: String::new(),
             address,
@@ -362,19 +370,40 @@ fn op_message(
             let name = types.scope().claim(&format!("{}Message", pascal(op_id)));
             let id = format_ident!("{}", name);
             let mut scope = Scope::default();
-            let variants = several.iter().map(|m| {
-                let v = format_ident!("{}", scope.claim(&m.variant));
+            let names: Vec<_> = several
+                .iter()
+                .map(|m| format_ident!("{}", scope.claim(&m.variant)))
+                .collect();
+            let variants = several.iter().zip(&names).map(|(m, v)| {
                 let p = &m.payload;
-                let module = format_ident!("{}", m.module);
                 let doc = format!(" The [`messages::{}`] message.", m.module);
-                let _ = module;
                 quote! {
                     #[doc = #doc]
                     #v(#p),
                 }
             });
+            let attempt = |m: &MessageInfo, v: &proc_macro2::Ident| {
+                let p = &m.payload;
+                quote! {
+                    match ::ruststream::codec::decode::<#p>(content_type, payload) {
+                        ::core::result::Result::Ok(value) => return ::core::result::Result::Ok(Self::#v(value)),
+                        ::core::result::Result::Err(e) => last = ::core::option::Option::Some(e),
+                    }
+                }
+            };
+            let declared = several.iter().zip(&names).map(|(m, v)| {
+                let ct = &m.content_type;
+                let attempt = attempt(m, v);
+                quote!(if essence.eq_ignore_ascii_case(#ct) { #attempt })
+            });
+            let others = several.iter().zip(&names).map(|(m, v)| {
+                let ct = &m.content_type;
+                let attempt = attempt(m, v);
+                quote!(if !essence.eq_ignore_ascii_case(#ct) { #attempt })
+            });
             let doc = format!(
-                " One of the messages of operation `{op_id}`; decoded by trying each in order."
+                " One of the messages of operation `{op_id}`; decoded by trying each in order \
+                 (the application's routes decode by content type first: see `decode`)."
             );
             items.push(quote! {
                 #[doc = #doc]
@@ -384,6 +413,24 @@ fn op_message(
                 #[allow(clippy::large_enum_variant)]
                 pub enum #id {
                     #(#variants)*
+                }
+
+                impl #id {
+                    /// Decode a payload of `content_type`: first as the messages declared with
+                    /// that content type, then as each other message, in order.
+                    ///
+                    /// # Errors
+                    /// When no message decodes (the last error).
+                    pub fn decode(content_type: &str, payload: &[u8]) -> ::ruststream::Result<Self> {
+                        let essence = content_type.split(';').next().unwrap_or_default().trim();
+                        let mut last = ::core::option::Option::None;
+                        #(#declared)*
+                        #(#others)*
+                        ::core::result::Result::Err(last.unwrap_or_else(|| ::ruststream::Error::Codec {
+                            content_type: content_type.to_owned().into(),
+                            message: "no message of the operation matched".into(),
+                        }))
+                    }
                 }
             });
             // All messages of one operation share a content type in practice; the first wins.

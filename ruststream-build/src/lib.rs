@@ -28,8 +28,9 @@
 //!   when it replies), and per operation it sends, `subscribe_<op>(options)` returning a stream
 //!   of decoded messages;
 //! - an operation with several messages takes an untagged `<Op>Message` enum (one variant per
-//!   message, decoded by trying each in order); typed headers are passed for single-message
-//!   operations only;
+//!   message); its `decode(content_type, payload)`, which `register` uses, tries the messages
+//!   declared with the message's content type first, then the others in order; typed headers
+//!   are passed for single-message operations only;
 //! - `BINDINGS`: per operation that has any, its channel, operation and message bindings as
 //!   raw JSON (`&[(operation id, json)]`); `register` applies an operation's NATS `queue`
 //!   binding as the route's queue group;

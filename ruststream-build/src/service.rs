@@ -125,6 +125,22 @@ pub(crate) fn application(ops: &[Op<'_>]) -> TokenStream {
                     }
                 }
             }
+            None if op.multi => quote! {
+                {
+                    let handler = ::std::sync::Arc::clone(&handler);
+                    router.route_with::<#message, _, _, _>(
+                        #route,
+                        #message::decode,
+                        move |message: #message, ctx: #rs::router::Context<C>| {
+                            let handler = ::std::sync::Arc::clone(&handler);
+                            async move {
+                                #params_bind
+                                handler.#name(message, #params_arg ctx).await
+                            }
+                        },
+                    );
+                }
+            },
             None => quote! {
                 {
                     let handler = ::std::sync::Arc::clone(&handler);

@@ -472,3 +472,105 @@ mod bindings {
         }
     }
 }
+
+mod content_types {
+    use std::sync::{Arc, Mutex};
+
+    use ruststream::memory::{MemoryBroker, MemoryConfig};
+    use ruststream::router::{Context, HandlerError, Router};
+    use ruststream::{Connection, OutgoingMessage, Publisher as _};
+    use ruststream_e2e::codegen::content_types::{
+        Handler, OnEventMessage, PlainPayload, VendorPayload, register,
+    };
+
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<OnEventMessage>>>);
+
+    impl Handler for Events {
+        async fn on_event<C: Connection>(
+            &self,
+            message: OnEventMessage,
+            _ctx: Context<C>,
+        ) -> Result<(), HandlerError> {
+            self.0
+                .lock()
+                .map_err(HandlerError::permanent)?
+                .push(message);
+            Ok(())
+        }
+    }
+
+    fn vendor(id: &str) -> OnEventMessage {
+        OnEventMessage::Vendor(VendorPayload {
+            id: Some(id.into()),
+            source: None,
+        })
+    }
+
+    #[test]
+    fn decode_tries_the_messages_of_the_content_type_first() {
+        let body = br#"{"id":"1"}"#;
+        // The untagged enum alone takes the first message that fits.
+        assert_eq!(
+            serde_json::from_slice::<OnEventMessage>(body).expect("decodes"),
+            OnEventMessage::Plain(PlainPayload {
+                id: Some("1".into())
+            })
+        );
+        assert_eq!(
+            OnEventMessage::decode("application/vnd.vendor+json; charset=utf-8", body)
+                .expect("decodes"),
+            vendor("1")
+        );
+        assert_eq!(
+            OnEventMessage::decode("application/json", body).expect("decodes"),
+            OnEventMessage::Plain(PlainPayload {
+                id: Some("1".into())
+            })
+        );
+        assert_eq!(
+            OnEventMessage::decode("text/plain", b"hello").expect("decodes"),
+            OnEventMessage::Note("hello".into())
+        );
+        // A content type no message declares: each message in order.
+        assert!(matches!(
+            OnEventMessage::decode("application/cloudevents+json", body),
+            Ok(OnEventMessage::Plain(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn register_decodes_by_content_type_first() {
+        let conn = MemoryBroker::new(MemoryConfig::new()).connect_now();
+        let events = Events::default();
+        let mut router = Router::new();
+        register(&mut router, events.clone()).expect("routes register");
+        let running = router.start(conn.clone()).await.expect("router starts");
+        for (ct, body) in [
+            ("application/vnd.vendor+json", r#"{"id":"v"}"#),
+            ("application/json", r#"{"id":"p"}"#),
+            ("text/plain", "note"),
+        ] {
+            conn.publish(OutgoingMessage::new("events", body).content_type(ct))
+                .await
+                .expect("published");
+        }
+        let deadline = tokio::time::Instant::now() + super::WAIT;
+        while events.0.lock().expect("lock").len() < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let mut got = events.0.lock().expect("lock").clone();
+        got.sort_by_key(|m| format!("{m:?}"));
+        assert_eq!(
+            got,
+            [
+                OnEventMessage::Note("note".into()),
+                OnEventMessage::Plain(PlainPayload {
+                    id: Some("p".into())
+                }),
+                vendor("v"),
+            ]
+        );
+        running.shutdown(super::WAIT).await.expect("shutdown");
+    }
+}

@@ -62,7 +62,9 @@ pub use route::{Backoff, DecodePolicy, ErrorPolicy, RetryPolicy, Route};
 pub use run::ERROR_HEADER;
 pub use stats::{RouterStats, StatsSnapshot};
 
-use run::{Boxed, DrainReport, Invoke, Plain, RouteRuntime, StartArgs, boxed_decode_failure};
+use run::{
+    Boxed, Decoded, DrainReport, Invoke, Plain, RouteRuntime, StartArgs, boxed_decode_failure,
+};
 use stats::Counters;
 
 use crate::{Address, Connection, OutgoingMessage, Result, SubscribeOptions};
@@ -137,6 +139,28 @@ impl<C: Connection> Router<C> {
         self.push(
             route,
             Plain {
+                handler,
+                _types: PhantomData,
+            },
+        )
+    }
+
+    /// Like [`route`](Self::route), but `decode` turns the payload into `T`, given the
+    /// message's content type (its `content-type` header, else the route's), instead of the
+    /// codec. Generated code uses it to decode an operation's several messages by content type
+    /// first. A decode error is handled as by [`route`](Self::route) (the route's
+    /// [`DecodePolicy`]).
+    pub fn route_with<T, D, F, Fut>(&mut self, route: Route, decode: D, handler: F) -> &mut Self
+    where
+        T: Send + 'static,
+        D: Fn(&str, &[u8]) -> Result<T> + Send + Sync + 'static,
+        F: Fn(T, Context<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.push(
+            route,
+            Decoded {
+                decode,
                 handler,
                 _types: PhantomData,
             },

@@ -66,6 +66,31 @@ where
     }
 }
 
+/// A `route_with` handler: its own decode function instead of the codec.
+pub(crate) struct Decoded<T, D, F, Fut> {
+    pub(crate) decode: D,
+    pub(crate) handler: F,
+    pub(crate) _types: PhantomData<fn(T) -> Fut>,
+}
+
+impl<C, T, D, F, Fut> Invoke<C> for Decoded<T, D, F, Fut>
+where
+    C: Connection,
+    T: Send + 'static,
+    D: Fn(&str, &[u8]) -> crate::Result<T> + Send + Sync + 'static,
+    F: Fn(T, Context<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    type Fut = Either<Fut, Ready<Result<(), HandlerError>>>;
+
+    fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut {
+        match (self.decode)(content_type, payload) {
+            Ok(value) => Either::Left((self.handler)(value, ctx)),
+            Err(e) => Either::Right(ready(Err(decode_error(e)))),
+        }
+    }
+}
+
 /// A handler erased behind a boxed future (reply routes, which publish anyway).
 pub(crate) struct Boxed<C>(
     #[allow(clippy::type_complexity)]

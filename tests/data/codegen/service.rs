@@ -456,7 +456,7 @@ impl ProfileParams {
         }
     }
 }
-/// One of the messages of operation `onShape`; decoded by trying each in order.
+/// One of the messages of operation `onShape`; decoded by trying each in order (the application's routes decode by content type first: see `decode`).
 #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
 #[serde(untagged)]
 #[allow(clippy::large_enum_variant)]
@@ -465,6 +465,56 @@ pub enum OnShapeMessage {
     Circle(CirclePayload),
     /// The [`messages::square`] message.
     Square(SquarePayload),
+}
+impl OnShapeMessage {
+    /// Decode a payload of `content_type`: first as the messages declared with
+    /// that content type, then as each other message, in order.
+    ///
+    /// # Errors
+    /// When no message decodes (the last error).
+    pub fn decode(content_type: &str, payload: &[u8]) -> ::ruststream::Result<Self> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        let mut last = ::core::option::Option::None;
+        if essence.eq_ignore_ascii_case("application/json") {
+            match ::ruststream::codec::decode::<CirclePayload>(content_type, payload) {
+                ::core::result::Result::Ok(value) => {
+                    return ::core::result::Result::Ok(Self::Circle(value));
+                }
+                ::core::result::Result::Err(e) => last = ::core::option::Option::Some(e),
+            }
+        }
+        if essence.eq_ignore_ascii_case("application/json") {
+            match ::ruststream::codec::decode::<SquarePayload>(content_type, payload) {
+                ::core::result::Result::Ok(value) => {
+                    return ::core::result::Result::Ok(Self::Square(value));
+                }
+                ::core::result::Result::Err(e) => last = ::core::option::Option::Some(e),
+            }
+        }
+        if !essence.eq_ignore_ascii_case("application/json") {
+            match ::ruststream::codec::decode::<CirclePayload>(content_type, payload) {
+                ::core::result::Result::Ok(value) => {
+                    return ::core::result::Result::Ok(Self::Circle(value));
+                }
+                ::core::result::Result::Err(e) => last = ::core::option::Option::Some(e),
+            }
+        }
+        if !essence.eq_ignore_ascii_case("application/json") {
+            match ::ruststream::codec::decode::<SquarePayload>(content_type, payload) {
+                ::core::result::Result::Ok(value) => {
+                    return ::core::result::Result::Ok(Self::Square(value));
+                }
+                ::core::result::Result::Err(e) => last = ::core::option::Option::Some(e),
+            }
+        }
+        ::core::result::Result::Err(
+            last
+                .unwrap_or_else(|| ::ruststream::Error::Codec {
+                    content_type: content_type.to_owned().into(),
+                    message: "no message of the operation matched".into(),
+                }),
+        )
+    }
 }
 /// The operations this application receives: implement every method, then
 /// [`register`] the implementation on a router. A missing method does not compile.
@@ -593,14 +643,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 OnShapeMessage,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("shapes")?
                     .name("onShape")
                     .content_type("application/json"),
+                OnShapeMessage::decode,
                 move |message: OnShapeMessage, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_shape(message, ctx).await }
