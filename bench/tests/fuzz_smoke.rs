@@ -75,8 +75,11 @@ fn run(name: &str, target: fn(&[u8]), seeds: Vec<Vec<u8>>, iterations: usize) {
     for seed in &seeds {
         target(seed);
     }
+    // Mutate the small seeds only (the huge hostile ones ran once above), to stay fast in CI.
+    let small: Vec<Vec<u8>> = seeds.into_iter().filter(|s| s.len() <= 4096).collect();
+    assert!(!small.is_empty(), "{name}: no small seeds");
     for i in 0..iterations {
-        let input = mutate(&mut rng, &seeds[i % seeds.len()], &seeds);
+        let input = mutate(&mut rng, &small[i % small.len()], &small);
         target(&input);
     }
 }
