@@ -236,14 +236,17 @@ impl Subscriber for JetStreamConnection {
             }
         }
         .map_err(|e| inner.shared.err(format!("consumer: {e}")))?;
-        let mut builder = consumer.stream();
-        if let Some(n) = options.prefetch {
-            builder = builder.max_messages_per_batch(n.max(1) as usize);
-        }
-        let messages = builder
-            .messages()
-            .await
-            .map_err(|e| inner.shared.err(format!("consumer: {e}")))?;
+        // Without a prefetch, async-nats's default batch.
+        let batch = options.prefetch.map_or(200, |n| n.max(1) as usize);
+        let messages = crate::pull::messages(
+            inner.shared.client.clone(),
+            inner.context.clone(),
+            &cfg.stream,
+            &consumer.cached_info().name,
+            batch,
+        )
+        .await
+        .map_err(|e| inner.shared.err(format!("consumer: {e}")))?;
         // Messages that exhaust max_deliver without a nack (ack timeouts, crashed consumers)
         // are dead-lettered from the server's max-deliveries advisory.
         let watcher = match (&dead_letter, max_deliver) {
@@ -261,15 +264,14 @@ impl Subscriber for JetStreamConnection {
             max_deliver,
         });
         let secrets = inner.shared.secrets.clone();
-        let stream =
-            until_closed(Box::pin(messages), inner.shared.closed_signal()).map(move |item| {
-                // The watcher lives as long as the subscription stream.
-                let _watcher = &watcher;
-                match item {
-                    Ok(m) => JetStreamMessage::new(m, settle.clone()),
-                    Err(e) => Err(crate::config::transport(&e, &secrets)),
-                }
-            });
+        let stream = until_closed(messages, inner.shared.closed_signal()).map(move |item| {
+            // The watcher lives as long as the subscription stream.
+            let _watcher = &watcher;
+            match item {
+                Ok(m) => JetStreamMessage::new(m, settle.clone()),
+                Err(e) => Err(crate::config::transport(&e, &secrets)),
+            }
+        });
         Ok(JetStreamSubscription {
             inner: Box::pin(stream),
         })

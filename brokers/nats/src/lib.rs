@@ -54,6 +54,7 @@ pub mod bindings;
 mod config;
 mod core;
 pub mod jetstream;
+mod pull;
 mod subject;
 mod util;
 
