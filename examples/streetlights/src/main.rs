@@ -22,7 +22,6 @@ use std::process::ExitCode;
 use ruststream::app::run_cli;
 use ruststream::memory::MemoryBroker;
 use ruststream::router::{Context, HandlerError, Route};
-use ruststream::telemetry::Traced;
 use ruststream::{Broker, Connection, Error, IncomingMessage, SubscribeOptions};
 use ruststream_mqtt::Mqtt;
 use ruststream_nats::NatsBroker;
@@ -59,8 +58,9 @@ impl spec::Handler for Streetlights {
         let lumens = message
             .lumens
             .ok_or_else(|| HandlerError::permanent("measurement without lumens"))?;
-        // `Traced`: the commands continue the trace of the measurement being handled.
-        let publisher = spec::Publisher::new(Traced(ctx.connection().clone()));
+        // Through the context: the commands go through the router's middleware (metrics) and
+        // carry the measurement's correlation id and trace context (a child span).
+        let publisher = spec::Publisher::from_context(&ctx);
         let sent_at = message.sent_at;
         if lumens < DARK {
             println!("service: light {id} measured {lumens} lm -> turn on");
