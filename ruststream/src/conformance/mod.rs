@@ -13,9 +13,10 @@
 //!
 //! The factory is called once per connection a check needs; **every call must return a new,
 //! independent connection to the same broker** (a message published on one is delivered to
-//! subscriptions of another, and shutting one down leaves the others open). A broker whose every
-//! `connect` makes a private broker (the in-memory one) runs with
-//! [`Suite::private_connections`] instead.
+//! subscriptions of another, and shutting one down leaves the others open). Clones of one
+//! `MemoryBroker` share a broker, so the in-memory broker runs the suite this way too; a broker
+//! whose every `connect` makes a private broker runs with [`Suite::private_connections`]
+//! instead.
 //!
 //! Broker requirements the checks rely on: `subscribe` resolves once the subscription is
 //! active; `publish` after `shutdown` (on any clone) is [`Error::Closed`](crate::Error::Closed);
