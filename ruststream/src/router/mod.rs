@@ -8,7 +8,7 @@
 //! | outcome | settlement |
 //! | --- | --- |
 //! | handler `Ok` | `ack` |
-//! | decode failure | [`DecodePolicy`]: `reject`, or publish to a dead-letter address and `ack` |
+//! | decode failure, or payload over [`Route::max_payload`] | [`DecodePolicy`]: `reject`, or publish to a dead-letter address and `ack` |
 //! | handler error / timeout / panic, after retries | route dead letter (publish + `ack`) if set, else [`ErrorPolicy`] |
 //!
 //! Every outcome is counted in [`RouterStats`].
@@ -84,6 +84,7 @@ pub struct Router<C: Connection> {
     on_start: Vec<Hook>,
     after_start: Vec<Hook>,
     on_shutdown: Vec<Hook>,
+    max_payload: Option<usize>,
 }
 
 impl<C: Connection> std::fmt::Debug for Router<C> {
@@ -110,6 +111,7 @@ impl<C: Connection> Default for Router<C> {
             on_start: Vec::new(),
             after_start: Vec::new(),
             on_shutdown: Vec::new(),
+            max_payload: None,
         }
     }
 }
@@ -221,6 +223,14 @@ impl<C: Connection> Router<C> {
         self
     }
 
+    /// Default payload size limit, in bytes, for the routes that set none with
+    /// [`Route::max_payload`] (which see). Applies to every route at [`start`](Self::start),
+    /// whenever it was added. Default: no limit.
+    pub fn max_payload(&mut self, bytes: usize) -> &mut Self {
+        self.max_payload = Some(bytes);
+        self
+    }
+
     /// Add middleware; the first added is the outermost.
     pub fn layer<M: Middleware>(&mut self, middleware: M) -> &mut Self {
         self.middleware.push(Arc::new(middleware));
@@ -271,7 +281,10 @@ impl<C: Connection> Router<C> {
         let middleware: Arc<[Arc<dyn Middleware>]> = self.middleware.into();
         let total = Arc::new(RouterStats::default());
         let mut subscribed = Vec::with_capacity(self.routes.len());
-        for entry in self.routes {
+        for mut entry in self.routes {
+            if entry.route.max_payload.is_none() {
+                entry.route.max_payload = self.max_payload;
+            }
             let mut opts = SubscribeOptions::new()
                 .prefetch(u32::try_from(entry.route.concurrency).unwrap_or(u32::MAX));
             opts.queue_group = entry.route.queue_group.clone();

@@ -121,6 +121,7 @@ pub struct Route {
     pub(crate) dead_letter: Option<String>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) reply_address: Option<Address>,
+    pub(crate) max_payload: Option<usize>,
 }
 
 fn parse(template: &str) -> Result<Address> {
@@ -132,7 +133,9 @@ fn parse(template: &str) -> Result<Address> {
 
 impl Route {
     /// A route on `template` with defaults: name = template, JSON, concurrency 1 (in order),
-    /// no retries, handler errors rejected, undecodable messages rejected, no timeout.
+    /// no retries, handler errors rejected, undecodable messages rejected, no timeout, no
+    /// payload size limit (unless the router sets one, see
+    /// [`Router::max_payload`](super::Router::max_payload)).
     pub fn new(template: &str) -> Result<Route> {
         Ok(Route {
             address: parse(template)?,
@@ -148,6 +151,7 @@ impl Route {
             dead_letter: None,
             timeout: None,
             reply_address: None,
+            max_payload: None,
         })
     }
 
@@ -191,6 +195,24 @@ impl Route {
         self.on_decode_error = policy;
         self
     }
+    /// Largest payload, in bytes, the route decodes. A bigger message is not decoded (nor seen
+    /// by middleware or the handler): it is handled like a decode failure, by the route's
+    /// [`DecodePolicy`] (rejected, or dead-lettered with an `x-error` header naming the limit),
+    /// counted in `decode_failures` and logged with its address and size, never its payload.
+    /// Overrides [`Router::max_payload`](super::Router::max_payload).
+    ///
+    /// ```
+    /// use ruststream::router::{DecodePolicy, Route};
+    /// let route = Route::new("uploads")?
+    ///     .max_payload(64 * 1024)
+    ///     .on_decode_error(DecodePolicy::DeadLetter("uploads.too-big".into()));
+    /// assert_eq!(route.payload_limit(), Some(64 * 1024));
+    /// # Ok::<(), ruststream::Error>(())
+    /// ```
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
     /// Local retries of failed handlers.
     pub fn retries(mut self, policy: RetryPolicy) -> Self {
         self.retries = policy;
@@ -232,6 +254,10 @@ impl Route {
     /// The route name.
     pub fn route_name(&self) -> &str {
         &self.name
+    }
+    /// The route's own payload size limit ([`Route::max_payload`]), if set.
+    pub fn payload_limit(&self) -> Option<usize> {
+        self.max_payload
     }
 }
 

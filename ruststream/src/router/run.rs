@@ -368,46 +368,64 @@ async fn process<C: Connection, H: Invoke<C>>(
     let base = msg.attempt().max(1);
     let max = rt.route.retries.max_attempts;
     let mut retry = 0u32;
-    let failure = loop {
-        let attempt = base.saturating_add(retry);
-        let ctx = Context {
-            conn: conn.clone(),
-            meta: Arc::clone(meta),
-            attempt,
-            middleware: Arc::clone(&rt.middleware),
-        };
-        let content_type = msg.content_type().unwrap_or(&rt.route.content_type);
-        let info = ConsumeInfo {
-            route: &rt.name,
-            address: &meta.address,
-            headers: &meta.headers,
-            payload: msg.payload(),
-            attempt,
-            correlation_id: meta.correlation_id.as_deref(),
-        };
-        match run_attempt(rt, &info, content_type, ctx).await {
-            Ok(()) => break None,
-            Err(e) => {
-                match e.kind() {
-                    FailureKind::Decode => {}
-                    FailureKind::Panic => {
-                        c.inc(|s| &s.handler_errors);
-                        c.inc(|s| &s.panics);
+    let oversized = rt
+        .route
+        .max_payload
+        .filter(|&limit| msg.payload().len() > limit)
+        .map(|limit| {
+            let e = HandlerError::with_kind(
+                FailureKind::Decode,
+                format_args!(
+                    "payload of {} bytes exceeds max_payload of {limit} bytes",
+                    msg.payload().len()
+                ),
+            );
+            (e, base)
+        });
+    let failure = if oversized.is_some() {
+        oversized
+    } else {
+        loop {
+            let attempt = base.saturating_add(retry);
+            let ctx = Context {
+                conn: conn.clone(),
+                meta: Arc::clone(meta),
+                attempt,
+                middleware: Arc::clone(&rt.middleware),
+            };
+            let content_type = msg.content_type().unwrap_or(&rt.route.content_type);
+            let info = ConsumeInfo {
+                route: &rt.name,
+                address: &meta.address,
+                headers: &meta.headers,
+                payload: msg.payload(),
+                attempt,
+                correlation_id: meta.correlation_id.as_deref(),
+            };
+            match run_attempt(rt, &info, content_type, ctx).await {
+                Ok(()) => break None,
+                Err(e) => {
+                    match e.kind() {
+                        FailureKind::Decode => {}
+                        FailureKind::Panic => {
+                            c.inc(|s| &s.handler_errors);
+                            c.inc(|s| &s.panics);
+                        }
+                        FailureKind::Timeout => {
+                            c.inc(|s| &s.handler_errors);
+                            c.inc(|s| &s.timeouts);
+                        }
+                        _ => c.inc(|s| &s.handler_errors),
                     }
-                    FailureKind::Timeout => {
-                        c.inc(|s| &s.handler_errors);
-                        c.inc(|s| &s.timeouts);
+                    if e.is_retryable() && attempt < max {
+                        tracing::debug!(route = %rt.name, attempt, error = %e, "retrying");
+                        c.inc(|s| &s.retries);
+                        tokio::time::sleep(rt.route.retries.backoff.delay(retry)).await;
+                        retry += 1;
+                        continue;
                     }
-                    _ => c.inc(|s| &s.handler_errors),
+                    break Some((e, attempt));
                 }
-                if e.is_retryable() && attempt < max {
-                    tracing::debug!(route = %rt.name, attempt, error = %e, "retrying");
-                    c.inc(|s| &s.retries);
-                    tokio::time::sleep(rt.route.retries.backoff.delay(retry)).await;
-                    retry += 1;
-                    continue;
-                }
-                break Some((e, attempt));
             }
         }
     };
