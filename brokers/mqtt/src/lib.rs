@@ -1,8 +1,9 @@
 //! RustStream broker on MQTT 5 (wrapping `rumqttc::v5`).
 //!
 //! - Address templates map to topic filters: a level holding `{param}` becomes `+`.
-//! - QoS 0/1/2: [`Config::default_qos`] with per-address overrides ([`Config::qos_for`], e.g.
-//!   from AsyncAPI MQTT bindings) for publishing and subscribing.
+//! - QoS 0/1/2: [`Config::default_qos`] with per-address overrides ([`Config::qos_for`], or
+//!   from AsyncAPI MQTT operation bindings with [`Config::with_spec_bindings`], see
+//!   [`bindings`]) for publishing and subscribing.
 //! - Headers travel as MQTT 5 user properties (order and duplicates kept); `content-type` also
 //!   sets the content-type property; `correlation_id` ↔ correlation data, `reply_to` ↔
 //!   response topic.
@@ -31,6 +32,7 @@
 //! ```
 
 mod batch;
+pub mod bindings;
 mod config;
 mod connection;
 pub mod topic;
