@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -171,6 +173,28 @@ async fn stopped(rx: &mut watch::Receiver<Option<Instant>>) -> Instant {
     }
 }
 
+/// Drive `fut` unless the stop signal wins. A stop already signalled is seen (cheaply, through
+/// `stop`) before `fut` is polled, so no new message is taken after it; the worker's pinned
+/// `stop_fut` (created once per worker, not once per message) is polled only while `fut` is
+/// pending, so an idle worker still wakes on the signal. Returns `None` when stopped.
+async fn unless_stopped<F: Future, S: Future<Output = Instant>>(
+    stop: &watch::Receiver<Option<Instant>>,
+    mut stop_fut: Pin<&mut S>,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if stop.borrow().is_some() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        stop_fut.as_mut().poll(cx).map(|_| None)
+    })
+    .await
+}
+
 type SharedSubscription<C> = Arc<Mutex<Option<<C as crate::Subscriber>::Subscription>>>;
 
 /// Run a route: `concurrency` workers, then drain them by the deadline on stop.
@@ -301,24 +325,24 @@ async fn worker<C: Connection, H: Invoke<C>>(
     rt: Arc<RouteRuntime<H>>,
     conn: C,
     sub: SharedSubscription<C>,
-    mut stop: watch::Receiver<Option<Instant>>,
+    stop: watch::Receiver<Option<Instant>>,
 ) -> bool {
     let mut scratch = Scratch::new(Arc::clone(&rt.name));
+    // One stop-signal future for the worker's lifetime; it owns its own receiver.
+    let mut stop_rx = stop.clone();
+    let mut stop_fut = std::pin::pin!(async move { stopped(&mut stop_rx).await });
     loop {
         let next = {
-            let mut guard = tokio::select! {
-                biased;
-                _ = stopped(&mut stop) => return false,
-                g = sub.lock() => g,
+            let Some(mut guard) = unless_stopped(&stop, stop_fut.as_mut(), sub.lock()).await else {
+                return false;
             };
             let Some(s) = guard.as_mut() else {
                 return false;
             };
-            tokio::select! {
-                biased;
-                _ = stopped(&mut stop) => return false,
-                m = s.next() => m,
-            }
+            let Some(m) = unless_stopped(&stop, stop_fut.as_mut(), s.next()).await else {
+                return false;
+            };
+            m
         };
         match next {
             Some(Ok(msg)) => {
@@ -330,10 +354,12 @@ async fn worker<C: Connection, H: Invoke<C>>(
             Some(Err(e)) => {
                 tracing::warn!(route = %rt.name, error = %e, "subscription error");
                 // Do not spin on a failing transport.
-                tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => return false,
-                    () = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE) => {}
+                let pause = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE);
+                if unless_stopped(&stop, stop_fut.as_mut(), pause)
+                    .await
+                    .is_none()
+                {
+                    return false;
                 }
             }
             None => {
