@@ -2,13 +2,10 @@
 //! transactions.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
 use redis::Cmd;
-use ruststream::capability::{BatchSubscriber, Transaction, TransactionalPublisher};
+use ruststream::capability::{BatchSubscriber, Batched, Transaction, TransactionalPublisher};
 use ruststream::{Address, Error, OutgoingMessage, Result, SubscribeOptions, Subscriber};
 
 use crate::entry;
@@ -17,59 +14,7 @@ use crate::writer::reply;
 
 /// Batches of [`StreamMessage`]s: up to `max` messages, or fewer once `max_wait` has passed
 /// since the first message of the batch arrived.
-pub struct StreamBatches {
-    sub: StreamSubscription,
-    max: usize,
-    max_wait: Duration,
-    buf: Vec<StreamMessage>,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    ended: bool,
-}
-
-impl std::fmt::Debug for StreamBatches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamBatches")
-            .field("subscription", &self.sub)
-            .field("max", &self.max)
-            .field("max_wait", &self.max_wait)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Stream for StreamBatches {
-    type Item = Result<Vec<StreamMessage>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        while !this.ended && this.buf.len() < this.max {
-            match Pin::new(&mut this.sub).poll_next(cx) {
-                Poll::Ready(Some(Ok(m))) => {
-                    if this.buf.is_empty() {
-                        this.timer = Some(Box::pin(tokio::time::sleep(this.max_wait)));
-                    }
-                    this.buf.push(m);
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => this.ended = true,
-                Poll::Pending => break,
-            }
-        }
-        let due = this.buf.len() >= this.max
-            || this.ended
-            || this
-                .timer
-                .as_mut()
-                .is_some_and(|t| t.as_mut().poll(cx).is_ready());
-        if due && !this.buf.is_empty() {
-            this.timer = None;
-            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
-        }
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    }
-}
+pub type StreamBatches = Batched<StreamSubscription, StreamMessage>;
 
 impl BatchSubscriber for StreamsConnection {
     type Batches = StreamBatches;
@@ -86,14 +31,7 @@ impl BatchSubscriber for StreamsConnection {
             options.prefetch = Some(u32::try_from(max).unwrap_or(u32::MAX));
         }
         let sub = self.subscribe(address, options).await?;
-        Ok(StreamBatches {
-            sub,
-            max,
-            max_wait,
-            buf: Vec::with_capacity(max),
-            timer: None,
-            ended: false,
-        })
+        Ok(StreamBatches::new(sub, max, max_wait))
     }
 }
 

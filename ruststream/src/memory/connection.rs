@@ -422,52 +422,7 @@ impl RequestReply for MemoryConnection {
 }
 
 /// Batches of messages from the in-memory broker ([`BatchSubscriber`]).
-#[derive(Debug)]
-pub struct MemoryBatches {
-    sub: MemorySubscription,
-    max: usize,
-    max_wait: Duration,
-    buf: Vec<MemoryMessage>,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl Stream for MemoryBatches {
-    type Item = Result<Vec<MemoryMessage>>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            match Pin::new(&mut this.sub).poll_next(cx) {
-                Poll::Ready(Some(Ok(m))) => {
-                    this.buf.push(m);
-                    if this.buf.len() >= this.max {
-                        this.timer = None;
-                        return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
-                    }
-                    if this.timer.is_none() {
-                        this.timer = Some(Box::pin(tokio::time::sleep(this.max_wait)));
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => {
-                    this.timer = None;
-                    if this.buf.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
-                }
-                Poll::Pending => break,
-            }
-        }
-        if let Some(timer) = &mut this.timer
-            && timer.as_mut().poll(cx).is_ready()
-        {
-            this.timer = None;
-            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf))));
-        }
-        Poll::Pending
-    }
-}
+pub type MemoryBatches = crate::capability::Batched<MemorySubscription, MemoryMessage>;
 
 impl BatchSubscriber for MemoryConnection {
     type Batches = MemoryBatches;
@@ -480,13 +435,7 @@ impl BatchSubscriber for MemoryConnection {
         max_wait: Duration,
     ) -> Result<MemoryBatches> {
         let sub = self.subscribe(address, options).await?;
-        Ok(MemoryBatches {
-            sub,
-            max: max.max(1),
-            max_wait,
-            buf: Vec::new(),
-            timer: None,
-        })
+        Ok(MemoryBatches::new(sub, max, max_wait))
     }
 }
 
