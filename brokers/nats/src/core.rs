@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use ruststream::capability::{BatchSubscriber, Reply, RequestReply};
+use ruststream::capability::{BatchSubscriber, Batched, Reply, RequestReply};
 use ruststream::message::names;
 use ruststream::{
     Address, Broker, Capabilities, Connection, Error, Headers, IncomingMessage, OutgoingMessage,
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::config::{Config, JetStreamConfig, transport};
 use crate::jetstream::JetStreamBroker;
 use crate::subject::SubjectMapping;
-use crate::util::{Batches, batches, from_nats_headers, to_nats_headers, until_closed};
+use crate::util::{from_nats_headers, to_nats_headers, until_closed};
 
 /// Core NATS, configured but not connected.
 #[derive(Debug, Clone, Default)]
@@ -268,8 +268,11 @@ impl Connection for NatsConnection {
     }
 }
 
+/// Batches of core NATS messages, gathered client-side from an ordinary subscription.
+pub type NatsBatches = Batched<NatsSubscription, NatsMessage>;
+
 impl BatchSubscriber for NatsConnection {
-    type Batches = Batches<NatsMessage>;
+    type Batches = NatsBatches;
 
     /// Batches are gathered client-side from an ordinary subscription.
     async fn subscribe_batch(
@@ -278,11 +281,9 @@ impl BatchSubscriber for NatsConnection {
         options: SubscribeOptions,
         max: usize,
         max_wait: Duration,
-    ) -> Result<Batches<NatsMessage>> {
+    ) -> Result<NatsBatches> {
         let sub = self.subscribe(address, options).await?;
-        Ok(Batches {
-            inner: Box::pin(batches(sub, max, max_wait)),
-        })
+        Ok(NatsBatches::new(sub, max, max_wait))
     }
 }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_core::Stream;
 use futures_util::StreamExt;
-use ruststream::capability::{BatchSubscriber, DelayedRedelivery};
+use ruststream::capability::{BatchSubscriber, Batched, DelayedRedelivery};
 use ruststream::message::names;
 use ruststream::{
     Address, Broker, Capabilities, Connection, Headers, IncomingMessage, OutgoingMessage,
@@ -39,8 +39,7 @@ use ruststream::{
 use crate::config::{Config, JetStreamConfig};
 use crate::core::Shared;
 use crate::util::{
-    Batches, REPLY_TO_HEADER, batches, check_subject, from_nats_headers, to_nats_headers,
-    until_closed,
+    REPLY_TO_HEADER, check_subject, from_nats_headers, to_nats_headers, until_closed,
 };
 
 /// Header added to a dead-lettered message: why it was dead-lettered
@@ -346,8 +345,11 @@ fn stream_seq(payload: &[u8]) -> Option<u64> {
     v.get("stream_seq")?.as_u64()
 }
 
+/// Batches of JetStream messages; each message is settled on its own.
+pub type JetStreamBatches = Batched<JetStreamSubscription, JetStreamMessage>;
+
 impl BatchSubscriber for JetStreamConnection {
-    type Batches = Batches<JetStreamMessage>;
+    type Batches = JetStreamBatches;
 
     /// A pull consumer fetching up to `max` messages per pull (unless `prefetch` says
     /// otherwise); each message is settled on its own.
@@ -357,14 +359,12 @@ impl BatchSubscriber for JetStreamConnection {
         mut options: SubscribeOptions,
         max: usize,
         max_wait: Duration,
-    ) -> Result<Batches<JetStreamMessage>> {
+    ) -> Result<JetStreamBatches> {
         if options.prefetch.is_none() {
             options.prefetch = Some(u32::try_from(max.max(1)).unwrap_or(u32::MAX));
         }
         let sub = self.subscribe(address, options).await?;
-        Ok(Batches {
-            inner: Box::pin(batches(sub, max, max_wait)),
-        })
+        Ok(JetStreamBatches::new(sub, max, max_wait))
     }
 }
 

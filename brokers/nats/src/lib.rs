@@ -59,9 +59,9 @@ mod subject;
 mod util;
 
 pub use config::{Auth, Config, JetStreamConfig, Tls};
-pub use core::{NatsBroker, NatsConnection, NatsMessage, NatsSubscription};
+pub use core::{NatsBatches, NatsBroker, NatsConnection, NatsMessage, NatsSubscription};
 pub use jetstream::{
-    JetStreamBroker, JetStreamConnection, JetStreamMessage, JetStreamSubscription,
+    JetStreamBatches, JetStreamBroker, JetStreamConnection, JetStreamMessage, JetStreamSubscription,
 };
 pub use subject::SubjectMapping;
-pub use util::{Batches, NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};
+pub use util::{NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};

@@ -161,61 +161,6 @@ where
     })
 }
 
-/// Group a subscription into batches: a batch starts with the next message and closes at
-/// `max` messages or `max_wait` after its first message, whichever comes first.
-pub fn batches<S, M>(
-    stream: S,
-    max: usize,
-    max_wait: std::time::Duration,
-) -> impl Stream<Item = Result<Vec<M>>> + Send
-where
-    S: Stream<Item = Result<M>> + Send + Unpin + 'static,
-    M: Send + 'static,
-{
-    let max = max.max(1);
-    futures_util::stream::unfold(stream, move |mut stream| async move {
-        let first = match stream.next().await? {
-            Ok(m) => m,
-            Err(e) => return Some((Err(e), stream)),
-        };
-        let mut batch = Vec::with_capacity(max);
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + max_wait;
-        while batch.len() < max {
-            match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(m))) => batch.push(m),
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "nats: error inside a batch; batch closed early");
-                    break;
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        Some((Ok(batch), stream))
-    })
-}
-
-/// A stream of message batches ([`ruststream::capability::BatchSubscriber`]).
-pub struct Batches<M> {
-    pub(crate) inner: std::pin::Pin<Box<dyn Stream<Item = Result<Vec<M>>> + Send>>,
-}
-
-impl<M> std::fmt::Debug for Batches<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batches").finish_non_exhaustive()
-    }
-}
-
-impl<M> Stream for Batches<M> {
-    type Item = Result<Vec<M>>;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
