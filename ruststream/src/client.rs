@@ -24,12 +24,23 @@ pub async fn publish<C: Publisher, T: Serialize + ?Sized>(
     value: &T,
     headers: Headers,
 ) -> Result<()> {
+    conn.publish(encode_message(address, content_type, value, headers)?)
+        .await
+}
+
+/// Encode `value` into a message for `address`, setting `content-type` unless `headers` has it.
+fn encode_message<T: Serialize + ?Sized>(
+    address: String,
+    content_type: &str,
+    value: &T,
+    headers: Headers,
+) -> Result<OutgoingMessage> {
     let payload = crate::codec::encode(content_type, value)?;
     let mut message = OutgoingMessage::new(address, payload).with_headers(headers);
     if message.headers.get(names::CONTENT_TYPE).is_none() {
         message.headers.insert(names::CONTENT_TYPE, content_type);
     }
-    conn.publish(message).await
+    Ok(message)
 }
 
 /// Where a typed publisher sends: straight to a connection, or through a handler's
@@ -76,12 +87,8 @@ pub async fn publish_via<C: Connection, T: Serialize + ?Sized>(
     value: &T,
     headers: Headers,
 ) -> Result<()> {
-    let payload = crate::codec::encode(content_type, value)?;
-    let mut message = OutgoingMessage::new(address, payload).with_headers(headers);
-    if message.headers.get(names::CONTENT_TYPE).is_none() {
-        message.headers.insert(names::CONTENT_TYPE, content_type);
-    }
-    via.publish_message(message).await
+    via.publish_message(encode_message(address, content_type, value, headers)?)
+        .await
 }
 
 /// Send `value` as a request and decode the reply (by its `content-type` header, else
