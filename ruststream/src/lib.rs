@@ -8,6 +8,11 @@
 //! in-memory broker ([`memory`]), the [`router`] that runs typed handlers with retries, dead
 //! letters, middleware and graceful shutdown, typed publish/request/subscribe helpers for
 //! generated clients ([`client`]) and test helpers ([`testing`]).
+//!
+//! Observability: a `tracing` span per handled message and W3C `traceparent` propagation to
+//! the publishes a handler makes ([`telemetry`]); Prometheus metrics (feature `metrics`);
+//! OpenTelemetry spans following the messaging semantic conventions, exported in the
+//! background over OTLP/HTTP or with any `SpanExporter` (feature `otel`, module `otel`).
 
 pub mod address;
 pub mod broker;
@@ -30,6 +35,8 @@ pub mod conformance;
 
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod telemetry;
 
 #[cfg(feature = "app")]

@@ -1,10 +1,13 @@
 //! Tracing helpers: W3C trace context (`traceparent`) and the span of a handled message.
 //!
 //! The trace context of a consumed message travels to the publishes its handler makes:
-//! the consuming side runs the handler inside [`scope`] with the context read by
-//! [`TraceContext::from_headers`] (or a new root when the message has none), and every publish
-//! made inside that scope through [`inject_current`] (or a [`Traced`] connection) carries a
-//! `traceparent` with the same trace id and a new parent id.
+//! the consuming side gives the handling of the message a span of its own — same trace id as
+//! the message's `traceparent` ([`TraceContext::from_headers`]), a new span id, the message's
+//! span as parent; a new root when the message has none — and runs the handler inside
+//! [`scope`] with it. Every publish made inside that scope through the handler's context,
+//! [`inject_current`] or a [`Traced`] connection carries a `traceparent` with the same trace id
+//! and a new span id whose parent is the handling span. With the `otel` feature,
+//! [`OtelMiddleware`](crate::otel::OtelMiddleware) records these spans and exports them.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -158,6 +161,8 @@ impl std::fmt::Display for TraceContext {
 #[derive(Debug, Clone)]
 struct Current {
     context: TraceContext,
+    /// The consumed message's own context (the handling span's parent), if it had one.
+    parent: Option<TraceContext>,
     state: Option<String>,
 }
 
@@ -172,15 +177,53 @@ pub async fn scope<F: Future>(
     tracestate: Option<String>,
     future: F,
 ) -> F::Output {
+    scope_with_parent(context, None, tracestate, future).await
+}
+
+/// [`scope`], remembering the consumed message's own context so that a copy of its
+/// `traceparent` on a publish is recognised and replaced ([`stamp_target`]).
+pub(crate) async fn scope_with_parent<F: Future>(
+    context: TraceContext,
+    parent: Option<TraceContext>,
+    tracestate: Option<String>,
+    future: F,
+) -> F::Output {
     CURRENT
         .scope(
             Current {
                 context,
+                parent,
                 state: tracestate,
             },
             future,
         )
         .await
+}
+
+/// The handling span's context when `message` should be stamped with a new child of it: the
+/// task runs inside [`scope`] and the message has no valid `traceparent`, or carries the
+/// handling span's own or the consumed message's (the router copies the latter). `None` when
+/// outside a scope or when the caller set a `traceparent` of its own.
+pub(crate) fn stamp_target(message: &OutgoingMessage) -> Option<TraceContext> {
+    CURRENT
+        .try_with(|c| match TraceContext::from_headers(&message.headers) {
+            None => Some(c.context),
+            Some(t) if t == c.context || Some(t) == c.parent => Some(c.context),
+            Some(_) => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// The handling span's context for a consumed message with these headers: a child of its
+/// valid `traceparent` (same trace, new span id), else a new root. Also returns that
+/// `traceparent` (the handling span's parent) and the `tracestate`.
+pub(crate) fn handling_context(
+    headers: &Headers,
+) -> (TraceContext, Option<TraceContext>, Option<String>) {
+    let parent = TraceContext::from_headers(headers);
+    let context = parent.map_or_else(TraceContext::new_root, |p| p.child());
+    (context, parent, headers.get(TRACESTATE).map(str::to_owned))
 }
 
 /// The trace context of the message being handled by the current task, if any.
@@ -189,6 +232,7 @@ pub fn current() -> Option<TraceContext> {
 }
 
 /// The trace context a consumed message continues: its valid `traceparent`, or a new root.
+/// (The middleware hands the handler a child of it: see the [module docs](self).)
 pub fn continue_from(headers: &Headers) -> TraceContext {
     TraceContext::from_headers(headers).unwrap_or_else(TraceContext::new_root)
 }
@@ -210,7 +254,8 @@ pub fn inject_current(message: &mut OutgoingMessage) -> bool {
         .is_ok()
 }
 
-/// The span of one handled message: `address`, `operation`, `correlation_id` and `trace_id`.
+/// The span of one handled message: `address`, `operation`, `correlation_id`, `trace_id` and
+/// `span_id` (the handling span's).
 pub fn message_span(
     address: &str,
     operation: &str,
@@ -223,7 +268,31 @@ pub fn message_span(
         operation = %operation,
         correlation_id = %correlation_id.unwrap_or(""),
         trace_id = %Hex(&context.trace_id),
+        span_id = %Hex(&context.span_id),
     )
+}
+
+/// Run the rest of the chain for `info` inside its [`message_span`] and a trace scope.
+pub(crate) fn handle_in_scope<'a, F>(
+    info: &'a ConsumeInfo<'a>,
+    context: TraceContext,
+    parent: Option<TraceContext>,
+    state: Option<String>,
+    handling: F,
+) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send + 'a
+where
+    F: Future<Output = std::result::Result<(), HandlerError>> + Send + 'a,
+{
+    let span = message_span(info.address, info.route, info.correlation_id, &context);
+    scope_with_parent(context, parent, state, async move {
+        let result = handling.await;
+        match &result {
+            Ok(()) => tracing::debug!(attempt = info.attempt, "handled"),
+            Err(e) => tracing::debug!(attempt = info.attempt, error = %e, "handler failed"),
+        }
+        result
+    })
+    .instrument(span)
 }
 
 /// A publisher — or a whole [`Connection`] — that stamps every published message with the
@@ -277,8 +346,9 @@ impl<C: RequestReply> RequestReply for Traced<C> {
 }
 
 /// Router middleware: runs each handled message inside its [`message_span`] and a trace
-/// [`scope`] (the message's `traceparent`, or a new root), and gives every publish the handler
-/// makes a `traceparent` with the same trace id and a new parent id.
+/// [`scope`] — a handling span that continues the message's `traceparent` (or a new root) —
+/// and gives every publish the handler makes a `traceparent` with the same trace id and a new
+/// span id whose parent is the handling span.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TelemetryMiddleware;
 
@@ -288,29 +358,14 @@ impl Middleware for TelemetryMiddleware {
         info: &'a ConsumeInfo<'a>,
         next: Next<'a>,
     ) -> BoxFuture<'a, std::result::Result<(), HandlerError>> {
-        let context = continue_from(info.headers);
-        let span = message_span(info.address, info.route, info.correlation_id, &context);
-        let state = info.headers.get(TRACESTATE).map(str::to_owned);
-        Box::pin(
-            scope(context, state, async move {
-                let result = next.run(info).await;
-                match &result {
-                    Ok(()) => tracing::debug!(attempt = info.attempt, "handled"),
-                    Err(e) => tracing::debug!(attempt = info.attempt, error = %e, "handler failed"),
-                }
-                result
-            })
-            .instrument(span),
-        )
+        let (context, parent, state) = handling_context(info.headers);
+        Box::pin(handle_in_scope(info, context, parent, state, async move {
+            next.run(info).await
+        }))
     }
 
     fn publish(&self, message: &mut OutgoingMessage) -> Result<()> {
-        let Some(current) = current() else {
-            return Ok(());
-        };
-        // The router copies the consumed message's `traceparent`; make the publish a child.
-        let inherited = TraceContext::from_headers(&message.headers);
-        if inherited.is_none_or(|c| c == current) {
+        if let Some(current) = stamp_target(message) {
             current.child().inject(&mut message.headers);
         }
         Ok(())

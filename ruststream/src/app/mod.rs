@@ -66,6 +66,10 @@ pub struct App<B: Broker> {
     routes: Vec<RouteDoc>,
     on_connect: Vec<ConnHook<B::Connection>>,
     demo: Option<ConnHook<B::Connection>>,
+    telemetry: bool,
+    metrics_middleware: bool,
+    #[cfg(feature = "otel")]
+    otel: Option<crate::otel::Otel>,
 }
 
 impl<B: Broker> std::fmt::Debug for App<B> {
@@ -77,13 +81,15 @@ impl<B: Broker> std::fmt::Debug for App<B> {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_addr", &self.metrics_addr)
             .field("servers", &self.servers.len())
+            .field("telemetry", &self.telemetry)
+            .field("metrics", &self.metrics_middleware)
             .finish_non_exhaustive()
     }
 }
 
 impl<B: Broker> App<B> {
     /// An app on `broker` with an empty router, named `ruststream-app`, 10 s shutdown
-    /// timeout, no metrics endpoint.
+    /// timeout, no metrics endpoint, telemetry and metrics middleware on.
     pub fn new(broker: B) -> Self {
         App {
             name: "ruststream-app".to_owned(),
@@ -97,7 +103,41 @@ impl<B: Broker> App<B> {
             routes: Vec::new(),
             on_connect: Vec::new(),
             demo: None,
+            telemetry: true,
+            metrics_middleware: true,
+            #[cfg(feature = "otel")]
+            otel: None,
         }
+    }
+
+    /// Whether to run the telemetry middleware (on by default): a `tracing` span per handled
+    /// message and a `traceparent` continuing the trace on each publish the handler makes
+    /// ([`TelemetryMiddleware`]). Off, publishes carry the consumed message's `traceparent`
+    /// unchanged. An [`otel`](Self::otel) pipeline keeps it on (spans need it).
+    pub fn telemetry(mut self, enabled: bool) -> Self {
+        self.telemetry = enabled;
+        self
+    }
+
+    /// Whether to run the metrics middleware (on by default): handler duration histogram and
+    /// the status and duration of the publishes handlers make ([`MetricsMiddleware`]). The
+    /// message counters come from the router's own stats and stay exported either way.
+    ///
+    /// With telemetry and metrics off (and no middleware of your own) a message's handling
+    /// goes through no middleware chain at all: no boxed future per message.
+    pub fn metrics(mut self, enabled: bool) -> Self {
+        self.metrics_middleware = enabled;
+        self
+    }
+
+    /// Record OpenTelemetry spans for handled messages and their publishes and export them
+    /// (feature `otel`; see [`crate::otel`]), e.g. `app.otel(Otel::from_env()?)`. The pipeline
+    /// starts with the app (`service.name` defaults to the app's name) and is flushed and shut
+    /// down after the drain at graceful shutdown.
+    #[cfg(feature = "otel")]
+    pub fn otel(mut self, otel: crate::otel::Otel) -> Self {
+        self.otel = Some(otel);
+        self
     }
 
     /// Name (the `app` metrics label, the document title when the spec has none).
@@ -250,8 +290,9 @@ impl<B: Broker> App<B> {
         }
     }
 
-    /// Connect, start the metrics endpoint (if configured), start the router with tracing
-    /// and metrics middleware, and mark the app ready.
+    /// Connect, start the metrics endpoint (if configured) and the OpenTelemetry pipeline
+    /// (if configured), start the router with the telemetry and metrics middleware (unless
+    /// switched off), and mark the app ready.
     pub async fn start(mut self) -> Result<RunningApp<B::Connection>> {
         let broker_name = self.broker.name();
         let metrics = Metrics::new(self.name.clone())?;
@@ -262,11 +303,34 @@ impl<B: Broker> App<B> {
             }
             None => None,
         };
-        self.router.layer(TelemetryMiddleware);
-        self.router
-            .layer(MetricsMiddleware::new(metrics.clone(), broker_name));
+        #[cfg(feature = "otel")]
+        let otel = self.otel.take().map(|o| o.start(&self.name));
+        #[cfg(feature = "otel")]
+        let traced_by_otel = match &otel {
+            Some(pipeline) => {
+                self.router.layer(pipeline.middleware(broker_name));
+                true
+            }
+            None => false,
+        };
+        #[cfg(not(feature = "otel"))]
+        let traced_by_otel = false;
+        if self.telemetry && !traced_by_otel {
+            self.router.layer(TelemetryMiddleware);
+        }
+        if self.metrics_middleware {
+            self.router
+                .layer(MetricsMiddleware::new(metrics.clone(), broker_name));
+        }
         tracing::info!(app = %self.name, broker = broker_name, "connecting");
-        let conn = self.broker.connect().await?;
+        let conn = match self.broker.connect().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                #[cfg(feature = "otel")]
+                stop_otel(otel).await;
+                return Err(e);
+            }
+        };
         let routes: Vec<String> = self.router.route_names().map(str::to_owned).collect();
         let started = async {
             for hook in self.on_connect {
@@ -281,6 +345,8 @@ impl<B: Broker> App<B> {
                 if let Err(close) = conn.shutdown().await {
                     tracing::warn!(error = %close, "closing the connection after a failed start");
                 }
+                #[cfg(feature = "otel")]
+                stop_otel(otel).await;
                 return Err(e);
             }
         };
@@ -296,6 +362,8 @@ impl<B: Broker> App<B> {
             server,
             shutdown_timeout: self.shutdown_timeout,
             demo: self.demo,
+            #[cfg(feature = "otel")]
+            otel,
         })
     }
 
@@ -317,6 +385,17 @@ pub struct RunningApp<C> {
     server: Option<MetricsServer>,
     shutdown_timeout: Duration,
     demo: Option<ConnHook<C>>,
+    #[cfg(feature = "otel")]
+    otel: Option<crate::otel::OtelPipeline>,
+}
+
+#[cfg(feature = "otel")]
+async fn stop_otel(otel: Option<crate::otel::OtelPipeline>) {
+    if let Some(pipeline) = otel
+        && let Err(e) = pipeline.shutdown().await
+    {
+        tracing::warn!(error = %e, "shutting down the span export");
+    }
 }
 
 impl<C: crate::Connection> std::fmt::Debug for RunningApp<C> {
@@ -350,12 +429,22 @@ impl<C: crate::Connection> RunningApp<C> {
         self.router.stats().snapshot()
     }
 
+    /// The OpenTelemetry pipeline (feature `otel`), if [`App::otel`] configured one: its
+    /// provider, export counters, [`flush`](crate::otel::OtelPipeline::flush).
+    #[cfg(feature = "otel")]
+    pub fn otel(&self) -> Option<&crate::otel::OtelPipeline> {
+        self.otel.as_ref()
+    }
+
     /// Stop taking messages, drain in flight within the shutdown timeout, run the shutdown
-    /// hooks, close the connection and the metrics endpoint.
+    /// hooks, close the connection, export the remaining spans (feature `otel`) and close the
+    /// metrics endpoint.
     pub async fn shutdown(self) -> Result<ShutdownReport> {
         self.readiness.set(false);
         tracing::info!(app = %self.name, timeout = ?self.shutdown_timeout, "shutting down");
         let result = self.router.shutdown(self.shutdown_timeout).await;
+        #[cfg(feature = "otel")]
+        stop_otel(self.otel).await;
         if let Some(server) = self.server {
             server.shutdown().await;
         }
