@@ -300,7 +300,9 @@ where
 ///
 /// Publishes made through a handler's [`Context`](crate::router::Context) already continue the
 /// trace; wrap the connection when a handler publishes around the context, e.g. with a
-/// generated typed publisher: `spec::Publisher::new(Traced(ctx.connection().clone()))`.
+/// generated typed publisher: `spec::Publisher::new(Traced(ctx.connection().clone()))`
+/// (prefer `spec::Publisher::from_context(&ctx)`: only publishes through the context are
+/// recorded as OpenTelemetry spans).
 #[derive(Debug, Clone)]
 pub struct Traced<P>(pub P);
 

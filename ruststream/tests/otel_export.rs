@@ -194,6 +194,7 @@ async fn spans_continue_the_incoming_trace_and_reach_the_collector() {
         "{}",
         request.head
     );
+    assert!(requests.try_recv().is_err(), "one batch");
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     let resource_spans = &body["resourceSpans"][0];
     let service = resource_spans["resource"]["attributes"]
@@ -283,6 +284,42 @@ async fn spans_continue_the_incoming_trace_and_reach_the_collector() {
             .any(|s| s["kind"] == 4 && s["parentSpanId"] == root_consume["spanId"]),
         "the untraced message's publish is its child"
     );
+}
+
+#[tokio::test]
+async fn flush_exports_now_and_the_counts_are_scraped() {
+    let (url, mut requests) = collector(200).await;
+    let running = app(&url, "orders-svc").start().await.unwrap();
+    let line = |outcome: &str, n: u64| {
+        format!(r#"ruststream_otel_spans_total{{app="orders",outcome="{outcome}"}} {n}"#)
+    };
+    let metrics = running.metrics().render();
+    assert!(metrics.contains(&line("exported", 0)), "{metrics}");
+    running
+        .connection()
+        .publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while running.stats().acked < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "not handled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    running.otel().unwrap().flush().await.unwrap();
+    let request = requests.recv().await.expect("exported by the flush");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let metrics = running.metrics().render();
+    for expected in [line("exported", 2), line("dropped", 0), line("failed", 0)] {
+        assert!(metrics.contains(&expected), "no `{expected}` in\n{metrics}");
+    }
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -306,6 +306,13 @@ impl<B: Broker> App<B> {
         #[cfg(feature = "otel")]
         let otel = self.otel.take().map(|o| o.start(&self.name));
         #[cfg(feature = "otel")]
+        if let Some(stats) = otel.as_ref().and_then(|o| o.stats())
+            && let Err(e) = export_span_stats(&metrics, stats.clone())
+        {
+            stop_otel(otel).await;
+            return Err(e);
+        }
+        #[cfg(feature = "otel")]
         let traced_by_otel = match &otel {
             Some(pipeline) => {
                 self.router.layer(pipeline.middleware(broker_name));
@@ -387,6 +394,34 @@ pub struct RunningApp<C> {
     demo: Option<ConnHook<C>>,
     #[cfg(feature = "otel")]
     otel: Option<crate::otel::OtelPipeline>,
+}
+
+/// `ruststream_otel_spans_total{app, outcome}`: spans exported, dropped (full queue) and lost in
+/// failed exports.
+#[cfg(feature = "otel")]
+fn export_span_stats(metrics: &Metrics, stats: crate::otel::ExportStats) -> Result<()> {
+    let error = |e: prometheus::Error| Error::Config(format!("metrics registry: {e}"));
+    let spans = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "ruststream_otel_spans_total",
+            "OpenTelemetry spans by export outcome (exported, dropped, failed).",
+        ),
+        &["app", "outcome"],
+    )
+    .map_err(error)?;
+    metrics
+        .registry()
+        .register(Box::new(spans.clone()))
+        .map_err(error)?;
+    let app = metrics.app().to_owned();
+    let [exported, dropped, failed] =
+        ["exported", "dropped", "failed"].map(|o| spans.with_label_values(&[app.as_str(), o]));
+    metrics.on_sync(move || {
+        crate::metrics::catch_up(&exported, stats.exported());
+        crate::metrics::catch_up(&dropped, stats.dropped());
+        crate::metrics::catch_up(&failed, stats.failed());
+    });
+    Ok(())
 }
 
 #[cfg(feature = "otel")]

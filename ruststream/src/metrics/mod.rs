@@ -14,6 +14,9 @@
 //! | `ruststream_messages_published_total` | counter | `status` = `ok`, `error` |
 //! | `ruststream_publish_duration_seconds` | histogram | |
 //!
+//! With an OpenTelemetry pipeline (feature `otel`), the app also exports
+//! `ruststream_otel_spans_total{app, outcome}` (`exported`, `dropped`, `failed`).
+//!
 //! The hot path resolves label values once: [`Metrics::operation`] returns an
 //! [`OperationMetrics`] with the handles of one operation, whose methods are plain atomic
 //! updates. [`serve`] answers `GET /metrics` (text exposition) and `GET /health` (readiness) on
@@ -87,7 +90,11 @@ struct Inner {
     publish_duration: HistogramVec,
     /// Routers whose per-route stats are exported at every scrape.
     watched: Mutex<Vec<(OperationMetrics, Arc<RouterStats>)>>,
+    /// Run at every sync, to bring series fed from elsewhere up to date.
+    on_sync: Mutex<Vec<SyncHook>>,
 }
+
+type SyncHook = Box<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,6 +185,7 @@ impl Metrics {
                 published,
                 publish_duration,
                 watched: Mutex::new(Vec::new()),
+                on_sync: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -240,6 +248,25 @@ impl Metrics {
         for (op, stats) in watched.iter() {
             op.sync(&stats.snapshot());
         }
+        drop(watched);
+        let hooks = self
+            .inner
+            .on_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hook in hooks.iter() {
+            hook();
+        }
+    }
+
+    /// Run `f` at every [`sync`](Self::sync) (so at every scrape): bring series of your own in
+    /// the [`registry`](Self::registry) up to counts kept elsewhere.
+    pub fn on_sync(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.inner
+            .on_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(f));
     }
 
     /// Everything in the registry in the Prometheus text exposition format (after a
@@ -273,7 +300,8 @@ pub struct OperationMetrics {
     publish_duration: Histogram,
 }
 
-fn catch_up(counter: &IntCounter, total: u64) {
+/// Move `counter` forward to `total` (counters never go back).
+pub(crate) fn catch_up(counter: &IntCounter, total: u64) {
     let seen = counter.get();
     if total > seen {
         counter.inc_by(total - seen);
