@@ -28,14 +28,19 @@ struct Request {
     body: Vec<u8>,
 }
 
-/// A collector answering every request with `status`; requests go to the returned channel.
-async fn collector(status: u16) -> (String, mpsc::UnboundedReceiver<Request>) {
+/// A collector answering the n-th request with `statuses[n]` (the last one from then on);
+/// requests go to the returned channel.
+async fn collector(statuses: &[u16]) -> (String, mpsc::UnboundedReceiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
+    let statuses = statuses.to_vec();
     tokio::spawn(async move {
+        let mut n = 0;
         while let Ok((mut stream, _)) = listener.accept().await {
             let tx = tx.clone();
+            let status = statuses[n.min(statuses.len() - 1)];
+            n += 1;
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
@@ -67,8 +72,9 @@ async fn collector(status: u16) -> (String, mpsc::UnboundedReceiver<Request>) {
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
                     answer.len()
                 );
-                stream.write_all(response.as_bytes()).await.unwrap();
+                // Recorded before answering: once the exporter has its answer, it is here.
                 let _ = tx.send(Request { head, body });
+                stream.write_all(response.as_bytes()).await.unwrap();
             });
         }
     });
@@ -129,7 +135,7 @@ where
 
 #[tokio::test]
 async fn spans_continue_the_incoming_trace_and_reach_the_collector() {
-    let (url, mut requests) = collector(200).await;
+    let (url, mut requests) = collector(&[200]).await;
     let running = app(&url, "orders-svc").start().await.unwrap();
     let stats = running.otel().unwrap().stats().unwrap().clone();
     let conn = running.connection();
@@ -288,7 +294,7 @@ async fn spans_continue_the_incoming_trace_and_reach_the_collector() {
 
 #[tokio::test]
 async fn flush_exports_now_and_the_counts_are_scraped() {
-    let (url, mut requests) = collector(200).await;
+    let (url, mut requests) = collector(&[200]).await;
     let running = app(&url, "orders-svc").start().await.unwrap();
     let line = |outcome: &str, n: u64| {
         format!(r#"ruststream_otel_spans_total{{app="orders",outcome="{outcome}"}} {n}"#)
@@ -324,7 +330,7 @@ async fn flush_exports_now_and_the_counts_are_scraped() {
 
 #[tokio::test]
 async fn a_failing_collector_is_counted_not_fatal() {
-    let (url, mut requests) = collector(503).await;
+    let (url, mut requests) = collector(&[400]).await;
     let running = app(&url, "orders-svc").start().await.unwrap();
     let stats = running.otel().unwrap().stats().unwrap().clone();
     let conn = running.connection();
@@ -339,7 +345,33 @@ async fn a_failing_collector_is_counted_not_fatal() {
     // The export failure does not fail the app's shutdown.
     running.shutdown().await.unwrap();
     assert!(requests.recv().await.is_some());
+    assert!(requests.try_recv().is_err(), "400 is not retried");
     assert_eq!(stats.exported(), 0);
     assert_eq!(stats.failed_exports(), 1);
     assert_eq!(stats.failed(), 2);
+}
+
+#[tokio::test]
+async fn an_overloaded_collector_is_retried() {
+    let (url, mut requests) = collector(&[503, 429, 200]).await;
+    let running = app(&url, "orders-svc").start().await.unwrap();
+    let stats = running.otel().unwrap().stats().unwrap().clone();
+    running
+        .connection()
+        .publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while running.stats().acked < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "not handled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    running.shutdown().await.unwrap();
+    let mut bodies = Vec::new();
+    while let Ok(request) = requests.try_recv() {
+        bodies.push(request.body);
+    }
+    assert_eq!(bodies.len(), 3, "two retries");
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "the same batch");
+    assert_eq!((stats.exported(), stats.failed_exports()), (2, 0));
 }

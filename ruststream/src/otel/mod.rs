@@ -116,9 +116,11 @@ fn env_true(name: &str) -> bool {
 impl Otel {
     /// The built-in OTLP/HTTP JSON exporter configured by the standard environment variables
     /// ([`OtlpHttpJsonExporter::from_env`], [`BatchConfig::from_env`]); `OTEL_SDK_DISABLED=true`
-    /// gives a [disabled](Self::disabled) pipeline.
+    /// or `OTEL_TRACES_EXPORTER=none` gives a [disabled](Self::disabled) pipeline. The SDK
+    /// reads `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default: parent-based, always on).
     pub fn from_env() -> Result<Self> {
-        if env_true("OTEL_SDK_DISABLED") {
+        let exporter = std::env::var("OTEL_TRACES_EXPORTER").unwrap_or_default();
+        if env_true("OTEL_SDK_DISABLED") || exporter.trim().eq_ignore_ascii_case("none") {
             return Ok(Self::disabled());
         }
         Self::exporter(OtlpHttpJsonExporter::from_env()?)

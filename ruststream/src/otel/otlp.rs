@@ -23,8 +23,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Plain `http://` only (no TLS: send to a collector or agent next to the service). The HTTP
 /// client is blocking, one connection per export: run the exporter on a thread of its own —
 /// [`BatchProcessor`](super::BatchProcessor) and the SDK's `BatchSpanProcessor` do — not under
-/// a `SimpleSpanProcessor` on the async runtime. A non-2xx answer fails the export (counted by
-/// the processor); there are no retries.
+/// a `SimpleSpanProcessor` on the async runtime. A retryable answer (429, 502, 503, 504) is
+/// retried with backoff within the timeout; any other non-2xx answer, or running out of time,
+/// fails the export (counted by the processor).
 ///
 /// Header values (e.g. an API key) never appear in `Debug` output or errors.
 #[derive(Clone)]
@@ -193,27 +194,40 @@ impl OtlpHttpJsonExporter {
         encode_request(&self.resource, batch)
     }
 
+    /// One `POST`, retried (within the timeout) while the collector answers a retryable
+    /// status (429, 502, 503, 504), with 100 ms, 200 ms, 400 ms … between attempts.
     fn send(&self, batch: &[SpanData]) -> OTelSdkResult {
         let body = self.encode(batch).to_string();
-        let response = http::post(
-            &self.url,
-            "application/json",
-            &self.headers,
-            body.as_bytes(),
-            self.timeout,
-        )
-        .map_err(|e| OTelSdkError::InternalFailure(format!("POST {}: {e}", self.url)))?;
-        if (200..300).contains(&response.status) {
-            return Ok(());
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let response = http::post(
+                &self.url,
+                "application/json",
+                &self.headers,
+                body.as_bytes(),
+                left,
+            )
+            .map_err(|e| OTelSdkError::InternalFailure(format!("POST {}: {e}", self.url)))?;
+            if (200..300).contains(&response.status) {
+                return Ok(());
+            }
+            let retryable = matches!(response.status, 429 | 502 | 503 | 504);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !retryable || left <= backoff {
+                let detail = String::from_utf8_lossy(&response.body);
+                let detail: String = detail.chars().take(200).collect();
+                return Err(OTelSdkError::InternalFailure(format!(
+                    "POST {} answered {}: {}",
+                    self.url,
+                    response.status,
+                    detail.trim()
+                )));
+            }
+            std::thread::sleep(backoff);
+            backoff *= 2;
         }
-        let detail = String::from_utf8_lossy(&response.body);
-        let detail: String = detail.chars().take(200).collect();
-        Err(OTelSdkError::InternalFailure(format!(
-            "POST {} answered {}: {}",
-            self.url,
-            response.status,
-            detail.trim()
-        )))
     }
 }
 
