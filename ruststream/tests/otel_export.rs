@@ -375,3 +375,57 @@ async fn an_overloaded_collector_is_retried() {
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "the same batch");
     assert_eq!((stats.exported(), stats.failed_exports()), (2, 0));
 }
+
+#[tokio::test]
+async fn a_failed_handling_is_an_error_span_and_the_handler_sees_its_context() {
+    use ruststream::otel::reexports::opentelemetry::trace::TraceContextExt;
+    use std::sync::{Arc, Mutex};
+
+    let (url, mut requests) = collector(&[200]).await;
+    let seen = Arc::new(Mutex::new(None));
+    let seen_in_handler = Arc::clone(&seen);
+    let exporter = OtlpHttpJsonExporter::new(&url).unwrap();
+    let running = App::new(MemoryBroker::default())
+        .name("orders")
+        .otel(Otel::exporter_with(exporter, only_at_shutdown()).unwrap())
+        .route(
+            Route::new("orders/{id}").unwrap().name("onOrder"),
+            move |_: Value, _ctx| {
+                let seen = Arc::clone(&seen_in_handler);
+                async move {
+                    let cx = ruststream::otel::reexports::opentelemetry::Context::current();
+                    *seen.lock().unwrap() = Some(cx.span().span_context().span_id().to_string());
+                    Err::<(), _>(HandlerError::permanent("out of stock"))
+                }
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    running
+        .connection()
+        .publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while running.stats().settled() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "not handled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    running.shutdown().await.unwrap();
+    let request = requests.recv().await.unwrap();
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    let span = &body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["kind"], 5);
+    assert_eq!(span["status"]["code"], 2);
+    assert!(
+        span["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of stock"),
+        "{span:#}"
+    );
+    assert_eq!(string_attr(span, "error.type"), "permanent");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.as_deref(), span["spanId"].as_str());
+}

@@ -16,7 +16,11 @@
 //!   `messaging.message.conversation_id` (the correlation id), `messaging.message.id` (from a
 //!   `message-id` header, when there is one), `messaging.message.body.size`, `error.type` and
 //!   an error status on failure; plus `ruststream.route` (the operation) and
-//!   `ruststream.attempt`.
+//!   `ruststream.attempt`; a failed handling has `error.type` (the failure kind) and an error
+//!   status;
+//! - the handler runs with the handling span as the current OpenTelemetry context, so spans it
+//!   starts with the `opentelemetry` API (e.g. through `opentelemetry::global`, once
+//!   [`OtelPipeline::provider`] is registered there) are its children.
 //!
 //! Export never blocks the handler path: ending a span puts it in the bounded queue of a
 //! [`BatchProcessor`] (full queue: the span is dropped and counted in [`ExportStats`]); a
@@ -62,6 +66,7 @@ pub mod reexports {
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
     Tracer as _, TracerProvider as _,
@@ -419,15 +424,31 @@ impl Middleware for OtelMiddleware {
             .with_attributes(attributes)
             .start_with_context(tracer, &parent_cx);
         let context = trace_context(span.span_context()).unwrap_or(fallback);
+        // The handler runs with the handling span as the current OpenTelemetry context, so
+        // spans it starts through the `opentelemetry` API are children of it.
+        let handler_cx = Context::new().with_remote_span_context(span_context(
+            &context,
+            false,
+            state.as_deref(),
+        ));
         let mut handling = Handling { span: Some(span) };
-        Box::pin(PENDING.scope(
-            RefCell::new(Vec::new()),
-            telemetry::handle_in_scope(info, context, parent, state, async move {
-                let result = next.run(info).await;
-                handling.finish(&result);
-                result
-            }),
-        ))
+        Box::pin(
+            PENDING.scope(
+                RefCell::new(Vec::new()),
+                telemetry::handle_in_scope(
+                    info,
+                    context,
+                    parent,
+                    state,
+                    async move {
+                        let result = next.run(info).await;
+                        handling.finish(&result);
+                        result
+                    }
+                    .with_context(handler_cx),
+                ),
+            ),
+        )
     }
 
     fn publish(&self, message: &mut OutgoingMessage) -> Result<()> {
