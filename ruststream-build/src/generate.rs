@@ -1,6 +1,6 @@
 //! Document → one Rust file: types, messages, channel parameters, application and client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use asyncapi::{Action, Channel, Document, Message, Operation};
 use proc_macro2::TokenStream;
@@ -71,7 +71,7 @@ pub(crate) struct ReplyInfo {
 /// The raw bindings of an operation, its channel and its messages as one JSON object (only
 /// the parts that have bindings); `None` when there are none.
 fn op_bindings(
-    doc: &Document,
+    messages_by_id: &HashMap<&str, &Message>,
     channel: &Channel,
     op: &Operation,
     message_ids: &[String],
@@ -86,7 +86,7 @@ fn op_bindings(
     }
     let messages: serde_json::Map<String, Value> = message_ids
         .iter()
-        .filter_map(|id| doc.message(id))
+        .filter_map(|id| messages_by_id.get(id.as_str()).copied())
         .filter(|m| present(&m.bindings))
         .map(|m| (m.id.clone(), m.bindings.clone()))
         .collect();
@@ -97,190 +97,588 @@ fn op_bindings(
 }
 
 /// Generate the formatted Rust file for `doc`.
+///
+/// The file is formatted piece by piece (an item, a run of items, or a run of the methods of one
+/// of the large `impl`/`trait`/`mod` blocks) so that no syntax tree of the whole file is ever
+/// built; large documents are formatted on several threads. Every piece's text is what
+/// `prettyplease` prints for it inside the whole file, so the output does not depend on the
+/// split or the thread count.
 pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
     ref_only_cycles(doc)?;
-    let opts = config.type_options()?;
-    let mut types = TypeGen::new(&doc.schemas, &opts, Scope::with_reserved(RESERVED));
-    types.generate_components();
-
-    let mut items: Vec<TokenStream> = Vec::new();
-
-    // Messages.
-    let mut messages: BTreeMap<&str, MessageInfo> = BTreeMap::new();
-    let mut module_scope = Scope::default();
-    let mut message_modules = Vec::new();
-    for message in &doc.messages {
-        let base = pascal(&message.id);
-        let payload = match &message.payload {
-            Some(schema) => types.named_type_for(schema, &format!("{base}Payload")),
-            None => quote!(()),
-        };
-        let headers = message
-            .headers
-            .as_ref()
-            .map(|schema| types.named_type_for(schema, &format!("{base}Headers")));
-        let module = module_scope.claim(&snake(&message.id));
-        if let (Some(h), Some(schema)) = (&headers, &message.headers) {
-            items.push(headers_impl(h, schema, &doc.schemas));
-        }
-        message_modules.push(message_module(message, &module, &payload, headers.as_ref()));
-        messages.insert(
-            &message.id,
-            MessageInfo {
-                module,
-                variant: base,
-                payload,
-                headers,
-                content_type: message.content_type.clone(),
-            },
-        );
-    }
-
-    // Channel parameter structs.
-    let mut params: BTreeMap<&str, TokenStream> = BTreeMap::new();
-    for channel in &doc.channels {
-        if channel.parameters.is_empty() {
-            continue;
-        }
-        let Some(address) = &channel.address else {
-            continue;
-        };
-        // 2.x channels are keyed by their address, which makes a poor type name: use the
-        // first operation on the channel instead.
-        let base = if doc.source_version.starts_with('2') {
-            doc.operations
-                .iter()
-                .find(|op| op.channel == channel.id)
-                .map_or(channel.id.as_str(), |op| op.id.as_str())
-        } else {
-            channel.id.as_str()
-        };
-        let name = types.scope().claim(&format!("{}Params", pascal(base)));
-        let id = format_ident!("{}", name);
-        items.push(params_struct(&id, channel, address));
-        params.insert(&channel.id, quote!(#id));
-    }
-
-    // Operations.
-    let mut ops = Vec::new();
-    let mut bindings: Vec<(String, String)> = Vec::new();
-    let mut method_scope = Scope::with_reserved(&["new", "connection", "into_inner"]);
-    for op in &doc.operations {
-        let Some(channel) = doc.channel(&op.channel) else {
-            continue;
-        };
-        let Some(address) = channel.address.clone() else {
-            // A channel without an address is only known at run time; nothing to bind.
-            continue;
-        };
-        let message_ids = if op.messages.is_empty() {
-            &channel.messages
-        } else {
-            &op.messages
-        };
-        let (message, content_type, headers) =
-            op_message(&mut types, &mut items, &messages, message_ids, &op.id);
-        let reply = op.reply.as_ref().map(|reply| {
-            let reply_channel = reply.channel.as_deref().and_then(|c| doc.channel(c));
-            let ids = if reply.messages.is_empty() {
-                reply_channel
-                    .map(|c| c.messages.clone())
-                    .unwrap_or_default()
-            } else {
-                reply.messages.clone()
-            };
-            let (message, content_type, _) = op_message(
-                &mut types,
-                &mut items,
-                &messages,
-                &ids,
-                &format!("{}Reply", op.id),
-            );
-            ReplyInfo {
-                message,
-                content_type,
-                // The router renders a reply template with the request's parameters, so a
-                // template is usable when the request's address has all of its parameters.
-                address: reply_channel
-                    .and_then(|c| c.address.clone())
-                    .filter(|a| {
-                        template_params(a).all(|p| template_params(&address).any(|q| q == p))
-                    })
-                    .or_else(|| reply.address.clone().filter(|a| !a.starts_with('$'))),
-            }
-        });
-        let queue = op
-            .bindings
-            .pointer("/nats/queue")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if let Some(json) = op_bindings(doc, channel, op, message_ids) {
-            bindings.push((op.id.clone(), json));
-        }
-        let multi = message_ids
-            .iter()
-            .filter(|id| messages.contains_key(id.as_str()))
-            .count()
-            > 1;
-        ops.push(Op {
-            op,
-            queue,
-            multi,
-            method: method_scope.claim(&snake(&op.id)),
-            subscribe_method: String::new(),
-            address,
-            params: params.get(channel.id.as_str()).cloned(),
-            message,
-            content_type,
-            headers,
-            reply,
-        });
-    }
-
-    // Client subscribe methods share the client's namespace with the publish methods.
-    for op in ops.iter_mut().filter(|o| !o.receives()) {
-        op.subscribe_method = method_scope.claim(&format!("subscribe_{}", snake(&op.op.id)));
-    }
-
-    let side = config.side_setting();
-    if side.app() {
-        items.push(crate::service::application(&ops));
-    }
-    if side.client() {
-        items.push(crate::service::client(&ops));
-    }
-
-    let binding_pairs = bindings.iter().map(|(id, json)| quote!((#id, #json)));
-    items.push(quote! {
-        /// The protocol bindings of each operation that has any, as `(operation id, JSON)`:
-        /// a JSON object with the non-empty `channel`, `operation` and `messages` (message id →
-        /// bindings) bindings, raw as in the spec (e.g. NATS `queue`, MQTT `qos`/`retain`, AMQP
-        /// exchange/queue). `register` applies the NATS `queue` as the route's queue group.
-        pub const BINDINGS: &[(&str, &str)] = &[#(#binding_pairs),*];
-    });
-
-    let doc_json = asyncapi::emit::to_json(doc);
-    items.push(quote! {
-        /// The normalised AsyncAPI 3.0 document this code was generated from, as JSON.
-        pub const ASYNCAPI_JSON: &str = #doc_json;
-    });
-
-    let (type_items, _) = types.finish();
-    let tokens = quote! {
-        #(#type_items)*
-        /// Metadata of each message: name, content type, correlation id location, types.
-        pub mod messages {
-            #(#message_modules)*
-        }
-        #(#items)*
+    let pieces = doc.operations.len() + doc.messages.len() + doc.schemas.len();
+    let threads = if pieces < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
     };
-    let file: syn::File = syn::parse2(tokens).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = render(doc, config, threads, CHUNK)?;
     Ok(format!(
         "// @generated by ruststream-build from AsyncAPI document `{}` version {}. Do not edit.\n{}",
         doc.info.title.replace(['\n', '\r'], " "),
         doc.info.version.replace(['\n', '\r'], " "),
-        prettyplease::unparse(&file)
+        body
     ))
+}
+
+/// Items (or block members) formatted together.
+const CHUNK: usize = 24;
+/// Documents with fewer operations + messages + schemas are formatted on the calling thread.
+const PARALLEL_FROM: usize = 300;
+/// At most this many formatting threads.
+const MAX_THREADS: usize = 4;
+
+/// The formatted items of `doc` (without the header line), on `threads` threads.
+pub(crate) fn render(
+    doc: &Document,
+    config: &Config,
+    threads: usize,
+    chunk: usize,
+) -> Result<String> {
+    let threads = threads.max(1);
+    let (plan_fragments, mut texts) = if threads == 1 {
+        let plan = Plan::new(doc, config)?;
+        let fragments = plan.fragments(chunk);
+        let texts = fragments
+            .iter()
+            .map(|f| plan.render(f))
+            .collect::<Result<Vec<_>>>()?;
+        (fragments, texts)
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (1..threads)
+                .map(|w| scope.spawn(move || worker(doc, config, chunk, w, threads)))
+                .collect();
+            let plan = Plan::new(doc, config)?;
+            let fragments = plan.fragments(chunk);
+            let mut texts: Vec<Option<Piece>> = vec![None; fragments.len()];
+            for (i, fragment) in fragments.iter().enumerate().step_by(threads) {
+                texts[i] = Some(plan.render(fragment)?);
+            }
+            for handle in workers {
+                let done = handle
+                    .join()
+                    .map_err(|_| Error::Internal("a formatting thread panicked".into()))??;
+                for (i, piece) in done {
+                    texts[i] = Some(piece);
+                }
+            }
+            let texts = texts
+                .into_iter()
+                .map(|t| t.ok_or_else(|| Error::Internal("a piece was not formatted".into())))
+                .collect::<Result<Vec<_>>>()?;
+            Ok::<_, Error>((fragments, texts))
+        })?
+    };
+    // A block whose members did not split cleanly is printed whole, once, in place of all of
+    // its fragments.
+    let mut whole: HashMap<usize, String> = HashMap::new();
+    for text in &mut texts {
+        if let Piece::Whole(block, t) = text {
+            whole.entry(*block).or_insert_with(|| std::mem::take(t));
+        }
+    }
+    let mut printed = std::collections::HashSet::new();
+    let mut out = String::new();
+    for (fragment, text) in plan_fragments.iter().zip(&texts) {
+        match (fragment, text) {
+            (Fragment::Members { block, .. }, _) if whole.contains_key(block) => {
+                if printed.insert(*block) {
+                    out.push_str(&whole[block]);
+                }
+            }
+            (_, Piece::Text(t)) => out.push_str(t),
+            (_, Piece::Whole(..)) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Worker `w` of `n`: format every `n`th fragment starting at `w`.
+fn worker(
+    doc: &Document,
+    config: &Config,
+    chunk: usize,
+    w: usize,
+    n: usize,
+) -> Result<Vec<(usize, Piece)>> {
+    let plan = Plan::new(doc, config)?;
+    let fragments = plan.fragments(chunk);
+    fragments
+        .iter()
+        .enumerate()
+        .skip(w)
+        .step_by(n)
+        .map(|(i, f)| plan.render(f).map(|p| (i, p)))
+        .collect()
+}
+
+/// The formatted text of a fragment.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// The fragment's part of the file.
+    Text(String),
+    /// The block could not be split: this is the whole block (block index).
+    Whole(usize, String),
+}
+
+/// A contiguous part of the file, formatted on its own.
+#[derive(Debug, Clone)]
+enum Fragment {
+    /// Top-level parts `start..end` (all [`Part::Item`]).
+    Items(usize, usize),
+    /// Members `start..end` of the block at part `block`.
+    Members {
+        block: usize,
+        start: usize,
+        end: usize,
+    },
+}
+
+/// One top-level part of the file, in output order.
+enum Part<'d> {
+    Item(Item<'d>),
+    Block(Block),
+}
+
+/// A top-level item, built when its fragment is formatted.
+enum Item<'d> {
+    /// Built while planning; taken (not copied) when formatted.
+    Tokens(std::cell::Cell<TokenStream>),
+    Params {
+        id: syn::Ident,
+        channel: &'d Channel,
+        address: String,
+    },
+    PublisherStruct,
+    ClientStruct,
+    Bindings,
+    /// `ASYNCAPI_JSON`: written as text (formatting a megabyte literal is wasted work).
+    Json,
+}
+
+/// A large item whose members are formatted in runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Messages,
+    Handler,
+    Register,
+    PublisherImpl,
+    ClientImpl,
+}
+
+/// Everything needed to build any part of the file.
+struct Plan<'d> {
+    doc: &'d Document,
+    parts: Vec<Part<'d>>,
+    message_modules: Vec<MessageModule<'d>>,
+    ops: Vec<Op<'d>>,
+    received: Vec<usize>,
+    sent: Vec<usize>,
+    bindings: Vec<(String, String)>,
+}
+
+struct MessageModule<'d> {
+    message: &'d Message,
+    module: String,
+    payload: TokenStream,
+    headers: Option<TokenStream>,
+}
+
+impl<'d> Plan<'d> {
+    fn new(doc: &'d Document, config: &Config) -> Result<Self> {
+        let opts = config.type_options()?;
+        let mut types = TypeGen::new(&doc.schemas, &opts, Scope::with_reserved(RESERVED));
+        types.generate_components();
+        let channels: HashMap<&str, &Channel> =
+            doc.channels.iter().map(|c| (c.id.as_str(), c)).collect();
+        let message_by_id: HashMap<&str, &Message> =
+            doc.messages.iter().map(|m| (m.id.as_str(), m)).collect();
+
+        let mut items: Vec<Item<'d>> = Vec::new();
+
+        // Messages.
+        let mut messages: BTreeMap<&str, MessageInfo> = BTreeMap::new();
+        let mut module_scope = Scope::default();
+        let mut message_modules = Vec::new();
+        for message in &doc.messages {
+            let base = pascal(&message.id);
+            let payload = match &message.payload {
+                Some(schema) => types.named_type_for(schema, &format!("{base}Payload")),
+                None => quote!(()),
+            };
+            let headers = message
+                .headers
+                .as_ref()
+                .map(|schema| types.named_type_for(schema, &format!("{base}Headers")));
+            let module = module_scope.claim(&snake(&message.id));
+            if let (Some(h), Some(schema)) = (&headers, &message.headers) {
+                items.push(Item::Tokens(headers_impl(h, schema, &doc.schemas).into()));
+            }
+            message_modules.push(MessageModule {
+                message,
+                module: module.clone(),
+                payload: payload.clone(),
+                headers: headers.clone(),
+            });
+            messages.insert(
+                &message.id,
+                MessageInfo {
+                    module,
+                    variant: base,
+                    payload,
+                    headers,
+                    content_type: message.content_type.clone(),
+                },
+            );
+        }
+
+        // Channel parameter structs.
+        let mut params: HashMap<&str, TokenStream> = HashMap::new();
+        for channel in &doc.channels {
+            if channel.parameters.is_empty() {
+                continue;
+            }
+            let Some(address) = &channel.address else {
+                continue;
+            };
+            // 2.x channels are keyed by their address, which makes a poor type name: use the
+            // first operation on the channel instead.
+            let base = if doc.source_version.starts_with('2') {
+                doc.operations
+                    .iter()
+                    .find(|op| op.channel == channel.id)
+                    .map_or(channel.id.as_str(), |op| op.id.as_str())
+            } else {
+                channel.id.as_str()
+            };
+            let name = types.scope().claim(&format!("{}Params", pascal(base)));
+            let id = format_ident!("{}", name);
+            params.insert(&channel.id, quote!(#id));
+            items.push(Item::Params {
+                id,
+                channel,
+                address: address.clone(),
+            });
+        }
+
+        // Operations.
+        let mut ops = Vec::new();
+        let mut bindings: Vec<(String, String)> = Vec::new();
+        let mut method_scope = Scope::with_reserved(&["new", "connection", "into_inner"]);
+        let mut enums = Vec::new();
+        for op in &doc.operations {
+            let Some(channel) = channels.get(op.channel.as_str()).copied() else {
+                continue;
+            };
+            let Some(address) = channel.address.clone() else {
+                // A channel without an address is only known at run time; nothing to bind.
+                continue;
+            };
+            let message_ids = if op.messages.is_empty() {
+                &channel.messages
+            } else {
+                &op.messages
+            };
+            let (message, content_type, headers) =
+                op_message(&mut types, &mut enums, &messages, message_ids, &op.id);
+            let reply = op.reply.as_ref().map(|reply| {
+                let reply_channel = reply
+                    .channel
+                    .as_deref()
+                    .and_then(|c| channels.get(c).copied());
+                let ids = if reply.messages.is_empty() {
+                    reply_channel
+                        .map(|c| c.messages.clone())
+                        .unwrap_or_default()
+                } else {
+                    reply.messages.clone()
+                };
+                let (message, content_type, _) = op_message(
+                    &mut types,
+                    &mut enums,
+                    &messages,
+                    &ids,
+                    &format!("{}Reply", op.id),
+                );
+                ReplyInfo {
+                    message,
+                    content_type,
+                    // The router renders a reply template with the request's parameters, so a
+                    // template is usable when the request's address has all of its parameters.
+                    address: reply_channel
+                        .and_then(|c| c.address.clone())
+                        .filter(|a| {
+                            template_params(a).all(|p| template_params(&address).any(|q| q == p))
+                        })
+                        .or_else(|| reply.address.clone().filter(|a| !a.starts_with('$'))),
+                }
+            });
+            let queue = op
+                .bindings
+                .pointer("/nats/queue")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(json) = op_bindings(&message_by_id, channel, op, message_ids) {
+                bindings.push((op.id.clone(), json));
+            }
+            let multi = message_ids
+                .iter()
+                .filter(|id| messages.contains_key(id.as_str()))
+                .count()
+                > 1;
+            ops.push(Op {
+                op,
+                queue,
+                multi,
+                method: method_scope.claim(&snake(&op.id)),
+                subscribe_method: String::new(),
+                address,
+                params: params.get(channel.id.as_str()).cloned(),
+                message,
+                content_type,
+                headers,
+                reply,
+            });
+        }
+        items.extend(enums.into_iter().map(|e| Item::Tokens(e.into())));
+
+        // Client subscribe methods share the client's namespace with the publish methods.
+        for op in ops.iter_mut().filter(|o| !o.receives()) {
+            op.subscribe_method = method_scope.claim(&format!("subscribe_{}", snake(&op.op.id)));
+        }
+
+        let (type_items, _) = types.finish();
+        let mut parts: Vec<Part<'d>> = type_items
+            .into_iter()
+            .map(|t| Part::Item(Item::Tokens(t.into())))
+            .collect();
+        parts.push(Part::Block(Block::Messages));
+        parts.extend(items.into_iter().map(Part::Item));
+        let side = config.side_setting();
+        if side.app() {
+            parts.push(Part::Block(Block::Handler));
+            parts.push(Part::Block(Block::Register));
+            parts.push(Part::Item(Item::PublisherStruct));
+            parts.push(Part::Block(Block::PublisherImpl));
+        }
+        if side.client() {
+            parts.push(Part::Item(Item::ClientStruct));
+            parts.push(Part::Block(Block::ClientImpl));
+        }
+        parts.push(Part::Item(Item::Bindings));
+        parts.push(Part::Item(Item::Json));
+        let received = (0..ops.len()).filter(|&i| ops[i].receives()).collect();
+        let sent = (0..ops.len()).filter(|&i| !ops[i].receives()).collect();
+        Ok(Plan {
+            doc,
+            parts,
+            message_modules,
+            ops,
+            received,
+            sent,
+            bindings,
+        })
+    }
+
+    /// The file cut into fragments of at most `chunk` items or block members.
+    fn fragments(&self, chunk: usize) -> Vec<Fragment> {
+        let chunk = chunk.max(1);
+        let mut out = Vec::new();
+        let mut run_start = None;
+        for (i, part) in self.parts.iter().enumerate() {
+            match part {
+                Part::Item(Item::Json) => {
+                    if let Some(start) = run_start.take() {
+                        out.push(Fragment::Items(start, i));
+                    }
+                    out.push(Fragment::Items(i, i + 1));
+                }
+                Part::Item(_) => {
+                    let start = *run_start.get_or_insert(i);
+                    if i + 1 - start == chunk {
+                        out.push(Fragment::Items(start, i + 1));
+                        run_start = None;
+                    }
+                }
+                Part::Block(block) => {
+                    if let Some(start) = run_start.take() {
+                        out.push(Fragment::Items(start, i));
+                    }
+                    let members = self.members(*block);
+                    if members == 0 {
+                        out.push(Fragment::Members {
+                            block: i,
+                            start: 0,
+                            end: 0,
+                        });
+                    }
+                    let mut start = 0;
+                    while start < members {
+                        let end = (start + chunk).min(members);
+                        out.push(Fragment::Members {
+                            block: i,
+                            start,
+                            end,
+                        });
+                        start = end;
+                    }
+                }
+            }
+        }
+        if let Some(start) = run_start {
+            out.push(Fragment::Items(start, self.parts.len()));
+        }
+        out
+    }
+
+    fn members(&self, block: Block) -> usize {
+        match block {
+            Block::Messages => self.message_modules.len(),
+            Block::Handler => self.received.len(),
+            Block::Register => self.received.len() + 2,
+            Block::PublisherImpl => crate::service::PUBLISHER_FIXED + self.sent.len(),
+            Block::ClientImpl => crate::service::CLIENT_FIXED + self.ops.len(),
+        }
+    }
+
+    fn member(&self, block: Block, i: usize) -> TokenStream {
+        use crate::service as s;
+        match block {
+            Block::Messages => {
+                let m = &self.message_modules[i];
+                message_module(m.message, &m.module, &m.payload, m.headers.as_ref())
+            }
+            Block::Handler => s::trait_method(&self.ops[self.received[i]]),
+            Block::Register => {
+                if i == 0 {
+                    s::handler_binding(!self.received.is_empty())
+                } else if i <= self.received.len() {
+                    s::registration(&self.ops[self.received[i - 1]])
+                } else {
+                    s::register_tail()
+                }
+            }
+            Block::PublisherImpl => match i.checked_sub(s::PUBLISHER_FIXED) {
+                None => s::publisher_fixed(i),
+                Some(k) => s::publisher_method(&self.ops[self.sent[k]]),
+            },
+            Block::ClientImpl => match i.checked_sub(s::CLIENT_FIXED) {
+                None => s::client_fixed(i),
+                Some(k) => s::client_method(&self.ops[k]),
+            },
+        }
+    }
+
+    fn wrap(block: Block, members: TokenStream) -> TokenStream {
+        use crate::service as s;
+        match block {
+            Block::Messages => s::braced(
+                quote! {
+                    /// Metadata of each message: name, content type, correlation id location, types.
+                    pub mod messages
+                },
+                members,
+            ),
+            Block::Handler => s::handler_trait(members),
+            Block::Register => s::register_fn(members),
+            Block::PublisherImpl => s::publisher_impl(members),
+            Block::ClientImpl => s::client_impl(members),
+        }
+    }
+
+    fn item(&self, item: &Item<'d>) -> TokenStream {
+        match item {
+            Item::Tokens(t) => t.take(),
+            Item::Params {
+                id,
+                channel,
+                address,
+            } => params_struct(id, channel, address),
+            Item::PublisherStruct => crate::service::publisher_struct(),
+            Item::ClientStruct => crate::service::client_struct(),
+            Item::Bindings => {
+                let binding_pairs = self.bindings.iter().map(|(id, json)| quote!((#id, #json)));
+                quote! {
+                    /// The protocol bindings of each operation that has any, as `(operation id, JSON)`:
+                    /// a JSON object with the non-empty `channel`, `operation` and `messages` (message id →
+                    /// bindings) bindings, raw as in the spec (e.g. NATS `queue`, MQTT `qos`/`retain`, AMQP
+                    /// exchange/queue). `register` applies the NATS `queue` as the route's queue group.
+                    pub const BINDINGS: &[(&str, &str)] = &[#(#binding_pairs),*];
+                }
+            }
+            Item::Json => TokenStream::new(),
+        }
+    }
+
+    fn render(&self, fragment: &Fragment) -> Result<Piece> {
+        match *fragment {
+            Fragment::Items(start, end) => {
+                if let [Part::Item(Item::Json)] = &self.parts[start..end] {
+                    let json = asyncapi::emit::to_json(self.doc);
+                    return Ok(Piece::Text(format!(
+                        "/// The normalised AsyncAPI 3.0 document this code was generated from, as JSON.\npub const ASYNCAPI_JSON: &str = {};\n",
+                        proc_macro2::Literal::string(&json)
+                    )));
+                }
+                let mut tokens = TokenStream::new();
+                for part in &self.parts[start..end] {
+                    if let Part::Item(item) = part {
+                        tokens.extend(self.item(item));
+                    }
+                }
+                format(tokens).map(Piece::Text)
+            }
+            Fragment::Members { block, start, end } => {
+                let Part::Block(kind) = self.parts[block] else {
+                    return Err(Error::Internal("fragment is not a block".into()));
+                };
+                let last = end == self.members(kind);
+                if start == end {
+                    // An empty block is one piece.
+                    return format(Self::wrap(kind, TokenStream::new())).map(Piece::Text);
+                }
+                let mut members = TokenStream::new();
+                for i in start..end {
+                    members.extend(self.member(kind, i));
+                }
+                let text = format(Self::wrap(kind, members))?;
+                let empty = format(Self::wrap(kind, TokenStream::new()))?;
+                // `head {}\n` when empty; `head {\n<members>}\n` otherwise.
+                let split = empty.strip_suffix("{}\n").and_then(|head| {
+                    let inner = text.strip_prefix(head)?.strip_prefix("{\n")?;
+                    let inner = inner.strip_suffix("}\n")?;
+                    Some((head, inner))
+                });
+                match split {
+                    Some((head, inner)) => {
+                        let mut out = String::new();
+                        if start == 0 {
+                            out.push_str(head);
+                            out.push_str("{\n");
+                        }
+                        out.push_str(inner);
+                        if last {
+                            out.push_str("}\n");
+                        }
+                        Ok(Piece::Text(out))
+                    }
+                    _ => {
+                        let mut all = TokenStream::new();
+                        for i in 0..self.members(kind) {
+                            all.extend(self.member(kind, i));
+                        }
+                        format(Self::wrap(kind, all)).map(|t| Piece::Whole(block, t))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `prettyplease` text of a sequence of items.
+fn format(tokens: TokenStream) -> Result<String> {
+    let file: syn::File = syn::parse2(tokens).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(prettyplease::unparse(&file))
 }
 
 /// Schemas that are nothing but a `$ref` to each other (`A: {$ref: B}`, `B: {$ref: A}`) name
@@ -706,5 +1104,100 @@ impl Op<'_> {
 
     pub(crate) fn receives(&self) -> bool {
         self.op.action == Action::Receive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// The whole file as one syntax tree, formatted at once: what the pieces must add up to.
+    fn render_whole(doc: &Document, config: &Config) -> String {
+        let plan = Plan::new(doc, config).expect("plan");
+        let mut tokens = TokenStream::new();
+        let mut json = String::new();
+        for part in &plan.parts {
+            match part {
+                Part::Item(Item::Json) => {
+                    let doc_json = asyncapi::emit::to_json(doc);
+                    json = format(quote! {
+                        /// The normalised AsyncAPI 3.0 document this code was generated from, as JSON.
+                        pub const ASYNCAPI_JSON: &str = #doc_json;
+                    })
+                    .expect("formats");
+                }
+                Part::Item(item) => tokens.extend(plan.item(item)),
+                Part::Block(block) => {
+                    let mut members = TokenStream::new();
+                    for i in 0..plan.members(*block) {
+                        members.extend(plan.member(*block, i));
+                    }
+                    tokens.extend(Plan::wrap(*block, members));
+                }
+            }
+        }
+        format(tokens).expect("formats") + &json
+    }
+
+    fn documents(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                documents(&path, out);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_add_up_to_the_whole_file() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
+        let mut docs = Vec::new();
+        documents(&data.join("codegen"), &mut docs);
+        documents(&data.join("asyncapi-corpus"), &mut docs);
+        docs.sort();
+        let mut compared = 0;
+        for path in docs {
+            let options = asyncapi::LoadOptions {
+                root: Some(data.join("asyncapi-corpus")),
+                ..Default::default()
+            };
+            let Ok(loaded) = asyncapi::load(&path, &options) else {
+                continue;
+            };
+            let doc = &loaded.document;
+            if ref_only_cycles(doc).is_err() {
+                continue;
+            }
+            for side in [crate::Side::Both, crate::Side::Application] {
+                let config = Config::new().side(side);
+                let plan = Plan::new(doc, &config).expect("plan");
+                for fragment in plan.fragments(1) {
+                    let piece = plan.render(&fragment).expect("renders");
+                    assert!(
+                        matches!(piece, Piece::Text(_)),
+                        "{}: {fragment:?} did not split",
+                        path.display()
+                    );
+                }
+                let whole = render_whole(doc, &config);
+                for (threads, chunk) in [(1, 1), (3, 2)] {
+                    let pieces = render(doc, &config, threads, chunk).expect("renders");
+                    assert!(
+                        pieces == whole,
+                        "{} ({side}, {threads} threads, chunk {chunk}) differs from the whole-file formatting",
+                        path.display()
+                    );
+                }
+            }
+            compared += 1;
+        }
+        assert!(compared >= 10, "only {compared} documents compared");
     }
 }
