@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ruststream::memory::{MemoryBroker, MemoryConfig, MemoryConnection};
 use ruststream::router::Router;
-use ruststream::{Address, OutgoingMessage, Publisher, SubscribeOptions, Subscriber};
+use ruststream::{Address, SubscribeOptions, Subscriber};
 use tokio::sync::mpsc;
 
 use crate::opts::Opts;
@@ -149,12 +149,18 @@ pub fn consume_framework(n: u64, work: bool) -> BenchResult<Consumed> {
             .subscribe(&Address::parse("bench.idle")?, SubscribeOptions::new())
             .await?;
         let address = if work { "bench.events" } else { "bench.idle" };
-        // The bytes the generated client publishes for this event.
-        let payload = Bytes::from(serde_json::to_vec(&sample_event(1))?);
+        // Published the way the generated client publishes (`client::publish`: its encoding,
+        // its headers), only to an address of our choosing.
+        let event = sample_event(1);
         for _ in 0..n {
-            let message = OutgoingMessage::new(address, payload.clone())
-                .content_type(ruststream::codec::DEFAULT_CONTENT_TYPE);
-            conn.publish(message).await?;
+            ruststream::client::publish(
+                &conn,
+                address.to_owned(),
+                ruststream::codec::DEFAULT_CONTENT_TYPE,
+                &event,
+                ruststream::Headers::new(),
+            )
+            .await?;
         }
         let (a0, b0) = alloc_counts();
         let start = Instant::now();

@@ -222,6 +222,10 @@ impl Address {
         ranges: &mut Vec<std::ops::Range<usize>>,
         params: &mut Params,
     ) -> bool {
+        if self.is_concrete() {
+            params.values.clear();
+            return self.raw == address;
+        }
         if !self.match_into(address, ranges) {
             params.values.clear();
             return false;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -35,12 +36,84 @@ fn encode_message<T: Serialize + ?Sized>(
     value: &T,
     headers: Headers,
 ) -> Result<OutgoingMessage> {
-    let payload = crate::codec::encode(content_type, value)?;
-    let mut message = OutgoingMessage::new(address, payload).with_headers(headers);
-    if message.headers.get(names::CONTENT_TYPE).is_none() {
-        message.headers.insert(names::CONTENT_TYPE, content_type);
+    let payload = encode_payload(content_type, value)?;
+    let mut headers = headers;
+    if headers.get(names::CONTENT_TYPE).is_none() {
+        match static_content_type(content_type) {
+            Some(ct) => headers.append_static(names::CONTENT_TYPE, ct),
+            None => headers.append(names::CONTENT_TYPE, content_type),
+        }
     }
-    Ok(message)
+    Ok(OutgoingMessage {
+        address,
+        payload,
+        headers,
+        ..OutgoingMessage::default()
+    })
+}
+
+/// Set the `content-type` header without allocating for the codecs' own content types.
+fn set_content_type(headers: &mut Headers, content_type: &str) {
+    match static_content_type(content_type) {
+        Some(ct) => headers.insert_static(names::CONTENT_TYPE, ct),
+        None => headers.insert(names::CONTENT_TYPE, content_type),
+    }
+}
+
+/// The `&'static` copy of a codec's content type.
+fn static_content_type(content_type: &str) -> Option<&'static str> {
+    use crate::codec::{Binary, Codec, Json, Text};
+    [
+        Json::CONTENT_TYPE,
+        Text::CONTENT_TYPE,
+        Binary::CONTENT_TYPE,
+        "application/msgpack",
+        "application/cbor",
+    ]
+    .into_iter()
+    .find(|ct| *ct == content_type)
+}
+
+/// Size of the per-thread chunks JSON payloads are encoded into.
+const ENCODE_CHUNK: usize = 8 * 1024;
+
+thread_local! {
+    /// Per-thread JSON encode buffer: each payload is split off it, so consecutive payloads
+    /// share one allocation (freed when the last of them is dropped) instead of allocating a
+    /// vector and a `Bytes` header each.
+    static ENCODE_BUFFER: std::cell::RefCell<BytesMut> =
+        std::cell::RefCell::new(BytesMut::with_capacity(ENCODE_CHUNK));
+}
+
+/// Encode `value` by `content_type`; JSON goes through the per-thread encode buffer.
+fn encode_payload<T: Serialize + ?Sized>(content_type: &str, value: &T) -> Result<Bytes> {
+    if content_type != crate::codec::DEFAULT_CONTENT_TYPE
+        && crate::codec::kind_of(content_type) != Some(crate::codec::Kind::Json)
+    {
+        return crate::codec::encode(content_type, value);
+    }
+    let encoded = ENCODE_BUFFER.try_with(|cell| {
+        // Re-entered (a `Serialize` impl that publishes) or being torn down: plain encode.
+        let mut buf = cell.try_borrow_mut().ok()?;
+        if buf.capacity() == buf.len() {
+            // Nothing left in this chunk: start the next one at full size.
+            buf.reserve(ENCODE_CHUNK);
+        }
+        Some(match serde_json::to_writer((&mut *buf).writer(), value) {
+            Ok(()) => Ok(buf.split().freeze()),
+            Err(e) => {
+                buf.clear();
+                Err(crate::Error::Codec {
+                    content_type: crate::codec::DEFAULT_CONTENT_TYPE.into(),
+                    message: e.to_string(),
+                })
+            }
+        })
+    });
+    match encoded {
+        Ok(Some(result)) => result,
+        _ => crate::codec::encode(content_type, value),
+    }
 }
 
 /// Where a typed publisher sends: straight to a connection, or through a handler's
@@ -100,8 +173,9 @@ pub async fn request<C: RequestReply, T: Serialize + ?Sized, R: DeserializeOwned
     value: &T,
     timeout: Duration,
 ) -> Result<R> {
-    let payload = crate::codec::encode(content_type, value)?;
-    let message = OutgoingMessage::new(address, payload).content_type(content_type);
+    let payload = encode_payload(content_type, value)?;
+    let mut message = OutgoingMessage::new(address, payload);
+    set_content_type(&mut message.headers, content_type);
     let reply = conn.request(message, timeout).await?;
     let ct = reply
         .headers

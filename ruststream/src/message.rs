@@ -1,6 +1,7 @@
 //! Messages: headers, the outgoing message handed to a [`Publisher`](crate::Publisher) and the
 //! [`IncomingMessage`] trait every broker's delivered message implements.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use bytes::Bytes;
@@ -19,31 +20,57 @@ pub mod names {
     pub const TRACESTATE: &str = "tracestate";
 }
 
+/// Header text: a `&'static str` (no allocation) or an owned `String`.
+type Text = Cow<'static, str>;
+
 /// Ordered message headers: UTF-8 names and values, duplicates allowed, order kept.
 ///
 /// Lookups are case-sensitive; brokers keep names byte-exact.
+///
+/// The first entry is stored inline, and names and values may be `&'static str`
+/// ([`insert_static`](Headers::insert_static)), so the common single `content-type` header of a
+/// typed publish does not allocate.
 #[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Headers {
-    entries: Vec<(String, String)>,
+    /// The first entry; `None` only when `rest` is empty too.
+    first: Option<(Text, Text)>,
+    rest: Vec<(Text, Text)>,
+}
+
+/// `dst = src.clone()`, reusing `dst`'s allocation and copying a static string by pointer.
+#[inline]
+fn clone_text(dst: &mut Text, src: &Text) {
+    match (dst, src) {
+        (Cow::Borrowed(d), Cow::Borrowed(s)) => *d = s,
+        (Cow::Owned(d), Cow::Owned(s)) => d.clone_from(s),
+        (d, s) => *d = s.clone(),
+    }
 }
 
 impl Clone for Headers {
     fn clone(&self) -> Self {
         Headers {
-            entries: self.entries.clone(),
+            first: self.first.clone(),
+            rest: self.rest.clone(),
         }
     }
 
     /// Reuses this value's allocations (the router refills per-worker headers this way).
     fn clone_from(&mut self, source: &Self) {
-        self.entries.truncate(source.entries.len());
-        let reused = self.entries.len();
-        for ((k, v), (sk, sv)) in self.entries.iter_mut().zip(&source.entries) {
-            k.clone_from(sk);
-            v.clone_from(sv);
+        match (&mut self.first, &source.first) {
+            (Some((k, v)), Some((sk, sv))) => {
+                clone_text(k, sk);
+                clone_text(v, sv);
+            }
+            (dst, src) => dst.clone_from(src),
         }
-        self.entries
-            .extend(source.entries[reused..].iter().cloned());
+        self.rest.truncate(source.rest.len());
+        let reused = self.rest.len();
+        for ((k, v), (sk, sv)) in self.rest.iter_mut().zip(&source.rest) {
+            clone_text(k, sk);
+            clone_text(v, sv);
+        }
+        self.rest.extend(source.rest[reused..].iter().cloned());
     }
 }
 
@@ -51,84 +78,121 @@ impl Headers {
     /// Empty headers (does not allocate).
     pub const fn new() -> Self {
         Headers {
-            entries: Vec::new(),
+            first: None,
+            rest: Vec::new(),
         }
     }
 
     /// Empty headers with room for `n` entries.
     pub fn with_capacity(n: usize) -> Self {
         Headers {
-            entries: Vec::with_capacity(n),
+            first: None,
+            rest: Vec::with_capacity(n.saturating_sub(1)),
         }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &(Text, Text)> {
+        self.first.iter().chain(&self.rest)
     }
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
+        let (k, v) = self.first.as_ref()?;
+        if k == name {
+            return Some(v);
+        }
+        self.rest
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// All values of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries
-            .iter()
+        self.entries()
             .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Replace every value of `name` with `value`.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
-        self.entries.retain(|(k, _)| *k != name);
-        self.entries.push((name, value.into()));
+        self.remove_all(&name);
+        self.push(Cow::Owned(name), Cow::Owned(value.into()));
+    }
+
+    /// [`insert`](Headers::insert) for a static name and value: does not copy them.
+    pub fn insert_static(&mut self, name: &'static str, value: &'static str) {
+        self.remove_all(name);
+        self.push(Cow::Borrowed(name), Cow::Borrowed(value));
     }
 
     /// Add a value for `name`, keeping existing ones.
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.entries.push((name.into(), value.into()));
+        self.push(Cow::Owned(name.into()), Cow::Owned(value.into()));
+    }
+
+    /// [`append`](Headers::append) for a static name and value: does not copy them.
+    pub fn append_static(&mut self, name: &'static str, value: &'static str) {
+        self.push(Cow::Borrowed(name), Cow::Borrowed(value));
+    }
+
+    fn push(&mut self, name: Text, value: Text) {
+        if self.first.is_none() {
+            self.first = Some((name, value));
+        } else {
+            self.rest.push((name, value));
+        }
     }
 
     /// Remove every value of `name`; returns the first removed value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        let mut first = None;
+        self.remove_all(name).map(Cow::into_owned)
+    }
+
+    fn remove_all(&mut self, name: &str) -> Option<Text> {
+        let mut removed = None;
+        if self.first.as_ref().is_some_and(|(k, _)| k == name) {
+            removed = self.first.take().map(|(_, v)| v);
+        }
         let mut i = 0;
-        while i < self.entries.len() {
-            if self.entries[i].0 == name {
-                let (_, v) = self.entries.remove(i);
-                first.get_or_insert(v);
+        while i < self.rest.len() {
+            if self.rest[i].0 == name {
+                let (_, v) = self.rest.remove(i);
+                removed.get_or_insert(v);
             } else {
                 i += 1;
             }
         }
-        first
+        if self.first.is_none() && !self.rest.is_empty() {
+            self.first = Some(self.rest.remove(0));
+        }
+        removed
     }
 
     /// Number of entries (duplicates counted).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        usize::from(self.first.is_some()) + self.rest.len()
     }
 
     /// True when there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.first.is_none()
     }
 
     /// Iterate `(name, value)` pairs in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Headers {
-            entries: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+        let mut headers = Headers::new();
+        for (k, v) in iter {
+            headers.append(k, v);
         }
+        headers
     }
 }
 
@@ -254,5 +318,40 @@ mod tests {
         assert_eq!(h, long);
         h.clone_from(&Headers::new());
         assert!(h.is_empty());
+        let mut s = Headers::new();
+        s.insert_static("content-type", "application/json");
+        h.clone_from(&s);
+        assert_eq!(h, short);
+        h.clone_from(&long);
+        assert_eq!(h, long);
+    }
+
+    #[test]
+    fn order_duplicates_and_removal_across_inline_and_spilled_entries() {
+        let mut h: Headers = [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4")]
+            .into_iter()
+            .collect();
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.get("a"), Some("1"));
+        assert_eq!(h.get_all("a").collect::<Vec<_>>(), ["1", "3"]);
+        assert_eq!(h.remove("a").as_deref(), Some("1"));
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("b", "2"), ("c", "4")]);
+        h.insert_static("b", "5");
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("c", "4"), ("b", "5")]);
+        h.append_static("c", "6");
+        h.insert("d", String::from("7"));
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("c", "4"), ("b", "5"), ("c", "6"), ("d", "7")]
+        );
+        assert_eq!(h.remove("c").as_deref(), Some("4"));
+        assert_eq!(h.remove("x"), None);
+        assert_eq!(h.remove("b").as_deref(), Some("5"));
+        assert_eq!(h.remove("d").as_deref(), Some("7"));
+        assert!(h.is_empty());
+        assert_eq!(h.len(), 0);
+        assert_eq!(h, Headers::new());
+        h.append("e", "8");
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("e", "8")]);
     }
 }

@@ -62,10 +62,10 @@ impl Inner {
         })
     }
 
-    pub(crate) fn record_settlement(&self, env: &Envelope, outcome: Settled) {
+    pub(crate) fn record_settlement(&self, env: &Envelope, target: &Target, outcome: Settled) {
         if let Some(rec) = &self.recording {
             lock(rec).settlements.push(Settlement {
-                address: env.data.address.to_string(),
+                address: env.address(target).to_owned(),
                 attempt: env.attempt,
                 correlation_id: env.data.correlation_id.clone(),
                 payload: env.data.payload.clone(),
@@ -183,6 +183,7 @@ impl MemoryConnection {
             options.durable.clone(),
             options.dead_letter.clone(),
             self.inner.config.buffer,
+            self.inner.config.record,
             Arc::downgrade(&self.inner),
         ));
         targets.push(Arc::clone(&t));
@@ -230,20 +231,27 @@ impl Publisher for MemoryConnection {
         // allocate a vector (collecting an empty iterator does not allocate).
         let (first, rest): (Arc<Target>, Vec<Arc<Target>>) = {
             let targets = self.inner.targets.read().unwrap_or_else(|e| e.into_inner());
-            let mut matching = targets.iter().filter(|t| t.template.matches(&address));
+            let mut matching = targets.iter().filter(|t| t.matches(&address));
             match matching.next() {
                 Some(first) => (Arc::clone(first), matching.cloned().collect()),
                 None => return Ok(()),
             }
         };
-        let data = Arc::new(Data {
+        // A concrete template matches only its own text: the address need not be kept.
+        let address = (!first.concrete || rest.iter().any(|t| !t.concrete)).then_some(address);
+        let data = Data {
             address,
             payload,
             headers,
             reply_to,
             correlation_id,
             key,
-        });
+        };
+        let data = Arc::new(data);
+        if rest.is_empty() {
+            let env = Envelope { data, attempt: 1 };
+            return first.offer(env, &self.conn.closed).await;
+        }
         for t in std::iter::once(first).chain(rest) {
             t.offer(
                 Envelope {
@@ -287,10 +295,13 @@ impl Stream for MemorySubscription {
             return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
         }
         if let Some(env) = st.buffer.pop_front() {
-            // Publishers wait only while a buffer is full: wake them when this pop made room.
-            let was_full = st.buffer.len() + 1 >= this.target.capacity;
+            // Publishers wait only while a buffer is full. Wake them once the buffer has drained
+            // to half its capacity, not on every pop: a waiting publisher then refills half a
+            // buffer per wake-up instead of one message (the buffer shrinks one message per
+            // pop, so a buffer drained from full always passes through that mark).
+            let low = st.buffer.len() == this.target.capacity / 2;
             drop(st);
-            if was_full {
+            if low {
                 this.target.space.notify_waiters();
             }
             return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));

@@ -14,87 +14,96 @@ use crate::{Headers, IncomingMessage, OutgoingMessage, Publisher, Result};
 /// deadline passed.
 #[derive(Debug)]
 pub struct MemoryMessage {
-    env: Envelope,
+    /// `None` only once settled.
+    env: Option<Envelope>,
     target: Arc<Target>,
-    settled: bool,
 }
 
 impl MemoryMessage {
     pub(crate) fn new(env: Envelope, target: Arc<Target>) -> Self {
         MemoryMessage {
-            env,
+            env: Some(env),
             target,
-            settled: false,
         }
     }
 
-    fn record(&self, outcome: Settled) {
-        if let Some(inner) = self.target.inner.upgrade() {
-            inner.record_settlement(&self.env, outcome);
+    fn env(&self) -> &Envelope {
+        self.env
+            .as_ref()
+            .expect("an unsettled message has its envelope")
+    }
+
+    /// Settle: record `outcome` and take the envelope.
+    fn settle(&mut self, outcome: Settled) -> Option<Envelope> {
+        let env = self.env.take()?;
+        if self.target.record
+            && let Some(inner) = self.target.inner.upgrade()
+        {
+            inner.record_settlement(&env, &self.target, outcome);
         }
+        Some(env)
     }
 }
 
 impl Drop for MemoryMessage {
     fn drop(&mut self) {
-        if !self.settled {
-            self.record(Settled::Dropped);
-            self.target.requeue(self.env.next_attempt());
+        if let Some(env) = self.settle(Settled::Dropped) {
+            self.target.requeue(env.next_attempt());
         }
     }
 }
 
 impl IncomingMessage for MemoryMessage {
     fn payload(&self) -> &[u8] {
-        &self.env.data.payload
+        &self.env().data.payload
     }
     fn headers(&self) -> &Headers {
-        &self.env.data.headers
+        &self.env().data.headers
     }
     fn address(&self) -> &str {
-        &self.env.data.address
+        self.env().address(&self.target)
     }
     fn reply_to(&self) -> Option<&str> {
-        self.env.data.reply_to.as_deref()
+        self.env().data.reply_to.as_deref()
     }
     fn correlation_id(&self) -> Option<&str> {
-        self.env.data.correlation_id.as_deref()
+        self.env().data.correlation_id.as_deref()
     }
     fn key(&self) -> Option<&[u8]> {
-        self.env.data.key.as_deref()
+        self.env().data.key.as_deref()
     }
     fn attempt(&self) -> u32 {
-        self.env.attempt
+        self.env().attempt
     }
 
     async fn ack(mut self) -> Result<()> {
-        self.settled = true;
-        self.record(Settled::Acked);
+        self.settle(Settled::Acked);
         Ok(())
     }
 
     async fn nack(mut self, requeue: bool) -> Result<()> {
-        self.settled = true;
-        self.record(Settled::Nacked { requeue });
-        if requeue {
-            self.target.requeue(self.env.next_attempt());
+        if let Some(env) = self.settle(Settled::Nacked { requeue })
+            && requeue
+        {
+            self.target.requeue(env.next_attempt());
         }
         Ok(())
     }
 
     async fn reject(mut self) -> Result<()> {
-        self.settled = true;
         let dead_letter = self.target.dead_letter.clone();
-        self.record(Settled::Rejected {
+        let Some(env) = self.settle(Settled::Rejected {
             dead_lettered: dead_letter.is_some(),
-        });
+        }) else {
+            return Ok(());
+        };
         let (Some(dl), Some(inner)) = (dead_letter, self.target.inner.upgrade()) else {
             return Ok(());
         };
-        let data = &self.env.data;
+        let data = &env.data;
         let mut out = OutgoingMessage::new(dl, data.payload.clone())
             .with_headers(data.headers.clone())
-            .header(ORIGINAL_ADDRESS_HEADER, &*data.address);
+            .header(ORIGINAL_ADDRESS_HEADER, env.address(&self.target));
         out.key = data.key.clone();
         out.reply_to = data.reply_to.clone();
         out.correlation_id = data.correlation_id.clone();
@@ -106,10 +115,11 @@ impl IncomingMessage for MemoryMessage {
 
 impl DelayedRedelivery for MemoryMessage {
     async fn nack_with_delay(mut self, delay: Duration) -> Result<()> {
-        self.settled = true;
-        self.record(Settled::NackedWithDelay(delay));
+        let Some(env) = self.settle(Settled::NackedWithDelay(delay)) else {
+            return Ok(());
+        };
         let target = Arc::clone(&self.target);
-        let env = self.env.next_attempt();
+        let env = env.next_attempt();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             target.requeue(env);

@@ -20,7 +20,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The immutable part of a published message, shared by every delivery.
 #[derive(Debug)]
 pub(crate) struct Data {
-    pub(crate) address: String,
+    /// The concrete address; `None` when it is the (concrete) template of every target the
+    /// message went to, so the publisher's `String` need not travel with the message.
+    pub(crate) address: Option<String>,
     pub(crate) payload: Bytes,
     pub(crate) headers: Headers,
     pub(crate) reply_to: Option<String>,
@@ -29,18 +31,27 @@ pub(crate) struct Data {
 }
 
 /// One delivery of a message.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Envelope {
     pub(crate) data: Arc<Data>,
     pub(crate) attempt: u32,
 }
 
 impl Envelope {
-    pub(crate) fn next_attempt(&self) -> Envelope {
+    /// The same message for its next delivery attempt.
+    pub(crate) fn next_attempt(self) -> Envelope {
         Envelope {
-            data: Arc::clone(&self.data),
+            data: self.data,
             attempt: self.attempt.saturating_add(1),
         }
+    }
+
+    /// The concrete address, when queued to `target`.
+    pub(crate) fn address<'a>(&'a self, target: &'a Target) -> &'a str {
+        self.data
+            .address
+            .as_deref()
+            .unwrap_or_else(|| target.template.as_str())
     }
 }
 
@@ -95,10 +106,14 @@ pub(crate) struct TargetState {
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) template: Address,
+    /// The template has no parameters: it matches only its own text.
+    pub(crate) concrete: bool,
     pub(crate) group: Option<String>,
     pub(crate) durable: Option<String>,
     pub(crate) dead_letter: Option<String>,
     pub(crate) capacity: usize,
+    /// The broker records settlements ([`MemoryConfig::record`](super::MemoryConfig::record)).
+    pub(crate) record: bool,
     pub(crate) state: Mutex<TargetState>,
     /// Publishers waiting for buffer space.
     pub(crate) space: Notify,
@@ -112,17 +127,29 @@ impl Target {
         durable: Option<String>,
         dead_letter: Option<String>,
         capacity: usize,
+        record: bool,
         inner: Weak<Inner>,
     ) -> Self {
         Target {
+            concrete: template.is_concrete(),
             template,
             group,
             durable,
             dead_letter,
             capacity: capacity.max(1),
+            record,
             state: Mutex::new(TargetState::default()),
             space: Notify::new(),
             inner,
+        }
+    }
+
+    /// Whether a message published to `address` goes here.
+    pub(crate) fn matches(&self, address: &str) -> bool {
+        if self.concrete {
+            self.template.as_str() == address
+        } else {
+            self.template.matches(address)
         }
     }
 
@@ -183,7 +210,7 @@ impl Target {
     pub(crate) fn requeue(&self, env: Envelope) {
         let mut st = lock(&self.state);
         if st.closed {
-            tracing::debug!(address = %env.data.address, "subscription gone; requeued message dropped");
+            tracing::debug!(address = %env.address(self), "subscription gone; requeued message dropped");
             return;
         }
         let n = st.members.len();

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::future::{Either, Ready, ready};
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -41,6 +41,17 @@ pub(crate) trait Invoke<C: Connection>: Send + Sync + 'static {
     fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut;
 }
 
+/// [`crate::codec::decode`], straight to JSON for the default content type (skipping the
+/// content-type parsing on the common path).
+fn decode<T: DeserializeOwned>(content_type: &str, payload: &[u8]) -> crate::Result<T> {
+    use crate::codec::Codec;
+    if content_type == crate::codec::DEFAULT_CONTENT_TYPE {
+        crate::codec::Json::decode(payload)
+    } else {
+        crate::codec::decode(content_type, payload)
+    }
+}
+
 fn decode_error(e: crate::Error) -> HandlerError {
     HandlerError::with_kind(FailureKind::Decode, e)
 }
@@ -61,7 +72,7 @@ where
     type Fut = Either<Fut, Ready<Result<(), HandlerError>>>;
 
     fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut {
-        match crate::codec::decode::<T>(content_type, payload) {
+        match decode::<T>(content_type, payload) {
             Ok(value) => Either::Left((self.handler)(value, ctx)),
             Err(e) => Either::Right(ready(Err(decode_error(e)))),
         }
@@ -195,7 +206,99 @@ async fn unless_stopped<F: Future, S: Future<Output = Instant>>(
     .await
 }
 
-type SharedSubscription<C> = Arc<Mutex<Option<<C as crate::Subscriber>::Subscription>>>;
+/// A route's subscription, shared by its workers: one worker at a time takes it out to wait
+/// for the next message and puts it back before handling that message. A plain mutex guards
+/// only the take and the put (never held across an `.await`); workers that find it out wait
+/// for its return. Whoever holds it after the stop signal drops it (unsubscribes): the
+/// supervisor when it is in its slot, else the worker that has it out.
+struct SharedSubscription<S> {
+    slot: std::sync::Mutex<Slot<S>>,
+    /// Signalled when the subscription is put back (only with more than one worker).
+    returned: Notify,
+    /// More than one worker shares it.
+    shared: bool,
+}
+
+enum Slot<S> {
+    /// In its slot, free to take.
+    Here(S),
+    /// Taken by a worker waiting for a message.
+    Out,
+    /// Unsubscribed (stopped, or the stream ended).
+    Gone,
+}
+
+impl<S> SharedSubscription<S> {
+    fn new(sub: S, workers: usize) -> Self {
+        SharedSubscription {
+            slot: std::sync::Mutex::new(Slot::Here(sub)),
+            returned: Notify::new(),
+            shared: workers > 1,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot<S>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take the subscription out, waiting while another worker has it; `None` when it is gone
+    /// or the stop signal came.
+    async fn take<F: Future<Output = Instant>>(
+        &self,
+        stop: &watch::Receiver<Option<Instant>>,
+        mut stop_fut: Pin<&mut F>,
+    ) -> Option<S> {
+        loop {
+            let returned = self.returned.notified();
+            {
+                let mut slot = self.lock();
+                match std::mem::replace(&mut *slot, Slot::Out) {
+                    Slot::Here(s) => return Some(s),
+                    Slot::Out => {}
+                    Slot::Gone => {
+                        *slot = Slot::Gone;
+                        return None;
+                    }
+                }
+            }
+            unless_stopped(stop, stop_fut.as_mut(), returned).await?;
+        }
+    }
+
+    /// Put the subscription back; after the stop signal, drop it instead (unsubscribe).
+    fn put_back(&self, sub: S, stop: &watch::Receiver<Option<Instant>>) {
+        let mut slot = self.lock();
+        if stop.borrow().is_some() {
+            *slot = Slot::Gone;
+            drop(slot);
+            drop(sub);
+            return;
+        }
+        *slot = Slot::Here(sub);
+        drop(slot);
+        if self.shared {
+            self.returned.notify_one();
+        }
+    }
+
+    /// Unsubscribe now if the subscription is in its slot (after the stop signal).
+    fn unsubscribe(&self) {
+        let taken = {
+            let mut slot = self.lock();
+            if matches!(*slot, Slot::Out) {
+                return;
+            }
+            std::mem::replace(&mut *slot, Slot::Gone)
+        };
+        drop(taken);
+    }
+
+    /// The stream ended: nobody takes it again.
+    fn end(&self) {
+        *self.lock() = Slot::Gone;
+        self.returned.notify_waiters();
+    }
+}
 
 /// Run a route: `concurrency` workers, then drain them by the deadline on stop.
 pub(crate) async fn supervise<C: Connection, H: Invoke<C>>(
@@ -208,7 +311,7 @@ pub(crate) async fn supervise<C: Connection, H: Invoke<C>>(
         mut stop,
         ..
     } = args;
-    let sub: SharedSubscription<C> = Arc::new(Mutex::new(Some(sub)));
+    let sub = Arc::new(SharedSubscription::new(sub, rt.route.concurrency));
     let mut workers = JoinSet::new();
     for _ in 0..rt.route.concurrency {
         workers.spawn(worker::<C, H>(
@@ -237,11 +340,9 @@ pub(crate) async fn supervise<C: Connection, H: Invoke<C>>(
     let Some(deadline) = deadline else {
         return report;
     };
-    // Stop taking new messages: unsubscribe (idle workers have seen the stop and let go).
-    let unsubscribe = async { sub.lock().await.take() };
-    if let Ok(s) = tokio::time::timeout_at(deadline, unsubscribe).await {
-        drop(s);
-    }
+    // Stop taking new messages: unsubscribe (a worker waiting for a message with the
+    // subscription out drops it itself on seeing the stop).
+    sub.unsubscribe();
     let finished = {
         let drain = async {
             while let Some(r) = workers.join_next().await {
@@ -324,7 +425,7 @@ impl Scratch {
 async fn worker<C: Connection, H: Invoke<C>>(
     rt: Arc<RouteRuntime<H>>,
     conn: C,
-    sub: SharedSubscription<C>,
+    sub: Arc<SharedSubscription<C::Subscription>>,
     stop: watch::Receiver<Option<Instant>>,
 ) -> bool {
     let mut scratch = Scratch::new(Arc::clone(&rt.name));
@@ -333,25 +434,30 @@ async fn worker<C: Connection, H: Invoke<C>>(
     let mut stop_fut = std::pin::pin!(async move { stopped(&mut stop_rx).await });
     loop {
         let next = {
-            let Some(mut guard) = unless_stopped(&stop, stop_fut.as_mut(), sub.lock()).await else {
+            let Some(mut s) = sub.take(&stop, stop_fut.as_mut()).await else {
                 return false;
             };
-            let Some(s) = guard.as_mut() else {
-                return false;
-            };
+            // Stopped while waiting: `s` is dropped here (unsubscribed).
             let Some(m) = unless_stopped(&stop, stop_fut.as_mut(), s.next()).await else {
                 return false;
             };
+            let Some(m) = m else {
+                tracing::debug!(route = %rt.name, "subscription ended");
+                sub.end();
+                drop(s);
+                return false;
+            };
+            sub.put_back(s, &stop);
             m
         };
         match next {
-            Some(Ok(msg)) => {
+            Ok(msg) => {
                 process(&rt, &conn, msg, &mut scratch).await;
                 if stop.borrow().is_some() {
                     return true;
                 }
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(route = %rt.name, error = %e, "subscription error");
                 // Do not spin on a failing transport.
                 let pause = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE);
@@ -361,10 +467,6 @@ async fn worker<C: Connection, H: Invoke<C>>(
                 {
                     return false;
                 }
-            }
-            None => {
-                tracing::debug!(route = %rt.name, "subscription ended");
-                return false;
             }
         }
     }
