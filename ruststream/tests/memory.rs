@@ -561,3 +561,111 @@ async fn connections_from_clones_of_a_broker_share_it() {
     );
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn concrete_and_wildcard_subscriptions_see_the_published_address() {
+    let c = conn().await;
+    let mut exact = c
+        .subscribe(&addr("orders.eu"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let mut dead = c
+        .subscribe(&addr("dead"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let mut rejecting = c
+        .subscribe(
+            &addr("orders.eu"),
+            SubscribeOptions::new().dead_letter("dead"),
+        )
+        .await
+        .unwrap();
+    // Only concrete subscriptions match: the broker need not keep the address.
+    c.publish(OutgoingMessage::new("orders.eu", "1"))
+        .await
+        .unwrap();
+    let m = next(&mut exact).await;
+    assert_eq!(m.address(), "orders.eu");
+    m.nack(true).await.unwrap();
+    let m = next(&mut exact).await;
+    assert_eq!((m.address(), m.attempt()), ("orders.eu", 2));
+    m.ack().await.unwrap();
+    let r = next(&mut rejecting).await;
+    assert_eq!(r.address(), "orders.eu");
+    r.reject().await.unwrap();
+    let d = next(&mut dead).await;
+    assert_eq!(d.address(), "dead");
+    assert_eq!(
+        d.headers().get(ruststream::memory::ORIGINAL_ADDRESS_HEADER),
+        Some("orders.eu")
+    );
+    d.ack().await.unwrap();
+    // A concrete and a wildcard subscription matching the same message.
+    let mut wild = c
+        .subscribe(&addr("orders.{region}"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    c.publish(OutgoingMessage::new("orders.eu", "2"))
+        .await
+        .unwrap();
+    for s in [&mut exact, &mut wild, &mut rejecting] {
+        let m = next(s).await;
+        assert_eq!((m.address(), m.payload()), ("orders.eu", &b"2"[..]));
+        m.ack().await.unwrap();
+    }
+    let settled: Vec<_> = c
+        .settlements()
+        .into_iter()
+        .map(|s| (s.address, s.attempt, s.outcome))
+        .collect();
+    assert_eq!(
+        settled[..4],
+        [
+            ("orders.eu".to_owned(), 1, Settled::Nacked { requeue: true }),
+            ("orders.eu".to_owned(), 2, Settled::Acked),
+            (
+                "orders.eu".to_owned(),
+                1,
+                Settled::Rejected {
+                    dead_lettered: true
+                }
+            ),
+            ("dead".to_owned(), 1, Settled::Acked),
+        ]
+    );
+    assert!(settled[4..].iter().all(|s| s.0 == "orders.eu"));
+}
+
+#[tokio::test]
+async fn a_publisher_waiting_on_a_full_buffer_is_woken_as_it_drains() {
+    // Waiting publishers are woken when the buffer has drained to half, not on every pop:
+    // whatever the pace of the consumer, every message arrives, in order.
+    for capacity in [1, 2, 3, 8] {
+        let c = conn_with(MemoryConfig::new().buffer(capacity)).await;
+        let mut sub = c
+            .subscribe(&addr("w"), SubscribeOptions::new())
+            .await
+            .unwrap();
+        let c2 = c.clone();
+        let publisher = tokio::spawn(async move {
+            for i in 0..50u32 {
+                c2.publish(OutgoingMessage::new("w", i.to_string()))
+                    .await
+                    .unwrap();
+            }
+        });
+        for i in 0..50u32 {
+            assert!(sub.queued() <= capacity);
+            let m = next(&mut sub).await;
+            assert_eq!(m.payload(), i.to_string().as_bytes(), "capacity {capacity}");
+            m.ack().await.unwrap();
+            if i % 7 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tokio::time::timeout(WAIT, publisher)
+            .await
+            .expect("publisher finished")
+            .unwrap();
+    }
+}
