@@ -50,12 +50,15 @@ async fn framework_round(url: &str, n: u64) -> BenchResult<f64> {
         ruststream::Publisher::flush(client.connection()).await?;
         Ok::<_, crate::BenchError>(())
     });
-    let done = tokio::time::timeout(Duration::from_secs(600), counter.done.notified()).await;
+    let done = handled_all(&counter, n).await;
     let elapsed = start.elapsed();
-    if let Err(e) = publishing.await? {
-        return Err(format!("{e}; router stats: {:?}", running.stats().snapshot()).into());
+    if let Err(e) = publishing.await?.and(done) {
+        return Err(format!(
+            "framework: {e}; router stats: {:?}",
+            running.stats().snapshot()
+        )
+        .into());
     }
-    done.map_err(|_| format!("framework handled {} of {n}", counter.handled()))?;
     running.shutdown(Duration::from_secs(5)).await?;
     ruststream::Connection::shutdown(publisher).await?;
     Ok(n as f64 / elapsed.as_secs_f64())
@@ -70,7 +73,17 @@ async fn baseline_round(url: &str, n: u64) -> BenchResult<f64> {
     let sub_client = connect().await?;
     let pub_client = connect().await?;
     let mut sub = sub_client.subscribe(BASELINE_SUBJECT).await?;
+    // `flush` only writes the socket; the publisher (another connection) must not start before
+    // the server registered the interest, or the first window is dropped and the round stalls.
+    // An echo through a private inbox comes back only after the server handled the SUB.
+    let inbox = sub_client.new_inbox();
+    let mut echo = sub_client.subscribe(inbox.clone()).await?;
+    sub_client.publish(inbox, Bytes::new()).await?;
     sub_client.flush().await?;
+    tokio::time::timeout(STALL, echo.next())
+        .await?
+        .ok_or("baseline: echo subscription closed")?;
+    echo.unsubscribe().await?;
     let payload = Bytes::from(serde_json::to_vec(&sample_event(n as i64))?);
     let counter = Counter::new(n);
     let start = Instant::now();
@@ -99,13 +112,31 @@ async fn baseline_round(url: &str, n: u64) -> BenchResult<f64> {
         }
         Ok::<_, serde_json::Error>(())
     });
-    let done = tokio::time::timeout(Duration::from_secs(600), counter.done.notified()).await;
+    let done = handled_all(&counter, n).await;
     let elapsed = start.elapsed();
-    publishing.await??;
-    done.map_err(|_| format!("baseline handled {} of {n}", counter.handled()))?;
+    publishing.await?.and(done).map_err(|e| format!("baseline: {e}"))?;
     consuming.await??;
     sub_client.drain().await?;
     Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// Wait until all `n` messages were handled. Fails when nothing was handled for [`STALL`]
+/// (core NATS dropped messages) rather than waiting out the round's timeout.
+async fn handled_all(counter: &Counter, n: u64) -> BenchResult<()> {
+    let mut last = counter.handled();
+    loop {
+        if tokio::time::timeout(STALL, counter.done.notified())
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let now = counter.handled();
+        if now == last {
+            return Err(format!("no progress for {STALL:?}: {now} of {n} handled (lost?)").into());
+        }
+        last = now;
+    }
 }
 
 /// A round that hangs (a server restarted under it, …) fails instead.
