@@ -114,7 +114,10 @@ async fn baseline_round(url: &str, n: u64) -> BenchResult<f64> {
     });
     let done = handled_all(&counter, n).await;
     let elapsed = start.elapsed();
-    publishing.await?.and(done).map_err(|e| format!("baseline: {e}"))?;
+    publishing
+        .await?
+        .and(done)
+        .map_err(|e| format!("baseline: {e}"))?;
     consuming.await??;
     sub_client.drain().await?;
     Ok(n as f64 / elapsed.as_secs_f64())
