@@ -45,6 +45,7 @@ pub(crate) struct Inner {
 /// One connection: its shutdown flag and its subscriptions (ended by its shutdown).
 #[derive(Debug)]
 struct Conn {
+    inner: Arc<Inner>,
     id: u64,
     closed: AtomicBool,
     subscriptions: Mutex<Vec<(Weak<Target>, Weak<Member>)>>,
@@ -86,7 +87,8 @@ impl Inner {
 /// durable queues and reply inboxes.
 #[derive(Debug, Clone)]
 pub struct MemoryConnection {
-    inner: Arc<Inner>,
+    /// One `Arc` (the broker is reached through it), so a clone per handled message (the
+    /// router's `Context`) is one reference count, not two.
     conn: Arc<Conn>,
 }
 
@@ -101,8 +103,8 @@ impl MemoryConnection {
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         MemoryConnection {
-            inner,
             conn: Arc::new(Conn {
+                inner,
                 id,
                 closed: AtomicBool::new(false),
                 subscriptions: Mutex::new(Vec::new()),
@@ -118,7 +120,8 @@ impl MemoryConnection {
     /// Number of registered delivery targets of the broker (subscriptions, queue groups,
     /// durable queues).
     pub fn targets(&self) -> usize {
-        self.inner
+        self.conn
+            .inner
             .targets
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -127,7 +130,8 @@ impl MemoryConnection {
 
     /// Every message published so far (empty unless [`MemoryConfig::record`]).
     pub fn published(&self) -> Vec<RecordedMessage> {
-        self.inner
+        self.conn
+            .inner
             .recording
             .as_ref()
             .map(|r| lock(r).published.clone())
@@ -136,7 +140,8 @@ impl MemoryConnection {
 
     /// Every settlement so far (empty unless [`MemoryConfig::record`]).
     pub fn settlements(&self) -> Vec<Settlement> {
-        self.inner
+        self.conn
+            .inner
             .recording
             .as_ref()
             .map(|r| lock(r).settlements.clone())
@@ -152,11 +157,12 @@ impl MemoryConnection {
     }
 
     fn next_id(&self) -> u64 {
-        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        self.conn.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     fn find_or_create_target(&self, address: &Address, options: &SubscribeOptions) -> Arc<Target> {
         let mut targets = self
+            .conn
             .inner
             .targets
             .write()
@@ -182,9 +188,9 @@ impl MemoryConnection {
             options.queue_group.clone(),
             options.durable.clone(),
             options.dead_letter.clone(),
-            self.inner.config.buffer,
-            self.inner.config.record,
-            Arc::downgrade(&self.inner),
+            self.conn.inner.config.buffer,
+            self.conn.inner.config.record,
+            Arc::downgrade(&self.conn.inner),
         ));
         targets.push(Arc::clone(&t));
         t
@@ -211,7 +217,7 @@ impl Publisher for MemoryConnection {
         }
         let correlation_id =
             correlation_id.or_else(|| headers.get(names::CORRELATION_ID).map(str::to_owned));
-        if let Some(rec) = &self.inner.recording {
+        if let Some(rec) = &self.conn.inner.recording {
             lock(rec).published.push(RecordedMessage {
                 address: address.clone(),
                 payload: payload.clone(),
@@ -221,7 +227,7 @@ impl Publisher for MemoryConnection {
             });
         }
         if address.starts_with(INBOX_PREFIX) {
-            let waiter = lock(&self.inner.pending).remove(&address);
+            let waiter = lock(&self.conn.inner.pending).remove(&address);
             if let Some((_, tx)) = waiter {
                 let reply = Reply::new(payload.clone(), headers.clone(), correlation_id.clone());
                 let _ = tx.send(reply);
@@ -230,7 +236,12 @@ impl Publisher for MemoryConnection {
         // The first matching target apart, so the common single-subscriber publish does not
         // allocate a vector (collecting an empty iterator does not allocate).
         let (first, rest): (Arc<Target>, Vec<Arc<Target>>) = {
-            let targets = self.inner.targets.read().unwrap_or_else(|e| e.into_inner());
+            let targets = self
+                .conn
+                .inner
+                .targets
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             let mut matching = targets.iter().filter(|t| t.matches(&address));
             match matching.next() {
                 Some(first) => (Arc::clone(first), matching.cloned().collect()),
@@ -346,7 +357,7 @@ impl Subscriber for MemoryConnection {
                 if self.is_closed() {
                     // Shut down while subscribing: do not hand out a stream that never ends.
                     if target.leave(&member) {
-                        self.inner.unregister(&target);
+                        self.conn.inner.unregister(&target);
                     }
                     member.close();
                     return Err(Error::Closed);
@@ -373,13 +384,14 @@ impl Connection for MemoryConnection {
         for (target, member) in subscriptions {
             if let (Some(target), Some(member)) = (target.upgrade(), member.upgrade()) {
                 if target.leave(&member) {
-                    self.inner.unregister(&target);
+                    self.conn.inner.unregister(&target);
                 }
                 member.close();
             }
         }
         // Publishes of this connection waiting for buffer space end with `Closed`.
         let targets: Vec<Arc<Target>> = self
+            .conn
             .inner
             .targets
             .read()
@@ -389,7 +401,7 @@ impl Connection for MemoryConnection {
             t.space.notify_waiters();
         }
         // Its requests waiting for a reply end with `Closed`.
-        lock(&self.inner.pending).retain(|_, (owner, _)| *owner != self.conn.id);
+        lock(&self.conn.inner.pending).retain(|_, (owner, _)| *owner != self.conn.id);
         Ok(())
     }
 }
@@ -414,16 +426,16 @@ impl RequestReply for MemoryConnection {
         }
         message.reply_to = Some(inbox.clone());
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.pending).insert(inbox.clone(), (self.conn.id, tx));
+        lock(&self.conn.inner.pending).insert(inbox.clone(), (self.conn.id, tx));
         if let Err(e) = self.publish(message).await {
-            lock(&self.inner.pending).remove(&inbox);
+            lock(&self.conn.inner.pending).remove(&inbox);
             return Err(e);
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(Error::Closed),
             Err(_) => {
-                lock(&self.inner.pending).remove(&inbox);
+                lock(&self.conn.inner.pending).remove(&inbox);
                 Err(Error::Timeout(
                     format!("no reply within {timeout:?}").into(),
                 ))

@@ -184,6 +184,17 @@ async fn stopped(rx: &mut watch::Receiver<Option<Instant>>) -> Instant {
     }
 }
 
+/// Whether the stop signal was sent: one atomic load (the signal is sent once, `None` to
+/// `Some(deadline)`, and the workers' receivers never mark it seen), where `borrow` would take
+/// the channel's lock on every message.
+fn is_stopped(stop: &watch::Receiver<Option<Instant>>) -> bool {
+    match stop.has_changed() {
+        Ok(changed) => changed,
+        // The router handle is gone: the value still tells.
+        Err(_) => stop.borrow().is_some(),
+    }
+}
+
 /// Drive `fut` unless the stop signal wins. A stop already signalled is seen (cheaply, through
 /// `stop`) before `fut` is polled, so no new message is taken after it; the worker's pinned
 /// `stop_fut` (created once per worker, not once per message) is polled only while `fut` is
@@ -195,7 +206,7 @@ async fn unless_stopped<F: Future, S: Future<Output = Instant>>(
 ) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
-        if stop.borrow().is_some() {
+        if is_stopped(stop) {
             return Poll::Ready(None);
         }
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
@@ -268,7 +279,7 @@ impl<S> SharedSubscription<S> {
     /// Put the subscription back; after the stop signal, drop it instead (unsubscribe).
     fn put_back(&self, sub: S, stop: &watch::Receiver<Option<Instant>>) {
         let mut slot = self.lock();
-        if stop.borrow().is_some() {
+        if is_stopped(stop) {
             *slot = Slot::Gone;
             drop(slot);
             drop(sub);
@@ -453,7 +464,7 @@ async fn worker<C: Connection, H: Invoke<C>>(
         match next {
             Ok(msg) => {
                 process(&rt, &conn, msg, &mut scratch).await;
-                if stop.borrow().is_some() {
+                if is_stopped(&stop) {
                     return true;
                 }
             }
