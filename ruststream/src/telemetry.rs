@@ -9,8 +9,9 @@
 //! and a new span id whose parent is the handling span. With the `otel` feature,
 //! [`OtelMiddleware`](crate::otel::OtelMiddleware) records these spans and exports them.
 
+use std::cell::Cell;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::Instrument;
@@ -36,36 +37,59 @@ pub struct TraceContext {
     pub sampled: bool,
 }
 
+/// A random, non-zero id: splitmix64 over a per-thread state seeded from the std hasher's
+/// random keys, the thread and the clock (ids must be unique, not unpredictable).
 fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    loop {
+    fn seed() -> u64 {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        std::thread::current().id().hash(&mut hasher);
         if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             hasher.write_u128(now.as_nanos());
         }
-        let value = hasher.finish();
-        if value != 0 {
-            return value;
+        hasher.finish()
+    }
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(seed());
+    }
+    STATE.with(|state| {
+        loop {
+            let x = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state.set(x);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            if z != 0 {
+                return z;
+            }
         }
+    })
+}
+
+/// The value of a lower-case hex digit, or `0xff`.
+const fn nibble(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => 0xff,
     }
 }
 
-fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let bytes = s.as_bytes();
+/// Decode `2 * N` lower-case hex digits.
+fn hex_decode<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     if bytes.len() != N * 2 {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; N];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = (nibble(pair[0]), nibble(pair[1]));
+        bad |= (hi | lo) & 0xf0;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
 
 /// Lower-case hex of some bytes, formatted without allocating.
@@ -106,23 +130,26 @@ impl TraceContext {
     /// for anything the W3C spec says to ignore: wrong lengths, upper-case or non-hex digits,
     /// version `ff`, all-zero ids, or extra fields on version `00`.
     pub fn parse(value: &str) -> Option<Self> {
-        let value = value.trim();
-        let mut parts = value.split('-');
-        let version: [u8; 1] = hex_decode(parts.next()?)?;
-        let trace_id: [u8; 16] = hex_decode(parts.next()?)?;
-        let span_id: [u8; 8] = hex_decode(parts.next()?)?;
-        let flags: [u8; 1] = hex_decode(parts.next()?)?;
-        let rest = parts.next();
-        if version[0] == 0xff || (version[0] == 0 && rest.is_some()) {
+        // 00-<32 hex>-<16 hex>-<2 hex>: fixed positions.
+        let b = value.trim().as_bytes();
+        if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
+        let [version]: [u8; 1] = hex_decode(&b[..2])?;
+        // Version 00 has exactly these fields; later versions may append `-…`.
+        if version == 0xff || (b.len() > 55 && (version == 0 || b[55] != b'-')) {
+            return None;
+        }
+        let trace_id: [u8; 16] = hex_decode(&b[3..35])?;
+        let span_id: [u8; 8] = hex_decode(&b[36..52])?;
+        let [flags]: [u8; 1] = hex_decode(&b[53..55])?;
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
         Some(TraceContext {
             trace_id,
             span_id,
-            sampled: flags[0] & 1 == 1,
+            sampled: flags & 1 == 1,
         })
     }
 
@@ -399,6 +426,11 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00x",
+            "00-4bf92f3577b34da6a3ce929d0e0e47é-00f067aa0ba902b7-01",
         ] {
             assert!(TraceContext::parse(bad).is_none(), "{bad:?} accepted");
         }
@@ -417,6 +449,14 @@ mod tests {
         assert_ne!(root.span_id, child.span_id);
         assert_ne!(root.trace_id, TraceContext::new_root().trace_id);
         assert_eq!(TraceContext::parse(&child.to_traceparent()), Some(child));
+        let mut ids: std::collections::HashSet<[u8; 8]> =
+            (0..10_000).map(|_| root.child().span_id).collect();
+        let other: Vec<[u8; 8]> =
+            std::thread::spawn(move || (0..10_000).map(|_| root.child().span_id).collect())
+                .join()
+                .unwrap();
+        ids.extend(other);
+        assert_eq!(ids.len(), 20_000, "span ids repeat");
     }
 
     #[tokio::test]

@@ -10,25 +10,28 @@ use super::{Metrics, OperationMetrics};
 use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next, PublishInfo};
 use crate::{OutgoingMessage, Publisher, Result};
 
-fn operation_of(
+/// Run `f` with the metric handles of `operation`, resolving them once per operation (the
+/// steady state is one read lock and one lookup, no clone).
+fn with_operation(
     cache: &RwLock<HashMap<String, OperationMetrics>>,
     metrics: &Metrics,
     broker: &str,
     operation: &str,
-) -> OperationMetrics {
+    f: impl FnOnce(&OperationMetrics),
+) {
     if let Some(op) = cache
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(operation)
     {
-        return op.clone();
+        return f(op);
     }
     let op = metrics.operation(broker, operation);
+    f(&op);
     cache
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(operation.to_owned(), op.clone());
-    op
+        .insert(operation.to_owned(), op);
 }
 
 /// Router middleware recording, per route, the handler duration histogram and the publishes
@@ -62,15 +65,30 @@ impl Middleware for MetricsMiddleware {
         Box::pin(async move {
             let started = Instant::now();
             let result = next.run(info).await;
-            operation_of(&self.routes, &self.metrics, &self.broker, info.route)
-                .handler_took(started.elapsed());
+            let took = started.elapsed();
+            with_operation(
+                &self.routes,
+                &self.metrics,
+                &self.broker,
+                info.route,
+                |op| {
+                    op.handler_took(took);
+                },
+            );
             result
         })
     }
 
     fn published(&self, info: &PublishInfo<'_>) {
-        operation_of(&self.routes, &self.metrics, &self.broker, info.route)
-            .published(info.result.is_ok(), info.elapsed);
+        with_operation(
+            &self.routes,
+            &self.metrics,
+            &self.broker,
+            info.route,
+            |op| {
+                op.published(info.result.is_ok(), info.elapsed);
+            },
+        );
     }
 }
 
