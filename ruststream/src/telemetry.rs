@@ -7,7 +7,7 @@
 //! [`scope`] with it. Every publish made inside that scope through the handler's context,
 //! [`inject_current`] or a [`Traced`] connection carries a `traceparent` with the same trace id
 //! and a new span id whose parent is the handling span. With the `otel` feature,
-//! [`OtelMiddleware`](crate::otel::OtelMiddleware) records these spans and exports them.
+//! `ruststream::otel::OtelMiddleware` records these spans and exports them.
 
 use std::cell::Cell;
 use std::future::Future;

@@ -12,6 +12,11 @@
 //! - no command — run the app's [demo](App::demo) if it has one (start, run the demo against
 //!   the live connection, shut down), else `run`.
 //!
+//! Every handled message goes through the telemetry middleware (a `tracing` span, `traceparent`
+//! on the handler's publishes) and the metrics middleware unless switched off with
+//! [`App::telemetry`] / [`App::metrics`]; with the `otel` feature, `App::otel` records and
+//! exports OpenTelemetry spans (module `ruststream::otel`).
+//!
 //! ```no_run
 //! use ruststream::app::App;
 //! use ruststream::memory::MemoryBroker;
@@ -113,7 +118,7 @@ impl<B: Broker> App<B> {
     /// Whether to run the telemetry middleware (on by default): a `tracing` span per handled
     /// message and a `traceparent` continuing the trace on each publish the handler makes
     /// ([`TelemetryMiddleware`]). Off, publishes carry the consumed message's `traceparent`
-    /// unchanged. An [`otel`](Self::otel) pipeline keeps it on (spans need it).
+    /// unchanged. An `otel` pipeline (feature `otel`) keeps it on (spans need it).
     pub fn telemetry(mut self, enabled: bool) -> Self {
         self.telemetry = enabled;
         self

@@ -184,17 +184,24 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> std::io::Result<R
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("bad status line"))?;
-    let content_length = lines.find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())
-            .flatten()
-    });
+    let mut content_length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = value.trim().parse::<usize>().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.to_ascii_lowercase().contains("chunked");
+        }
+    }
     let mut body = buf.split_off(head_end);
     let want = content_length.unwrap_or(usize::MAX).min(MAX_RESPONSE);
-    // Without a length the server closes the connection (we asked it to) after the body.
-    while body.len() < want {
+    // Without a length the body ends with the last chunk, or when the server closes the
+    // connection (we asked it to).
+    while body.len() < want && !(chunked && body.ends_with(b"0\r\n\r\n")) {
         stream.set_read_timeout(Some(remaining(deadline)?))?;
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
@@ -218,6 +225,58 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_chunked_answer_ends_at_its_last_chunk() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = HttpUrl::parse(&format!(
+            "http://{}/v1/traces",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let (done, client_returned) = mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.ends_with(b"{}") {
+                let n = stream.read(&mut chunk).unwrap();
+                request.extend_from_slice(&chunk[..n]);
+            }
+            stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                )
+                .unwrap();
+            // Keep the connection open until the client is done (or give up after a while,
+            // which fails the test).
+            let returned = client_returned
+                .recv_timeout(Duration::from_secs(30))
+                .is_ok();
+            drop(stream);
+            (String::from_utf8(request).unwrap(), returned)
+        });
+        let response = post(
+            &url,
+            "application/json",
+            &[("x-key".into(), "v".into())],
+            b"{}",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        done.send(()).unwrap();
+        let (request, returned) = server.join().unwrap();
+        assert!(returned, "the client waited for the connection to close");
+        assert_eq!(response.status, 200);
+        assert!(
+            request.starts_with("POST /v1/traces HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("\r\nx-key: v\r\n"), "{request}");
+        assert!(request.contains("\r\nContent-Length: 2\r\n"), "{request}");
+    }
 
     #[test]
     fn parses_urls() {

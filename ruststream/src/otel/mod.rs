@@ -92,9 +92,7 @@ enum Source {
 }
 
 /// How spans are exported: an exporter behind a [`BatchProcessor`], or a provider of your own.
-/// Start it with [`start`](Self::start) (the app does, with [`App::otel`]).
-///
-/// [`App::otel`]: crate::app::App::otel
+/// Start it with [`start`](Self::start) (the app does, with `App::otel`).
 pub struct Otel {
     source: Source,
     service_name: Option<String>,
