@@ -128,7 +128,8 @@ pub struct Context<C> {
     pub(crate) conn: C,
     pub(crate) meta: Arc<Meta>,
     pub(crate) attempt: u32,
-    pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
+    /// `None` without middleware (saves a reference count per handled message).
+    pub(crate) middleware: Option<Arc<[Arc<dyn Middleware>]>>,
 }
 
 impl<C: Clone> Clone for Context<C> {
@@ -137,7 +138,7 @@ impl<C: Clone> Clone for Context<C> {
             conn: self.conn.clone(),
             meta: Arc::clone(&self.meta),
             attempt: self.attempt,
-            middleware: Arc::clone(&self.middleware),
+            middleware: self.middleware.clone(),
         }
     }
 }
@@ -221,7 +222,8 @@ impl<C: Connection> Context<C> {
                 message.headers.insert(name, v);
             }
         }
-        publish_through(&self.conn, &self.middleware, &self.meta.route, message).await
+        let middleware = self.middleware.as_deref().unwrap_or_default();
+        publish_through(&self.conn, middleware, &self.meta.route, message).await
     }
 }
 

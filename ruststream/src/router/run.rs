@@ -530,7 +530,7 @@ async fn process<C: Connection, H: Invoke<C>>(
                 conn: conn.clone(),
                 meta: Arc::clone(meta),
                 attempt,
-                middleware: Arc::clone(&rt.middleware),
+                middleware: (!rt.middleware.is_empty()).then(|| Arc::clone(&rt.middleware)),
             };
             let content_type = msg.content_type().unwrap_or(&rt.route.content_type);
             let info = ConsumeInfo {
