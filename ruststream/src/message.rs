@@ -64,6 +64,9 @@ impl Clone for Headers {
             }
             (dst, src) => dst.clone_from(src),
         }
+        if self.rest.is_empty() && source.rest.is_empty() {
+            return;
+        }
         self.rest.truncate(source.rest.len());
         let reused = self.rest.len();
         for ((k, v), (sk, sv)) in self.rest.iter_mut().zip(&source.rest) {

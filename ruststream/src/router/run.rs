@@ -416,11 +416,12 @@ impl Scratch {
             });
         }
         if let Some(m) = Arc::get_mut(&mut self.meta) {
+            let address = msg.address();
             m.address.clear();
-            m.address.push_str(msg.address());
+            m.address.push_str(address);
             route
                 .address
-                .capture_into(msg.address(), &mut self.ranges, &mut m.params);
+                .capture_into(address, &mut self.ranges, &mut m.params);
             m.headers.clone_from(msg.headers());
             let cid = msg
                 .correlation_id()
