@@ -27,7 +27,9 @@ const CAPACITY: usize = 8192;
 const BASELINE_SUBJECT: &str = "bench.baseline.events";
 
 async fn framework_round(url: &str, n: u64) -> BenchResult<f64> {
-    let mut config = Config::new(url);
+    // Publisher and router are generated from the same document, so the route declares the
+    // event's content type and the header can stay implicit (a plain PUB, like the baseline's).
+    let mut config = Config::new(url).implicit_content_type(spec::messages::event::CONTENT_TYPE);
     config.subscription_capacity = CAPACITY;
     let server = NatsBroker::new(config.clone()).connect().await?;
     let publisher = NatsBroker::new(config).connect().await?;

@@ -87,6 +87,9 @@ pub struct Config {
     /// How addresses map to subjects (default [`SubjectMapping::Native`]: addresses are
     /// subjects). See [`Config::address_separator`].
     pub subject_mapping: SubjectMapping,
+    /// A content type published without a header (default `None`: the `content-type` header
+    /// is always sent). See [`Config::implicit_content_type`].
+    pub implicit_content_type: Option<String>,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             max_reconnects: None,
             subscription_capacity: 8192,
             subject_mapping: SubjectMapping::Native,
+            implicit_content_type: None,
         }
     }
 }
@@ -120,6 +124,7 @@ impl fmt::Debug for Config {
             .field("max_reconnects", &self.max_reconnects)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("subject_mapping", &self.subject_mapping)
+            .field("implicit_content_type", &self.implicit_content_type)
             .finish()
     }
 }
@@ -207,6 +212,28 @@ impl Config {
     /// ```
     pub fn address_separator(mut self, separator: char) -> Self {
         self.subject_mapping = SubjectMapping::separator(separator);
+        self
+    }
+    /// Publish messages whose content type is exactly `content_type` without a
+    /// `Content-Type` header (core publishes, requests and JetStream publishes; dead-lettered
+    /// copies keep it). A message with no other header then goes out as a plain NATS `PUB`
+    /// instead of `HPUB`, so neither side encodes or parses a header block per message.
+    ///
+    /// A receiver decodes a message that has no content type by its route's declared one
+    /// ([`Route::content_type`](ruststream::router::Route::content_type); generated code
+    /// declares the AsyncAPI message's). Set this only where every consumer of the published
+    /// subjects declares `content_type`, for instance when publishers and consumers are
+    /// generated from the same document (`defaultContentType: application/json`). Other NATS
+    /// clients see no `Content-Type` header.
+    ///
+    /// ```
+    /// use ruststream_nats::Config;
+    ///
+    /// let config = Config::new("nats://127.0.0.1:4222").implicit_content_type("application/json");
+    /// assert_eq!(config.implicit_content_type.as_deref(), Some("application/json"));
+    /// ```
+    pub fn implicit_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.implicit_content_type = Some(content_type.into());
         self
     }
     /// How addresses map to subjects.

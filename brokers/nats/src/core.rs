@@ -1,5 +1,6 @@
 //! Core NATS: at-most-once publish/subscribe, queue groups, request/reply.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use async_nats::Subject;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -21,7 +23,7 @@ use tokio::sync::watch;
 use crate::config::{Config, JetStreamConfig, transport};
 use crate::jetstream::JetStreamBroker;
 use crate::subject::SubjectMapping;
-use crate::util::{from_nats_headers, to_nats_headers, until_closed};
+use crate::util::{UntilClosed, from_nats_headers, to_nats_headers, until_closed};
 
 /// Core NATS, configured but not connected.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) client: async_nats::Client,
     pub(crate) secrets: Vec<String>,
     pub(crate) subjects: SubjectMapping,
+    /// [`Config::implicit_content_type`].
+    pub(crate) implicit_content_type: Option<String>,
     timeout: Duration,
     closed: AtomicBool,
     close_tx: watch::Sender<bool>,
@@ -78,6 +82,7 @@ impl fmt::Debug for Shared {
             .field("client", &self.client)
             .field("secrets", &"<redacted>")
             .field("subjects", &self.subjects)
+            .field("implicit_content_type", &self.implicit_content_type)
             .field("timeout", &self.timeout)
             .field("closed", &self.closed)
             .finish_non_exhaustive()
@@ -92,6 +97,7 @@ impl Shared {
             client,
             secrets: config.secrets(),
             subjects: config.subject_mapping,
+            implicit_content_type: config.implicit_content_type.clone(),
             timeout: config.request_timeout,
             closed: AtomicBool::new(false),
             close_tx: watch::channel(false).0,
@@ -165,16 +171,28 @@ impl Shared {
         flushed.and(drained)
     }
 
+    /// NATS headers for `message` ([`to_nats_headers`] with this connection's implicit
+    /// content type).
+    pub(crate) fn nats_headers(
+        &self,
+        message: &OutgoingMessage,
+        reply_header: bool,
+    ) -> Result<Option<async_nats::HeaderMap>> {
+        to_nats_headers(message, reply_header, self.implicit_content_type.as_deref())
+    }
+
     pub(crate) async fn publish_core(&self, message: OutgoingMessage) -> Result<()> {
         self.check_open()?;
         let message = self.subjects.outgoing(message)?;
-        let headers = to_nats_headers(&message, false)?;
+        let headers = self.nats_headers(&message, false)?;
         let OutgoingMessage {
             address,
             payload,
             reply_to,
             ..
         } = message;
+        // `Subject` from a `String` keeps its buffer (`ToSubject for String` would copy it).
+        let address = async_nats::Subject::from(address);
         let res = match (reply_to, headers) {
             (None, None) => self.client.publish(address, payload).await,
             (None, Some(h)) => self.client.publish_with_headers(address, h, payload).await,
@@ -242,11 +260,9 @@ impl Subscriber for NatsConnection {
         // Resolve once the server registered the interest, so a publish from another
         // connection right after `subscribe` is delivered.
         self.shared.flush().await?;
-        let subjects = self.shared.subjects;
-        let stream = until_closed(sub, self.shared.closed_signal())
-            .map(move |m| Ok(NatsMessage::received(m, subjects)));
         Ok(NatsSubscription {
-            inner: Box::pin(stream),
+            inner: until_closed(sub, self.shared.closed_signal()),
+            subjects: self.shared.subjects,
         })
     }
 }
@@ -300,7 +316,7 @@ impl RequestReply for NatsConnection {
                 c
             }
         };
-        let headers = to_nats_headers(&message, false)?;
+        let headers = self.shared.nats_headers(&message, false)?;
         let mut request = async_nats::Request::new()
             .payload(message.payload)
             .timeout(Some(timeout));
@@ -332,7 +348,8 @@ impl RequestReply for NatsConnection {
 
 /// A core NATS subscription.
 pub struct NatsSubscription {
-    inner: Pin<Box<dyn Stream<Item = Result<NatsMessage>> + Send>>,
+    inner: UntilClosed<async_nats::Subscriber>,
+    subjects: SubjectMapping,
 }
 
 impl std::fmt::Debug for NatsSubscription {
@@ -344,17 +361,21 @@ impl std::fmt::Debug for NatsSubscription {
 impl Stream for NatsSubscription {
     type Item = Result<NatsMessage>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let subjects = self.subjects;
+        self.inner
+            .poll_next_unpin(cx)
+            .map(|m| m.map(|m| Ok(NatsMessage::received(m, subjects))))
     }
 }
 
 /// A message delivered by core NATS.
 #[derive(Debug, Clone)]
 pub struct NatsMessage {
-    subject: String,
+    /// The address (the subject itself unless the subject mapping changed it: no copy).
+    subject: Subject,
     payload: Bytes,
     headers: Headers,
-    reply_to: Option<String>,
+    reply_to: Option<Subject>,
 }
 
 impl From<async_nats::Message> for NatsMessage {
@@ -368,11 +389,19 @@ impl NatsMessage {
     /// A received message, its subject and reply subject mapped back to addresses.
     pub(crate) fn received(m: async_nats::Message, subjects: SubjectMapping) -> Self {
         NatsMessage {
-            subject: subjects.address(&m.subject).into_owned(),
             headers: from_nats_headers(m.headers.as_ref()),
-            reply_to: m.reply.map(|r| subjects.address(&r).into_owned()),
+            subject: mapped(m.subject, subjects),
+            reply_to: m.reply.map(|r| mapped(r, subjects)),
             payload: m.payload,
         }
+    }
+}
+
+/// `subject` as an address: itself (no copy), or its mapped form.
+fn mapped(subject: Subject, subjects: SubjectMapping) -> Subject {
+    match subjects.address(&subject) {
+        Cow::Borrowed(_) => subject,
+        Cow::Owned(address) => Subject::from(address),
     }
 }
 

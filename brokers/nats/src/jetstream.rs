@@ -158,7 +158,7 @@ impl Publisher for JetStreamConnection {
         let shared = &self.inner.shared;
         shared.check_open()?;
         let message = shared.subjects.outgoing(message)?;
-        let headers = to_nats_headers(&message, true)?;
+        let headers = shared.nats_headers(&message, true)?;
         let ack = match headers {
             Some(h) => {
                 self.inner
@@ -483,7 +483,7 @@ impl JetStreamMessage {
                 self.message.message.subject.as_str(),
             );
             check_subject(&out.address, false)?;
-            let headers = to_nats_headers(&out, false)?.unwrap_or_default();
+            let headers = to_nats_headers(&out, false, None)?.unwrap_or_default();
             let client = &self.settle.client;
             let err = |e: &dyn std::fmt::Display| crate::config::transport(e, &self.settle.secrets);
             client

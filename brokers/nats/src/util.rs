@@ -1,6 +1,9 @@
 //! Mapping between the core contract and NATS: subjects, headers, subscription closing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::task::{Context, Poll};
 
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures_core::Stream;
@@ -54,16 +57,17 @@ pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
     if subject.contains(|c: char| c.is_whitespace()) {
         return Err(bad("NATS subjects cannot contain whitespace"));
     }
-    let tokens: Vec<&str> = subject.split('.').collect();
-    for (i, t) in tokens.iter().enumerate() {
+    let mut tokens = subject.split('.').peekable();
+    while let Some(t) = tokens.next() {
+        let last = tokens.peek().is_none();
         if t.is_empty() {
             return Err(bad("empty subject token (leading, trailing or double dot)"));
         }
-        let wildcard = *t == "*" || (*t == ">" && i + 1 == tokens.len());
+        let wildcard = t == "*" || (t == ">" && last);
         if wildcard && !wildcards {
             return Err(bad("cannot publish to a wildcard subject"));
         }
-        if *t == ">" && i + 1 != tokens.len() {
+        if t == ">" && !last {
             return Err(bad("`>` must be the last token"));
         }
     }
@@ -71,18 +75,27 @@ pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
 }
 
 /// Build NATS headers for `message`: its headers (with `content-type` spelled
-/// `Content-Type`), plus `correlation-id` and, when asked, the reply-to header.
-pub fn to_nats_headers(message: &OutgoingMessage, reply_header: bool) -> Result<Option<HeaderMap>> {
+/// `Content-Type`, and left out when it equals `implicit_content_type`), plus
+/// `correlation-id` and, when asked, the reply-to header. `None` when nothing is left.
+pub fn to_nats_headers(
+    message: &OutgoingMessage,
+    reply_header: bool,
+    implicit_content_type: Option<&str>,
+) -> Result<Option<HeaderMap>> {
     let extra_corr = message
         .correlation_id
         .as_deref()
         .filter(|_| message.headers.get(names::CORRELATION_ID).is_none());
     let extra_reply = message.reply_to.as_deref().filter(|_| reply_header);
-    if message.headers.is_empty() && extra_corr.is_none() && extra_reply.is_none() {
+    let implicit = |name: &str, value: &str| {
+        name == names::CONTENT_TYPE && implicit_content_type == Some(value)
+    };
+    let sent = || message.headers.iter().filter(|(n, v)| !implicit(n, v));
+    if sent().next().is_none() && extra_corr.is_none() && extra_reply.is_none() {
         return Ok(None);
     }
     let mut map = HeaderMap::new();
-    for (name, value) in message.headers.iter() {
+    for (name, value) in sent() {
         let wire = if name == names::CONTENT_TYPE {
             NATS_CONTENT_TYPE
         } else {
@@ -132,33 +145,78 @@ pub fn from_nats_headers(map: Option<&HeaderMap>) -> Headers {
     out
 }
 
-/// End `stream` as soon as `closed` turns true (the connection shut down).
-pub fn until_closed<S, T>(stream: S, closed: watch::Receiver<bool>) -> impl Stream<Item = T> + Send
-where
-    S: Stream<Item = T> + Send + Unpin + 'static,
-    T: Send + 'static,
-{
-    futures_util::stream::unfold((stream, closed), |(mut stream, mut closed)| async move {
-        if *closed.borrow_and_update() {
-            return None;
+/// `stream`, ended as soon as `closed` turns true (the connection shut down).
+///
+/// The shutdown signal is one future made once per subscription and polled only while
+/// `stream` has nothing ready; while messages are flowing each item costs one atomic load of
+/// the signal's version.
+pub struct UntilClosed<S> {
+    stream: S,
+    closed: watch::Receiver<bool>,
+    /// Resolves once `closed` is true.
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ended: bool,
+}
+
+impl<S> UntilClosed<S> {
+    /// `stream` until `closed` turns true.
+    pub fn new(stream: S, closed: watch::Receiver<bool>) -> Self {
+        let mut signal = closed.clone();
+        UntilClosed {
+            stream,
+            closed,
+            signal: Box::pin(async move {
+                loop {
+                    if *signal.borrow_and_update() {
+                        return;
+                    }
+                    if signal.changed().await.is_err() {
+                        // Every connection handle is gone; keep the stream until it ends itself.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }),
+            ended: false,
         }
-        let shut = async {
-            loop {
-                if closed.changed().await.is_err() {
-                    // Every connection handle is gone; keep the stream until it ends itself.
-                    std::future::pending::<()>().await;
-                }
-                if *closed.borrow_and_update() {
-                    return;
-                }
+    }
+
+    fn closed_now(&mut self) -> bool {
+        matches!(self.closed.has_changed(), Ok(true)) && *self.closed.borrow_and_update()
+    }
+}
+
+impl<S: Stream + Unpin> Stream for UntilClosed<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        if this.ended || this.closed_now() {
+            this.ended = true;
+            return Poll::Ready(None);
+        }
+        match this.stream.poll_next_unpin(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                this.ended = true;
+                Poll::Ready(None)
             }
-        };
-        tokio::select! {
-            biased;
-            () = shut => None,
-            item = stream.next() => item.map(|i| (i, (stream, closed))),
+            Poll::Pending => match this.signal.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.ended = true;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
-    })
+    }
+}
+
+/// End `stream` as soon as `closed` turns true (the connection shut down).
+pub fn until_closed<S>(stream: S, closed: watch::Receiver<bool>) -> UntilClosed<S>
+where
+    S: Stream + Unpin,
+{
+    UntilClosed::new(stream, closed)
 }
 
 #[cfg(test)]
@@ -183,12 +241,52 @@ mod tests {
     }
 
     #[test]
+    fn until_closed_ends_on_the_signal_even_with_items_ready() {
+        use futures_util::FutureExt;
+        let (tx, rx) = watch::channel(false);
+        let mut s = until_closed(futures_util::stream::iter([1, 2, 3]), rx);
+        assert_eq!(s.next().now_or_never(), Some(Some(1)));
+        tx.send_replace(true);
+        assert_eq!(s.next().now_or_never(), Some(None));
+        assert_eq!(s.next().now_or_never(), Some(None));
+        let (tx, rx) = watch::channel(false);
+        let mut s = until_closed(futures_util::stream::pending::<u8>(), rx);
+        assert_eq!(s.next().now_or_never(), None);
+        tx.send_replace(true);
+        assert_eq!(s.next().now_or_never(), Some(None));
+        // The stream's own end ends it too.
+        let (_tx, rx) = watch::channel(false);
+        let mut s = until_closed(futures_util::stream::iter([7]), rx);
+        assert_eq!(s.next().now_or_never(), Some(Some(7)));
+        assert_eq!(s.next().now_or_never(), Some(None));
+    }
+
+    #[test]
+    fn an_implicit_content_type_is_left_out() {
+        let json = OutgoingMessage::new("a", "x").content_type("application/json");
+        let implicit = Some("application/json");
+        assert!(to_nats_headers(&json, false, implicit).unwrap().is_none());
+        let map = to_nats_headers(&json, false, Some("text/plain"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            map.get(NATS_CONTENT_TYPE).map(|v| v.as_str()),
+            Some("application/json")
+        );
+        let map = to_nats_headers(&json.correlation_id("c1"), false, implicit)
+            .unwrap()
+            .unwrap();
+        assert!(map.get(NATS_CONTENT_TYPE).is_none());
+        assert_eq!(map.get("correlation-id").map(|v| v.as_str()), Some("c1"));
+    }
+
+    #[test]
     fn headers_round_trip_with_nats_content_type() {
         let msg = OutgoingMessage::new("a", "x")
             .content_type("application/json")
             .header("x-empty", "")
             .correlation_id("c1");
-        let map = to_nats_headers(&msg, false).unwrap().unwrap();
+        let map = to_nats_headers(&msg, false, None).unwrap().unwrap();
         assert_eq!(
             map.get(NATS_CONTENT_TYPE).map(|v| v.as_str()),
             Some("application/json")
@@ -199,11 +297,11 @@ mod tests {
         assert_eq!(back.get("correlation-id"), Some("c1"));
         let bad = OutgoingMessage::new("a", "x").header("x", "a\r\nb");
         assert!(matches!(
-            to_nats_headers(&bad, false),
+            to_nats_headers(&bad, false, None),
             Err(Error::InvalidHeader { .. })
         ));
         assert!(
-            to_nats_headers(&OutgoingMessage::new("a", "x"), false)
+            to_nats_headers(&OutgoingMessage::new("a", "x"), false, None)
                 .unwrap()
                 .is_none()
         );

@@ -125,6 +125,58 @@ async fn plain_nats_clients_interoperate() {
 }
 
 #[tokio::test]
+async fn an_implicit_content_type_is_not_sent_as_a_header() {
+    if !require_service("nats", NATS) {
+        return;
+    }
+    let base = unique("rsimplicit");
+    let conn = NatsBroker::new(Config::new(URL).implicit_content_type("application/json"))
+        .connect()
+        .await
+        .unwrap();
+    let plain = async_nats::connect(URL).await.unwrap();
+    let mut raw = plain.subscribe(format!("{base}.>")).await.unwrap();
+    plain.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let publish = |suffix: &str, content_type: &str| {
+        OutgoingMessage::new(format!("{base}.{suffix}"), "{}").content_type(content_type)
+    };
+    conn.publish(publish("a", "application/json"))
+        .await
+        .unwrap();
+    conn.publish(publish("b", "application/msgpack"))
+        .await
+        .unwrap();
+    conn.publish(publish("c", "application/json").header("x-kept", "1"))
+        .await
+        .unwrap();
+    let mut next_raw = async || {
+        tokio::time::timeout(WAIT, raw.next())
+            .await
+            .expect("a message in time")
+            .expect("subscription open")
+    };
+
+    // Only the implicit content type: a plain PUB, no header block at all.
+    let a = next_raw().await;
+    assert_eq!(a.subject.as_str(), format!("{base}.a"));
+    assert!(a.headers.is_none(), "{:?}", a.headers);
+    // Another content type still travels as `Content-Type`.
+    let b = next_raw().await;
+    let h = b.headers.expect("headers");
+    assert_eq!(
+        h.get("Content-Type").map(|v| v.as_str()),
+        Some("application/msgpack")
+    );
+    // Other headers are sent; only the implicit content type is left out.
+    let c = next_raw().await;
+    let h = c.headers.expect("headers");
+    assert_eq!(h.get("x-kept").map(|v| v.as_str()), Some("1"));
+    assert!(h.get("Content-Type").is_none());
+    conn.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn core_nats_settles_honestly() {
     if !require_service("nats", NATS) {
         return;

@@ -111,3 +111,41 @@ async fn a_jetstream_route_is_redelivered_until_it_succeeds() {
     assert_eq!(attempts.lock().unwrap().len(), 3);
     running.shutdown(Duration::from_secs(2)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_content_type_is_decoded_by_the_route_declaration() {
+    if !require_service("nats", NATS) {
+        return;
+    }
+    let base = unique("rsimplicitroute");
+    // Text, not JSON: decoding `hello` as JSON would fail, so a handled message shows the
+    // route's declared content type was used for the header-less message.
+    let config = Config::new(URL).implicit_content_type("text/plain");
+    let conn = NatsBroker::new(config).connect().await.unwrap();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut router = Router::<NatsConnection>::new();
+    router.route(
+        Route::new(&format!("{base}.greetings"))
+            .unwrap()
+            .content_type("text/plain"),
+        move |text: String, ctx: Context<NatsConnection>| {
+            let done = done_tx.clone();
+            async move {
+                let _ = done.send((text, ctx.headers().get("content-type").map(str::to_owned)));
+                Ok::<_, HandlerError>(())
+            }
+        },
+    );
+    let running = router.start(conn.clone()).await.unwrap();
+    conn.publish(
+        OutgoingMessage::new(format!("{base}.greetings"), "hello").content_type("text/plain"),
+    )
+    .await
+    .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), done_rx.recv())
+        .await
+        .expect("handled within 5 s")
+        .unwrap();
+    assert_eq!(got, ("hello".to_owned(), None));
+    running.shutdown(Duration::from_secs(2)).await.unwrap();
+}
