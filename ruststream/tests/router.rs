@@ -876,3 +876,73 @@ async fn middleware_can_short_circuit_the_handler() {
     let st = app.stats();
     assert_eq!((st.acked, st.rejected, st.handler_errors), (1, 1, 1));
 }
+
+/// On stop, a route unsubscribes at once, also while its handler is busy (single worker and
+/// several workers): what its subscription had queued goes back to the broker for the other
+/// members of the queue group instead of waiting for the in-flight handler.
+#[tokio::test]
+async fn stopping_unsubscribes_while_a_handler_is_in_flight() {
+    for concurrency in [1, 2] {
+        let conn =
+            ruststream::memory::MemoryBroker::new(MemoryConfig::new().buffer(16)).connect_now();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let started = Arc::new(AtomicU32::new(0));
+        let (g, s) = (Arc::clone(&gate), Arc::clone(&started));
+        let mut router = Router::new();
+        router.route(
+            Route::new("busy")
+                .unwrap()
+                .queue_group("workers")
+                .concurrency(concurrency),
+            move |_: u32, _: Ctx| {
+                let (g, s) = (Arc::clone(&g), Arc::clone(&s));
+                async move {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    g.acquire().await.unwrap().forget();
+                    Ok(())
+                }
+            },
+        );
+        let running = router.start(conn.clone()).await.unwrap();
+        for i in 0..6u32 {
+            conn.publish(OutgoingMessage::new("busy", i.to_string()))
+                .await
+                .unwrap();
+        }
+        tokio::time::timeout(WAIT, async {
+            while started.load(Ordering::SeqCst) < concurrency as u32 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap();
+        // Another member of the group, then stop the router while its handlers are blocked.
+        let mut other = conn
+            .subscribe(
+                &Address::parse("busy").unwrap(),
+                SubscribeOptions::new().queue_group("workers"),
+            )
+            .await
+            .unwrap();
+        let shutdown = tokio::spawn(running.shutdown(WAIT));
+        // The router's queued messages reach the other member while its handlers still wait.
+        let mut got = Vec::new();
+        while got.len() < 6 - concurrency {
+            let m = tokio::time::timeout(WAIT, other.next())
+                .await
+                .expect("handed over before the handlers finish")
+                .unwrap()
+                .unwrap();
+            got.push(String::from_utf8(ruststream::IncomingMessage::payload(&m).to_vec()).unwrap());
+            ruststream::IncomingMessage::ack(m).await.unwrap();
+        }
+        assert_eq!(started.load(Ordering::SeqCst), concurrency as u32);
+        gate.add_permits(concurrency);
+        let report = shutdown.await.unwrap().unwrap();
+        assert_eq!(
+            (report.drained, report.aborted),
+            (concurrency as u64, 0),
+            "concurrency {concurrency}"
+        );
+    }
+}

@@ -444,10 +444,18 @@ async fn worker<C: Connection, H: Invoke<C>>(
     // One stop-signal future for the worker's lifetime; it owns its own receiver.
     let mut stop_rx = stop.clone();
     let mut stop_fut = std::pin::pin!(async move { stopped(&mut stop_rx).await });
+    // The only worker of its route keeps the subscription (no slot round trip per message) and
+    // drops it itself as soon as the stop signal comes, also while handling a message.
+    let exclusive = !sub.shared;
+    let mut held: Option<C::Subscription> = None;
     loop {
         let next = {
-            let Some(mut s) = sub.take(&stop, stop_fut.as_mut()).await else {
-                return false;
+            let mut s = match held.take() {
+                Some(s) => s,
+                None => match sub.take(&stop, stop_fut.as_mut()).await {
+                    Some(s) => s,
+                    None => return false,
+                },
             };
             // Stopped while waiting: `s` is dropped here (unsubscribed).
             let Some(m) = unless_stopped(&stop, stop_fut.as_mut(), s.next()).await else {
@@ -459,12 +467,32 @@ async fn worker<C: Connection, H: Invoke<C>>(
                 drop(s);
                 return false;
             };
-            sub.put_back(s, &stop);
+            if exclusive {
+                held = Some(s);
+            } else {
+                sub.put_back(s, &stop);
+            }
             m
         };
         match next {
             Ok(msg) => {
-                process(&rt, &conn, msg, &mut scratch).await;
+                if held.is_some() {
+                    let mut handling = std::pin::pin!(process(&rt, &conn, msg, &mut scratch));
+                    std::future::poll_fn(|cx| {
+                        if handling.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(());
+                        }
+                        // Polled only while `held`: once it completed, the signal was sent
+                        // and the subscription dropped.
+                        if held.is_some() && stop_fut.as_mut().poll(cx).is_ready() {
+                            held = None;
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                } else {
+                    process(&rt, &conn, msg, &mut scratch).await;
+                }
                 if is_stopped(&stop) {
                     return true;
                 }
