@@ -62,7 +62,7 @@
 //! - Arrays → `Vec<T>`; `items: [..]`/`prefixItems` → tuples. Integers: `i64` by default,
 //!   `int8`..`int64` and `uint8`..`uint64` formats map to their Rust types; numbers: `f64`,
 //!   `float` → `f32`. Strings are `String` whatever their format unless [`Formats`] opts in to
-//!   chrono/uuid types.
+//!   chrono, `time` (`date-time` properties as `time::OffsetDateTime`, RFC 3339) or uuid types.
 //! - `$ref` to `#/components/schemas/X` → the type named after `X`; `Box` only where a
 //!   containment cycle (not broken by a `Vec` or map) exists.
 //! - Names: component keys, else `title`, else parent type + property name. Never numbered

@@ -14,6 +14,7 @@ use crate::naming::{Scope, doc_or, ident, pascal, snake};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Formats {
     chrono: bool,
+    time: bool,
     uuid: bool,
 }
 
@@ -31,10 +32,62 @@ impl Formats {
         self
     }
 
+    /// Map `date-time` properties to `time::OffsetDateTime`, read and written as RFC 3339 with
+    /// `#[serde(with = "::time::serde::rfc3339")]` (`::option` for optional properties). The
+    /// user's crate must depend on `time` with its `serde`, `formatting` and `parsing` features.
+    ///
+    /// Only object properties (required, optional or nullable) take the `time` type:
+    /// `serde(with)` cannot reach a date-time inside an array, a map, a union or a schema of its
+    /// own, and `time`'s own serde format is not RFC 3339, so those stay `String`, as do
+    /// `date` and `time` (whose `time` serde formats depend on features of the user's `time`
+    /// and on the codec). When [`Formats::chrono`] is also on, chrono wins.
+    pub fn time(mut self, on: bool) -> Self {
+        self.time = on;
+        self
+    }
+
     /// Map `uuid` to `uuid::Uuid` (the user's crate must depend on `uuid` with `serde`).
     pub fn uuid(mut self, on: bool) -> Self {
         self.uuid = on;
         self
+    }
+}
+
+/// A generated type definition.
+pub(crate) enum TypeItem {
+    /// Any item.
+    Tokens(TokenStream),
+    /// `head { members }`: a struct's fields or an enum's variants, kept apart so that the
+    /// formatter can reuse the text of a member it has already formatted.
+    Braced {
+        head: TokenStream,
+        members: Vec<TokenStream>,
+        kind: BracedKind,
+    },
+}
+
+/// What kind of item a [`TypeItem::Braced`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum BracedKind {
+    Struct,
+    Enum,
+}
+
+impl TypeItem {
+    /// The item as one token stream.
+    pub(crate) fn into_tokens(self) -> TokenStream {
+        match self {
+            TypeItem::Tokens(t) => t,
+            TypeItem::Braced { head, members, .. } => {
+                crate::service::braced(head, members.into_iter().collect())
+            }
+        }
+    }
+}
+
+impl From<TokenStream> for TypeItem {
+    fn from(tokens: TokenStream) -> Self {
+        TypeItem::Tokens(tokens)
     }
 }
 
@@ -70,9 +123,13 @@ pub(crate) struct TypeGen<'a> {
     reach: BTreeMap<String, BTreeSet<String>>,
     memo: HashMap<*const Value, TokenStream>,
     root: Option<String>,
-    items: Vec<TokenStream>,
+    items: Vec<TypeItem>,
     uses_map: bool,
     arena: Vec<std::rc::Rc<Value>>,
+    /// The next [`TypeGen::ty`] call is for an object property (where `serde(with)` can go).
+    property: bool,
+    /// The last property type was a `time::OffsetDateTime` that needs `serde(with)`.
+    rfc3339: bool,
 }
 
 /// One struct field.
@@ -81,6 +138,8 @@ struct Field {
     ty: TokenStream,
     required: bool,
     nullable: bool,
+    /// `time::OffsetDateTime` (possibly in an `Option`) read and written as RFC 3339.
+    rfc3339: bool,
     docs: TokenStream,
 }
 
@@ -110,6 +169,8 @@ impl<'a> TypeGen<'a> {
             items: Vec::new(),
             uses_map: false,
             arena: Vec::new(),
+            property: false,
+            rfc3339: false,
         };
         for key in schemas.keys() {
             if !opts.replace.contains_key(key) {
@@ -152,7 +213,7 @@ impl<'a> TypeGen<'a> {
     }
 
     /// The generated items, in generation order.
-    pub fn finish(self) -> (Vec<TokenStream>, bool) {
+    pub fn finish(self) -> (Vec<TypeItem>, bool) {
         (self.items, self.uses_map)
     }
 
@@ -208,6 +269,7 @@ impl<'a> TypeGen<'a> {
 
     /// The type of `schema` in a field/item position.
     fn ty(&mut self, schema: &Value, hint: &str) -> TokenStream {
+        let property = std::mem::take(&mut self.property);
         if let Some(target) = ref_target(schema) {
             return self.ref_type(target);
         }
@@ -218,13 +280,16 @@ impl<'a> TypeGen<'a> {
             // Keep the stripped copy alive so its address (the memo key) is never reused.
             let inner = std::rc::Rc::new(inner);
             self.arena.push(std::rc::Rc::clone(&inner));
+            self.property = property;
             let inner_ty = self.ty(&inner, hint);
             return quote!(::core::option::Option<#inner_ty>);
         }
         if let Some(ty) = self.memo.get(&(schema as *const Value)) {
             return ty.clone();
         }
+        self.property = property;
         let ty = self.ty_uncached(schema, obj, hint);
+        self.property = false;
         // Only named definitions are remembered (so each is defined once); other types are
         // cheap to rebuild and may differ by context (a `Box` on a cycle).
         if needs_definition(obj) {
@@ -234,6 +299,7 @@ impl<'a> TypeGen<'a> {
     }
 
     fn ty_uncached(&mut self, schema: &Value, obj: &Map<String, Value>, hint: &str) -> TokenStream {
+        let property = std::mem::take(&mut self.property);
         if needs_definition(obj) {
             let base = str_field(schema, "title")
                 .map(pascal)
@@ -265,7 +331,7 @@ impl<'a> TypeGen<'a> {
             }
         });
         match ty {
-            Some("string") => self.string_type(obj),
+            Some("string") => self.string_type(obj, property),
             Some("integer") => integer_type(obj),
             Some("number") => {
                 if str_field(schema, "format") == Some("float") {
@@ -282,8 +348,13 @@ impl<'a> TypeGen<'a> {
         }
     }
 
-    fn string_type(&mut self, obj: &Map<String, Value>) -> TokenStream {
+    fn string_type(&mut self, obj: &Map<String, Value>, property: bool) -> TokenStream {
         let format = obj.get("format").and_then(Value::as_str);
+        let formats = &self.opts.formats;
+        if format == Some("date-time") && formats.time && !formats.chrono && property {
+            self.rfc3339 = true;
+            return quote!(::time::OffsetDateTime);
+        }
         match format {
             Some("date-time") if self.opts.formats.chrono => {
                 quote!(::chrono::DateTime<::chrono::FixedOffset>)
@@ -341,12 +412,12 @@ impl<'a> TypeGen<'a> {
     fn define(&mut self, name: &str, key: &str, schema: &Value) {
         // Reserve the slot first so a type comes before the types nested in it.
         let slot = self.items.len();
-        self.items.push(TokenStream::new());
+        self.items.push(TypeItem::Tokens(TokenStream::new()));
         let item = self.define_item(name, key, schema);
         self.items[slot] = item;
     }
 
-    fn define_item(&mut self, name: &str, key: &str, schema: &Value) -> TokenStream {
+    fn define_item(&mut self, name: &str, key: &str, schema: &Value) -> TypeItem {
         let id = format_ident!("{}", name);
         let docs = doc_or(
             str_field(schema, "title"),
@@ -358,17 +429,20 @@ impl<'a> TypeGen<'a> {
             return quote! {
                 #docs
                 pub type #id = ::ruststream::reexports::serde_json::Value;
-            };
+            }
+            .into();
         };
         if ref_target(schema).is_none() && strip_null(obj).is_none() {
             if let Some(values) = string_enum(obj) {
                 return self.define_string_enum(&id, &values, docs, attrs);
             }
             if let Some(variants) = obj.get("oneOf").and_then(Value::as_array) {
-                return self.define_one_of(&id, schema, variants, docs, attrs);
+                return self
+                    .define_one_of(&id, schema, variants, docs, attrs)
+                    .into();
             }
             if let Some(variants) = obj.get("anyOf").and_then(Value::as_array) {
-                return self.define_untagged(&id, variants, docs, attrs);
+                return self.define_untagged(&id, variants, docs, attrs).into();
             }
             let all_of_objects = obj
                 .get("allOf")
@@ -391,6 +465,7 @@ impl<'a> TypeGen<'a> {
             #docs
             pub type #id = #ty;
         }
+        .into()
     }
 
     fn define_string_enum(
@@ -399,7 +474,7 @@ impl<'a> TypeGen<'a> {
         values: &[String],
         docs: TokenStream,
         attrs: TokenStream,
-    ) -> TokenStream {
+    ) -> TypeItem {
         let mut scope = Scope::default();
         let variants = values.iter().map(|v| {
             let name = format_ident!("{}", scope.claim(&pascal(v)));
@@ -411,13 +486,15 @@ impl<'a> TypeGen<'a> {
             }
         });
         let variants: Vec<_> = variants.collect();
-        quote! {
-            #docs
-            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
-            #attrs
-            pub enum #id {
-                #(#variants)*
-            }
+        TypeItem::Braced {
+            head: quote! {
+                #docs
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
+                #attrs
+                pub enum #id
+            },
+            members: variants,
+            kind: BracedKind::Enum,
         }
     }
 
@@ -637,7 +714,10 @@ impl<'a> TypeGen<'a> {
                 continue;
             }
             let hint = format!("{type_name}{}", pascal(&wire));
+            self.property = true;
+            self.rfc3339 = false;
             let ty = self.ty(prop, &hint);
+            let rfc3339 = std::mem::take(&mut self.rfc3339);
             let resolved_prop = self.resolve(prop);
             let nullable = prop.as_object().is_some_and(|o| strip_null(o).is_some());
             fields.push(Field {
@@ -651,6 +731,7 @@ impl<'a> TypeGen<'a> {
                 wire,
                 ty,
                 nullable,
+                rfc3339,
             });
         }
         let additional = match resolved.get("additionalProperties") {
@@ -677,7 +758,7 @@ impl<'a> TypeGen<'a> {
         shape: Shape,
         docs: TokenStream,
         attrs: TokenStream,
-    ) -> TokenStream {
+    ) -> TypeItem {
         let mut scope = Scope::with_reserved(&["additional_properties"]);
         let all_optional = shape.fields.iter().all(|f| !f.required);
         let mut fields = render_fields(shape.fields.iter(), &mut scope, true);
@@ -696,14 +777,16 @@ impl<'a> TypeGen<'a> {
         } else {
             quote!()
         };
-        quote! {
-            #docs
-            #[derive(Debug, Clone, PartialEq, #default ::serde::Serialize, ::serde::Deserialize)]
-            #(#container)*
-            #attrs
-            pub struct #id {
-                #(#fields)*
-            }
+        TypeItem::Braced {
+            head: quote! {
+                #docs
+                #[derive(Debug, Clone, PartialEq, #default ::serde::Serialize, ::serde::Deserialize)]
+                #(#container)*
+                #attrs
+                pub struct #id
+            },
+            members: fields,
+            kind: BracedKind::Struct,
         }
     }
 }
@@ -737,12 +820,18 @@ fn render_fields<'f>(
             } else {
                 extra
             };
+            let with = match (f.rfc3339, f.required && !f.nullable) {
+                (false, _) => quote!(),
+                (true, true) => quote!(#[serde(with = "::time::serde::rfc3339")]),
+                (true, false) => quote!(#[serde(with = "::time::serde::rfc3339::option")]),
+            };
             let docs = &f.docs;
             let vis = if public { quote!(pub) } else { quote!() };
             quote! {
                 #docs
                 #rename
                 #extra
+                #with
                 #vis #fid: #ty,
             }
         })
@@ -924,6 +1013,7 @@ mod tests {
         let mut g = TypeGen::new(&schemas, &opts, Scope::default());
         g.generate_components();
         let (items, _) = g.finish();
+        let items = items.into_iter().map(TypeItem::into_tokens);
         let file: syn::File = syn::parse2(quote!(#(#items)*)).unwrap();
         prettyplease::unparse(&file)
     }
