@@ -1,6 +1,7 @@
 //! Core NATS: at-most-once publish/subscribe, queue groups, request/reply.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_nats::Subject;
+use async_nats::{Subject, subject::ToSubject};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -181,29 +182,56 @@ impl Shared {
         to_nats_headers(message, reply_header, self.implicit_content_type.as_deref())
     }
 
-    pub(crate) async fn publish_core(&self, message: OutgoingMessage) -> Result<()> {
-        self.check_open()?;
-        let message = self.subjects.outgoing(message)?;
+    /// Everything a core publish needs, checked and mapped before the first `.await` (the
+    /// publish future then holds only these, not the whole message).
+    pub(crate) fn prepare_core(&self, mut message: OutgoingMessage) -> Result<CorePublish> {
+        let subject = self
+            .subjects
+            .publish_subject_owned(std::mem::take(&mut message.address))?;
         let headers = self.nats_headers(&message, false)?;
         let OutgoingMessage {
-            address,
-            payload,
-            reply_to,
-            ..
+            payload, reply_to, ..
         } = message;
-        // `Subject` from a `String` keeps its buffer (`ToSubject for String` would copy it).
-        let address = async_nats::Subject::from(address);
-        let res = match (reply_to, headers) {
-            (None, None) => self.client.publish(address, payload).await,
-            (None, Some(h)) => self.client.publish_with_headers(address, h, payload).await,
-            (Some(r), None) => self.client.publish_with_reply(address, r, payload).await,
-            (Some(r), Some(h)) => {
-                self.client
-                    .publish_with_reply_and_headers(address, r, h, payload)
-                    .await
-            }
+        let reply = match reply_to {
+            Some(r) => Some(OnceSubject::new(match self.subjects {
+                SubjectMapping::Native => r,
+                SubjectMapping::Separator(_) => self.subjects.publish_subject_owned(r)?,
+            })),
+            None => None,
         };
-        res.map_err(|e| self.err(e))
+        Ok(CorePublish {
+            subject: OnceSubject::new(subject),
+            payload,
+            reply,
+            headers,
+        })
+    }
+}
+
+/// A core publish, ready to hand to async-nats.
+pub(crate) struct CorePublish {
+    subject: OnceSubject,
+    payload: Bytes,
+    reply: Option<OnceSubject>,
+    headers: Option<async_nats::HeaderMap>,
+}
+
+/// A subject handed to async-nats without a copy. `ToSubject` for `String` copies the text,
+/// and for `Subject` clones it (a `Bytes` made from a `String` allocates on its first clone);
+/// this one gives its subject away: async-nats asks each publish for its subject once.
+struct OnceSubject(Cell<Option<Subject>>);
+
+impl OnceSubject {
+    fn new(subject: String) -> Self {
+        OnceSubject(Cell::new(Some(Subject::from(subject))))
+    }
+}
+
+impl ToSubject for OnceSubject {
+    fn to_subject(&self) -> Subject {
+        self.0
+            .take()
+            .expect("async-nats takes a publish subject once")
     }
 }
 
@@ -225,8 +253,31 @@ impl NatsConnection {
 }
 
 impl Publisher for NatsConnection {
-    async fn publish(&self, message: OutgoingMessage) -> Result<()> {
-        self.shared.publish_core(message).await
+    fn publish(&self, message: OutgoingMessage) -> impl Future<Output = Result<()>> + Send {
+        let prepared = self.shared.prepare_core(message);
+        let shared = &*self.shared;
+        // One async level over async-nats' publish: every level moves the inner future.
+        async move {
+            let CorePublish {
+                subject,
+                payload,
+                reply,
+                headers,
+            } = prepared?;
+            shared.check_open()?;
+            let client = &shared.client;
+            match (reply, headers) {
+                (None, None) => client.publish(subject, payload).await,
+                (None, Some(h)) => client.publish_with_headers(subject, h, payload).await,
+                (Some(r), None) => client.publish_with_reply(subject, r, payload).await,
+                (Some(r), Some(h)) => {
+                    client
+                        .publish_with_reply_and_headers(subject, r, h, payload)
+                        .await
+                }
+            }
+            .map_err(|e| shared.err(e))
+        }
     }
 
     async fn flush(&self) -> Result<()> {

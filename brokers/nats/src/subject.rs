@@ -72,6 +72,18 @@ impl SubjectMapping {
         Ok(subject)
     }
 
+    /// [`publish_subject`](Self::publish_subject) for an owned address: a native address is
+    /// checked and returned as it is (no copy).
+    pub(crate) fn publish_subject_owned(&self, address: String) -> Result<String> {
+        match self {
+            SubjectMapping::Native => {
+                check_subject(&address, false)?;
+                Ok(address)
+            }
+            SubjectMapping::Separator(_) => Ok(self.publish_subject(&address)?.into_owned()),
+        }
+    }
+
     /// The NATS subject (with wildcards) to subscribe to for a `template`: each `{param}`
     /// becomes `*`, and must be a whole token.
     pub fn subscribe_subject(&self, template: &Address) -> Result<String> {

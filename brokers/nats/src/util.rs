@@ -47,29 +47,59 @@ pub fn subject_for(address: &Address) -> Result<String> {
 
 /// Validate a subject: non-empty tokens, no whitespace; wildcards only when subscribing.
 pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
-    let bad = |reason: &'static str| Error::InvalidAddress {
-        address: subject.to_owned(),
-        reason: reason.into(),
+    // One pass over the bytes (this runs on every publish); the reasons are worked out only
+    // for a bad subject, whitespace first.
+    let bad = |reason: &'static str| {
+        let reason = if subject.contains(char::is_whitespace) {
+            "NATS subjects cannot contain whitespace"
+        } else {
+            reason
+        };
+        Err(Error::InvalidAddress {
+            address: subject.to_owned(),
+            reason: reason.into(),
+        })
     };
     if subject.is_empty() {
-        return Err(bad("empty subject"));
+        return bad("empty subject");
     }
-    if subject.contains(|c: char| c.is_whitespace()) {
-        return Err(bad("NATS subjects cannot contain whitespace"));
+    let bytes = subject.as_bytes();
+    // Fast path, without branches per byte: no empty token, no wildcard, nothing that could
+    // be whitespace (ASCII up to `' '`, or non-ASCII).
+    let (mut empty, mut wildcard, mut unusual, mut after_dot) = (false, false, false, true);
+    for &b in bytes {
+        let dot = b == b'.';
+        empty |= dot & after_dot;
+        after_dot = dot;
+        wildcard |= (b == b'*') | (b == b'>');
+        unusual |= (b <= b' ') | !b.is_ascii();
     }
-    let mut tokens = subject.split('.').peekable();
-    while let Some(t) = tokens.next() {
-        let last = tokens.peek().is_none();
-        if t.is_empty() {
-            return Err(bad("empty subject token (leading, trailing or double dot)"));
+    if !(empty | after_dot | wildcard | unusual) {
+        return Ok(());
+    }
+    let mut token_start = 0;
+    for i in 0..=bytes.len() {
+        let b = bytes.get(i).copied();
+        if b != Some(b'.') && b.is_some() {
+            continue;
         }
-        let wildcard = t == "*" || (t == ">" && last);
-        if wildcard && !wildcards {
-            return Err(bad("cannot publish to a wildcard subject"));
+        let token = &bytes[token_start..i];
+        let last = b.is_none();
+        if token.is_empty() {
+            return bad("empty subject token (leading, trailing or double dot)");
         }
-        if t == ">" && !last {
-            return Err(bad("`>` must be the last token"));
+        if let [w @ (b'*' | b'>')] = token {
+            if *w == b'>' && !last {
+                return bad("`>` must be the last token");
+            }
+            if !wildcards {
+                return bad("cannot publish to a wildcard subject");
+            }
         }
+        token_start = i + 1;
+    }
+    if unusual && subject.contains(char::is_whitespace) {
+        return bad("NATS subjects cannot contain whitespace");
     }
     Ok(())
 }
@@ -87,11 +117,26 @@ pub fn to_nats_headers(
         .as_deref()
         .filter(|_| message.headers.get(names::CORRELATION_ID).is_none());
     let extra_reply = message.reply_to.as_deref().filter(|_| reply_header);
+    // The common typed publish: nothing but the implicit content type.
+    if message.correlation_id.is_none()
+        && extra_reply.is_none()
+        && (message.headers.is_empty()
+            || (message.headers.len() == 1
+                && implicit_content_type.is_some()
+                && message.headers.get(names::CONTENT_TYPE) == implicit_content_type))
+    {
+        return Ok(None);
+    }
     let implicit = |name: &str, value: &str| {
         name == names::CONTENT_TYPE && implicit_content_type == Some(value)
     };
     let sent = || message.headers.iter().filter(|(n, v)| !implicit(n, v));
-    if sent().next().is_none() && extra_corr.is_none() && extra_reply.is_none() {
+    let nothing_sent = match message.headers.len() {
+        0 => true,
+        1 => sent().next().is_none(),
+        _ => false,
+    };
+    if nothing_sent && extra_corr.is_none() && extra_reply.is_none() {
         return Ok(None);
     }
     let mut map = HeaderMap::new();
@@ -237,6 +282,17 @@ mod tests {
         assert!(subject_for(&Address::parse("a..b").unwrap()).is_err());
         assert!(subject_for(&Address::parse("a b").unwrap()).is_err());
         assert!(check_subject("a.*", false).is_err());
+        assert!(check_subject("a.*", true).is_ok());
+        assert!(check_subject("a.>", true).is_ok());
+        assert!(check_subject(">", true).is_ok());
+        assert!(check_subject("a.>", false).is_err());
+        assert!(check_subject("a.b*.c", false).is_ok());
+        assert!(check_subject("a.\u{2003}b", false).is_err());
+        assert!(check_subject("a.\tb", false).is_err());
+        assert!(check_subject("ä.ö", false).is_ok());
+        for bad in ["", ".", "a.", ".a", "a..b"] {
+            assert!(check_subject(bad, true).is_err(), "{bad:?}");
+        }
         assert!(check_subject("a.>.b", true).is_err());
     }
 
