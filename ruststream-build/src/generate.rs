@@ -19,6 +19,7 @@ const RESERVED: &[&str] = &[
     "Client",
     "ASYNCAPI_JSON",
     "BINDINGS",
+    "ADDRESSES",
     "Connection",
     "Context",
     "Router",
@@ -269,6 +270,7 @@ enum Item<'d> {
     PublisherStruct,
     ClientStruct,
     Bindings,
+    Addresses,
     /// `ASYNCAPI_JSON`: written as text (formatting a megabyte literal is wasted work).
     Json,
 }
@@ -489,6 +491,7 @@ impl<'d> Plan<'d> {
             parts.push(Part::Block(Block::ClientImpl));
         }
         parts.push(Part::Item(Item::Bindings));
+        parts.push(Part::Item(Item::Addresses));
         parts.push(Part::Item(Item::Json));
         let received = (0..ops.len()).filter(|&i| ops[i].receives()).collect();
         let sent = (0..ops.len()).filter(|&i| !ops[i].receives()).collect();
@@ -631,6 +634,20 @@ impl<'d> Plan<'d> {
                     /// bindings) bindings, raw as in the spec (e.g. NATS `queue`, MQTT `qos`/`retain`, AMQP
                     /// exchange/queue). `register` applies the NATS `queue` as the route's queue group.
                     pub const BINDINGS: &[(&str, &str)] = &[#(#binding_pairs),*];
+                }
+            }
+            Item::Addresses => {
+                let pairs = self.ops.iter().map(|op| {
+                    let id = &op.op.id;
+                    let address = &op.address;
+                    quote!((#id, #address))
+                });
+                quote! {
+                    /// The address template of every operation whose channel has one, as
+                    /// `(operation id, address)`, in document order: what broker configurations
+                    /// that apply bindings per operation take beside [`BINDINGS`] (e.g.
+                    /// `ruststream_mqtt::Config::with_spec_bindings(BINDINGS, ADDRESSES)`).
+                    pub const ADDRESSES: &[(&str, &str)] = &[#(#pairs),*];
                 }
             }
             Item::Json => TokenStream::new(),

@@ -34,6 +34,9 @@
 //! - `BINDINGS`: per operation that has any, its channel, operation and message bindings as
 //!   raw JSON (`&[(operation id, json)]`); `register` applies an operation's NATS `queue`
 //!   binding as the route's queue group;
+//! - `ADDRESSES`: `(operation id, address template)` of every operation whose channel has an
+//!   address, so broker configurations that take per-operation addresses need none by hand
+//!   (`ruststream_mqtt::Config::default().with_spec_bindings(BINDINGS, ADDRESSES)`);
 //! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
 //!
 //! Generated code uses only `::ruststream` and `::serde` (derive): the including crate depends
