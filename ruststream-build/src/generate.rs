@@ -102,7 +102,8 @@ fn op_bindings(
 ///
 /// The file is formatted piece by piece (an item, a run of items, or a run of the methods of one
 /// of the large `impl`/`trait`/`mod` blocks) so that no syntax tree of the whole file is ever
-/// built; large documents are formatted on several threads. Every piece's text is what
+/// built and text that repeats is formatted once; large documents can be formatted on several
+/// threads ([`Config::format_threads`]). Every piece's text is what
 /// `prettyplease` prints for it inside the whole file, so the output does not depend on the
 /// split or the thread count.
 pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
@@ -111,7 +112,7 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
     let threads = if pieces < PARALLEL_FROM {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        config.format_threads_setting()
     };
     let body = render(doc, config, threads, CHUNK)?;
     Ok(format!(
@@ -126,8 +127,6 @@ pub(crate) fn generate(doc: &Document, config: &Config) -> Result<String> {
 const CHUNK: usize = 24;
 /// Documents with fewer operations + messages + schemas are formatted on the calling thread.
 const PARALLEL_FROM: usize = 300;
-/// At most this many formatting threads.
-const MAX_THREADS: usize = 4;
 
 /// The formatted items of `doc` (without the header line), on `threads` threads.
 pub(crate) fn render(

@@ -156,6 +156,7 @@ pub struct Config {
     out_dir: Option<PathBuf>,
     /// `true` to skip the `cargo:rerun-if-changed` lines.
     quiet: bool,
+    format_threads: usize,
 }
 
 /// The result of generating code for one document.
@@ -227,6 +228,15 @@ impl Config {
     /// Write output here instead of `$OUT_DIR`.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Format the code of large documents (hundreds of operations, messages and schemas) on
+    /// this many threads (default 1: the calling thread). Output is identical whatever the
+    /// count. More threads only pay off on idle cores: each thread plans the whole file, and
+    /// in a parallel `cargo build` or on a loaded machine the cores are busy anyway.
+    pub fn format_threads(mut self, threads: usize) -> Self {
+        self.format_threads = threads;
         self
     }
 
@@ -304,6 +314,10 @@ impl Config {
             files: loaded.files,
             warnings: asyncapi::Diagnostics(loaded.warnings),
         })
+    }
+
+    pub(crate) fn format_threads_setting(&self) -> usize {
+        self.format_threads.max(1)
     }
 
     pub(crate) fn side_setting(&self) -> Side {
