@@ -178,17 +178,31 @@ pub fn from_nats_headers(map: Option<&HeaderMap>) -> Headers {
     let mut out = Headers::with_capacity(map.len());
     for (name, values) in map.iter() {
         let n: &str = name.as_ref();
-        let n = if n.eq_ignore_ascii_case(names::CONTENT_TYPE) {
-            names::CONTENT_TYPE
+        if n.eq_ignore_ascii_case(names::CONTENT_TYPE) {
+            // The usual content types are kept as static text: no allocation.
+            for v in values {
+                match COMMON_CONTENT_TYPES.iter().find(|ct| **ct == v.as_str()) {
+                    Some(ct) => out.append_static(names::CONTENT_TYPE, ct),
+                    None => out.append(names::CONTENT_TYPE, v.as_str()),
+                }
+            }
         } else {
-            n
-        };
-        for v in values {
-            out.append(n, v.as_str());
+            for v in values {
+                out.append(n, v.as_str());
+            }
         }
     }
     out
 }
+
+/// Content types a received header is matched against to avoid copying it.
+const COMMON_CONTENT_TYPES: [&str; 5] = [
+    "application/json",
+    "application/msgpack",
+    "application/cbor",
+    "text/plain",
+    "application/octet-stream",
+];
 
 /// `stream`, ended as soon as `closed` turns true (the connection shut down).
 ///
@@ -349,6 +363,13 @@ mod tests {
         );
         let back = from_nats_headers(Some(&map));
         assert_eq!(back.get("content-type"), Some("application/json"));
+        let mut other = HeaderMap::new();
+        other.insert("content-TYPE", "application/vnd.x+json");
+        let back_other = from_nats_headers(Some(&other));
+        assert_eq!(
+            back_other.get("content-type"),
+            Some("application/vnd.x+json")
+        );
         assert_eq!(back.get("x-empty"), Some(""));
         assert_eq!(back.get("correlation-id"), Some("c1"));
         let bad = OutgoingMessage::new("a", "x").header("x", "a\r\nb");
