@@ -32,9 +32,10 @@
 //!
 //! Interoperability with other NATS clients: payloads are sent as-is, the contract's
 //! `content-type` header travels as NATS's conventional `Content-Type` (and any spelling of it
-//! is read back as `content-type`), the correlation id travels in the `correlation-id` header,
-//! and requests use standard reply subjects (`_INBOX.…`), so a plain `nats req` or
-//! `msg.Respond` interoperates.
+//! is read back as `content-type`; [`Config::implicit_content_type`] leaves one content type
+//! out, for consumers whose routes declare it), the correlation id travels in the
+//! `correlation-id` header, and requests use standard reply subjects (`_INBOX.…`), so a plain
+//! `nats req` or `msg.Respond` interoperates.
 //!
 //! ```no_run
 //! # async fn demo() -> ruststream::Result<()> {
