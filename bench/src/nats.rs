@@ -169,11 +169,24 @@ pub fn nats_pipeline(opts: &Opts) -> BenchResult<Line> {
     let n = opts.messages;
     let (mut fw, mut base) = (Vec::new(), Vec::new());
     rt.block_on(async {
-        guard(framework_round(url, (n / 10).max(1))).await?;
-        guard(baseline_round(url, (n / 10).max(1))).await?;
+        let (run_fw, run_base) = (opts.only != Some(true), opts.only != Some(false));
+        if run_fw {
+            guard(framework_round(url, (n / 10).max(1))).await?;
+        }
+        if run_base {
+            guard(baseline_round(url, (n / 10).max(1))).await?;
+        }
         for _ in 0..opts.rounds {
-            fw.push(guard(framework_round(url, n)).await?);
-            base.push(guard(baseline_round(url, n)).await?);
+            fw.push(if run_fw {
+                guard(framework_round(url, n)).await?
+            } else {
+                0.0
+            });
+            base.push(if run_base {
+                guard(baseline_round(url, n)).await?
+            } else {
+                0.0
+            });
         }
         Ok::<_, crate::BenchError>(())
     })?;

@@ -20,6 +20,8 @@ options (environment variable in brackets):
   --nats-url URL   NATS server (default nats://127.0.0.1:4222) [NATS_URL]
   --side S         consume-only: framework | baseline (default framework)
   --no-work        consume-only: set up and prefill, but do not consume
+  --only S         nats-pipeline: run one side only, framework | baseline (for
+                   scripts/nats-instructions.sh; the other side is reported as 0)
 ";
 
 /// Parsed options.
@@ -49,6 +51,8 @@ pub struct Opts {
     pub baseline_side: bool,
     /// consume-only: do the consume work.
     pub work: bool,
+    /// nats-pipeline: run only this side (`Some(true)` = baseline, `Some(false)` = framework).
+    pub only: Option<bool>,
     /// The options as given, forwarded to child processes by `all`.
     pub forward: Vec<String>,
 }
@@ -76,6 +80,7 @@ impl Opts {
             nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
             baseline_side: false,
             work: true,
+            only: None,
             forward: Vec::new(),
         };
         let mut scenario = None;
@@ -142,6 +147,16 @@ impl Opts {
                     };
                 }
                 "--no-work" => o.work = false,
+                "--only" => {
+                    let v = value(&flag)?;
+                    o.only = Some(match v.as_str() {
+                        "framework" => false,
+                        "baseline" => true,
+                        other => {
+                            return Err(format!("--only: `{other}` is not framework|baseline"));
+                        }
+                    });
+                }
                 s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
                 s => {
                     if scenario.replace(s.to_owned()).is_some() {
