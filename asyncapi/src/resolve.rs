@@ -19,20 +19,84 @@ const MAX_REF_CHAIN: usize = 64;
 const MAX_FILES: usize = 1000;
 
 /// A value at a place in a file.
+///
+/// The value is not copied: it is looked up in the file (or in a replacement value, see
+/// [`Node::with_value`]) when asked for, so cloning a node or taking its children is cheap.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     /// The file.
     pub file: Rc<SourceFile>,
     /// Pointer inside it (`/a/b`, no `#`).
     pub ptr: String,
-    /// The value (a copy).
-    pub value: Value,
+    /// A value standing in for the file's at `ptr[..len]` (e.g. after merging traits), with
+    /// that `len`; `None` when the value is the file's own.
+    replaced: Option<(Rc<Value>, usize)>,
 }
+
+/// The value at the (escaped) JSON pointer `ptr` inside `root`; the same as
+/// [`Value::pointer`], without allocating for segments that need no unescaping.
+fn lookup<'v>(root: &'v Value, ptr: &str) -> Option<&'v Value> {
+    if ptr.is_empty() {
+        return Some(root);
+    }
+    let rest = ptr.strip_prefix('/')?;
+    let mut target = root;
+    for token in rest.split('/') {
+        let unescaped;
+        let token = if token.contains('~') {
+            unescaped = unescape_pointer_segment(token);
+            unescaped.as_str()
+        } else {
+            token
+        };
+        target = match target {
+            Value::Object(m) => m.get(token)?,
+            Value::Array(a) => {
+                if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+                    return None;
+                }
+                a.get(token.parse::<usize>().ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(target)
+}
+
+/// `null`, for nodes whose place no longer holds a value.
+static NULL: Value = Value::Null;
 
 /// Identity of a node: its file and pointer.
 pub(crate) type NodeId = (PathBuf, String);
 
 impl Node {
+    /// The node at pointer `ptr` of `file` (which must hold a value there).
+    pub fn in_file(file: Rc<SourceFile>, ptr: String) -> Node {
+        Node {
+            file,
+            ptr,
+            replaced: None,
+        }
+    }
+
+    /// The value.
+    pub fn value(&self) -> &Value {
+        let found = match &self.replaced {
+            None => lookup(&self.file.value, &self.ptr),
+            Some((v, len)) => lookup(v, &self.ptr[*len..]),
+        };
+        found.unwrap_or(&NULL)
+    }
+
+    /// The node at `ptr`, a pointer below this one's, inside the same value.
+    pub fn below(&self, ptr: String) -> Node {
+        Node {
+            file: self.file.clone(),
+            ptr,
+            replaced: self.replaced.clone(),
+        }
+    }
+
     /// Where this node is.
     pub fn loc(&self) -> Location {
         self.file.location(&self.ptr)
@@ -51,26 +115,20 @@ impl Node {
 
     /// The child `key` of an object.
     pub fn child(&self, key: &str) -> Option<Node> {
-        self.value.get(key).map(|v| Node {
-            file: self.file.clone(),
-            ptr: format!("{}/{}", self.ptr, escape_pointer_segment(key)),
-            value: v.clone(),
-        })
+        self.value()
+            .get(key)
+            .map(|_| self.below(format!("{}/{}", self.ptr, escape_pointer_segment(key))))
     }
 
     /// The entries of an object, in order (empty for other values).
     pub fn entries(&self) -> Vec<(String, Node)> {
-        match &self.value {
+        match self.value() {
             Value::Object(m) => m
-                .iter()
-                .map(|(k, v)| {
+                .keys()
+                .map(|k| {
                     (
                         k.clone(),
-                        Node {
-                            file: self.file.clone(),
-                            ptr: format!("{}/{}", self.ptr, escape_pointer_segment(k)),
-                            value: v.clone(),
-                        },
+                        self.below(format!("{}/{}", self.ptr, escape_pointer_segment(k))),
                     )
                 })
                 .collect(),
@@ -80,15 +138,9 @@ impl Node {
 
     /// The items of an array, in order (empty for other values).
     pub fn items(&self) -> Vec<Node> {
-        match &self.value {
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Node {
-                    file: self.file.clone(),
-                    ptr: format!("{}/{i}", self.ptr),
-                    value: v.clone(),
-                })
+        match self.value() {
+            Value::Array(a) => (0..a.len())
+                .map(|i| self.below(format!("{}/{i}", self.ptr)))
                 .collect(),
             _ => Vec::new(),
         }
@@ -96,7 +148,7 @@ impl Node {
 
     /// The `$ref` string of a reference object.
     pub fn ref_str(&self) -> Option<&str> {
-        self.value.get("$ref").and_then(Value::as_str)
+        self.value().get("$ref").and_then(Value::as_str)
     }
 
     /// The same place with another value (e.g. after merging traits).
@@ -104,7 +156,7 @@ impl Node {
         Node {
             file: self.file.clone(),
             ptr: self.ptr.clone(),
-            value,
+            replaced: Some((Rc::new(value), self.ptr.len())),
         }
     }
 }
@@ -332,11 +384,7 @@ impl<'o> Ctx<'o> {
             Ok(file) => {
                 let file = Rc::new(file);
                 self.files.insert(self.main_path.clone(), file.clone());
-                Some(Node {
-                    value: file.value.clone(),
-                    file,
-                    ptr: String::new(),
-                })
+                Some(Node::in_file(file, String::new()))
             }
             Err(d) => {
                 self.diags.push(d);
@@ -490,12 +538,8 @@ impl<'o> Ctx<'o> {
             );
             return None;
         }
-        match file.value.pointer(&frag) {
-            Some(v) => Some(Target::Found(Node {
-                value: v.clone(),
-                file,
-                ptr: frag,
-            })),
+        match lookup(&file.value, &frag) {
+            Some(_) => Some(Target::Found(Node::in_file(file, frag))),
             None => {
                 let shown = frag
                     .split('/')

@@ -43,7 +43,7 @@ pub(crate) fn sanitize_name(raw: &str) -> String {
 impl Schemas {
     /// Registers every entry of the main file's `components/schemas`.
     pub fn add_components(&mut self, ctx: &mut Ctx<'_>, node: &Node) {
-        if !node.value.is_object() {
+        if !node.value().is_object() {
             ctx.error(&node.loc(), "`components.schemas` must be an object");
             return;
         }
@@ -82,7 +82,7 @@ impl Schemas {
 
     /// The schema at `node` with every `$ref` inside rewritten into the table.
     pub fn rewrite(&mut self, ctx: &mut Ctx<'_>, node: &Node) -> Value {
-        self.walk(ctx, node, &node.value, &node.ptr, 0)
+        self.walk(ctx, node, node.value(), &node.ptr, 0)
     }
 
     fn walk(&mut self, ctx: &mut Ctx<'_>, at: &Node, v: &Value, ptr: &str, depth: usize) -> Value {
@@ -92,11 +92,7 @@ impl Schemas {
         match v {
             Value::Object(m) => {
                 if let Some(r) = m.get("$ref").and_then(Value::as_str) {
-                    let holder = Node {
-                        file: at.file.clone(),
-                        ptr: ptr.to_string(),
-                        value: v.clone(),
-                    };
+                    let holder = at.below(ptr.to_string());
                     let mut out = Map::new();
                     match ctx.resolve_ref(&holder, r) {
                         Some(Target::Found(target)) => {

@@ -21,18 +21,18 @@ pub const FALLBACK_CONTENT_TYPE: &str = "application/json";
 
 /// Normalises the main document; `None` when it cannot be read at all.
 pub(crate) fn normalize(ctx: &mut Ctx<'_>, root: Node) -> Option<Document> {
-    if !root.value.is_object() {
+    if !root.value().is_object() {
         ctx.error_hint(
             &root.loc(),
             format!(
                 "an AsyncAPI document must be a mapping at the top level, found {}",
-                kind(&root.value)
+                kind(root.value())
             ),
             "start the document with `asyncapi: 3.0.0`",
         );
         return None;
     }
-    let version = match root.value.get("asyncapi") {
+    let version = match root.value().get("asyncapi") {
         None => {
             ctx.error_hint(
                 &root.loc(),
@@ -97,7 +97,7 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 
 /// `x-` extensions of an object.
 pub(crate) fn extensions(node: &Node) -> BTreeMap<String, Value> {
-    match &node.value {
+    match node.value() {
         Value::Object(m) => m
             .iter()
             .filter(|(k, _)| k.starts_with("x-"))
@@ -275,7 +275,7 @@ pub(crate) struct Norm<'c, 'o> {
 impl Norm<'_, '_> {
     /// Warns about fields of `node` that are neither in `known` nor `x-` extensions.
     pub fn known_fields(&mut self, node: &Node, what: &str, known: &[&str]) {
-        let Value::Object(m) = &node.value else {
+        let Value::Object(m) = node.value() else {
             return;
         };
         for key in m.keys() {
@@ -305,7 +305,7 @@ impl Norm<'_, '_> {
     /// The child `key`, references followed.
     pub fn child(&mut self, node: &Node, key: &str) -> Option<Node> {
         let c = node.child(key)?;
-        if c.value.is_null() {
+        if c.value().is_null() {
             return None;
         }
         self.deref(&c)
@@ -313,7 +313,7 @@ impl Norm<'_, '_> {
 
     /// An optional string field; other types are reported.
     pub fn str(&mut self, node: &Node, key: &str) -> Option<String> {
-        match node.value.get(key)? {
+        match node.value().get(key)? {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             other => {
@@ -326,7 +326,7 @@ impl Norm<'_, '_> {
 
     /// A required string field; absence and other types are reported.
     pub fn req_str(&mut self, node: &Node, key: &str, what: &str) -> String {
-        if node.value.get(key).is_none() {
+        if node.value().get(key).is_none() {
             self.ctx.error_hint(
                 &node.loc(),
                 format!("{what} is missing the required field `{key}`"),
@@ -343,15 +343,15 @@ impl Norm<'_, '_> {
         let Some(c) = node.child(key) else {
             return Vec::new();
         };
-        let Some(c) = (if c.value.is_null() {
+        let Some(c) = (if c.value().is_null() {
             None
         } else {
             self.deref(&c)
         }) else {
             return Vec::new();
         };
-        if !c.value.is_object() {
-            let msg = format!("`{key}` must be a mapping, found {}", kind(&c.value));
+        if !c.value().is_object() {
+            let msg = format!("`{key}` must be a mapping, found {}", kind(c.value()));
             self.ctx.error(&c.loc(), msg);
             return Vec::new();
         }
@@ -361,10 +361,10 @@ impl Norm<'_, '_> {
                 continue;
             }
             if let Some(target) = self.deref(&entry) {
-                if !target.value.is_object() {
+                if !target.value().is_object() {
                     let msg = format!(
                         "`{key}.{k}` must be a mapping, found {}",
-                        kind(&target.value)
+                        kind(target.value())
                     );
                     self.ctx.error(&target.loc(), msg);
                     continue;
@@ -380,7 +380,7 @@ impl Norm<'_, '_> {
         let Some(c) = node.child(key) else {
             return Vec::new();
         };
-        match &c.value {
+        match c.value() {
             Value::Null => Vec::new(),
             Value::Array(_) => c.items(),
             other => {
@@ -395,8 +395,8 @@ impl Norm<'_, '_> {
     pub fn strings(&mut self, node: &Node, key: &str) -> Vec<String> {
         self.items(node, key)
             .into_iter()
-            .map(|i| match i.value {
-                Value::String(s) => s,
+            .map(|i| match i.value() {
+                Value::String(s) => s.clone(),
                 other => other.to_string(),
             })
             .collect()
@@ -404,7 +404,7 @@ impl Norm<'_, '_> {
 
     /// A scalar written as a string.
     pub fn scalar(&mut self, node: &Node, key: &str) -> Option<String> {
-        match node.value.get(key)? {
+        match node.value().get(key)? {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
@@ -416,8 +416,8 @@ impl Norm<'_, '_> {
         let mut out = Vec::new();
         for item in self.items(node, "tags") {
             let Some(t) = self.deref(&item) else { continue };
-            if !t.value.is_object() {
-                let msg = format!("a tag must be a mapping, found {}", kind(&t.value));
+            if !t.value().is_object() {
+                let msg = format!("a tag must be a mapping, found {}", kind(t.value()));
                 self.ctx.error(&t.loc(), msg);
                 continue;
             }
@@ -444,8 +444,8 @@ impl Norm<'_, '_> {
         let Some(b) = self.child(node, "bindings") else {
             return Value::Null;
         };
-        if !b.value.is_object() {
-            let msg = format!("`bindings` must be a mapping, found {}", kind(&b.value));
+        if !b.value().is_object() {
+            let msg = format!("`bindings` must be a mapping, found {}", kind(b.value()));
             self.ctx.error(&b.loc(), msg);
             return Value::Null;
         }
@@ -453,7 +453,7 @@ impl Norm<'_, '_> {
         for (proto, entry) in b.entries() {
             let value = match self.deref(&entry) {
                 Some(t) => self.schemas.rewrite(self.ctx, &t),
-                None => entry.value.clone(),
+                None => entry.value().clone(),
             };
             out.insert(proto, value);
         }
@@ -470,8 +470,8 @@ impl Norm<'_, '_> {
             );
             return Info::default();
         };
-        if !i.value.is_object() {
-            let msg = format!("`info` must be a mapping, found {}", kind(&i.value));
+        if !i.value().is_object() {
+            let msg = format!("`info` must be a mapping, found {}", kind(i.value()));
             self.ctx.error(&i.loc(), msg);
             return Info::default();
         }
@@ -532,7 +532,7 @@ impl Norm<'_, '_> {
             name: name.to_string(),
             scheme_type: self.req_str(node, "type", "a security scheme"),
             description: self.str(node, "description"),
-            raw: node.value.clone(),
+            raw: node.value().clone(),
             source: node.loc(),
         };
         self.schemes.push(scheme);
@@ -544,19 +544,19 @@ impl Norm<'_, '_> {
         let Some(p) = node.child(key) else {
             return (None, None);
         };
-        if p.value.is_null() {
+        if p.value().is_null() {
             return (None, None);
         }
-        if let (Some(fmt), Some(inner)) = (p.value.get("schemaFormat"), p.child("schema")) {
+        if let (Some(fmt), Some(inner)) = (p.value().get("schemaFormat"), p.child("schema")) {
             let fmt = fmt.as_str().map(str::to_string);
             return (Some(self.schemas.rewrite(self.ctx, &inner)), fmt);
         }
         let mut fmt = None;
         if p.ref_str().is_some() {
             if let Some(t) = self.ctx.deref(&p) {
-                if t.value.get("schema").is_some() {
+                if t.value().get("schema").is_some() {
                     fmt = t
-                        .value
+                        .value()
                         .get("schemaFormat")
                         .and_then(Value::as_str)
                         .map(str::to_string);

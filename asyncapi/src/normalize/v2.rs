@@ -118,8 +118,8 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
             let Some(op) = n.child(&ch, verb) else {
                 continue;
             };
-            if !op.value.is_object() {
-                let msg = format!("`{verb}` must be a mapping, found {}", kind(&op.value));
+            if !op.value().is_object() {
+                let msg = format!("`{verb}` must be a mapping, found {}", kind(op.value()));
                 n.ctx.error(&op.loc(), msg);
                 continue;
             }
@@ -163,7 +163,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
             op_ids.entry(op_id.clone()).or_insert_with(|| op.clone());
             let mut messages = Vec::new();
             if let Some(m) = n.child(&op, "message") {
-                let list = if m.value.get("oneOf").is_some() {
+                let list = if m.value().get("oneOf").is_some() {
                     n.items(&m, "oneOf")
                 } else {
                     vec![m]
@@ -173,9 +173,9 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
                     let Some(mnode) = n.deref(&entry) else {
                         continue;
                     };
-                    if !mnode.value.is_object() {
+                    if !mnode.value().is_object() {
                         let msg =
-                            format!("a message must be a mapping, found {}", kind(&mnode.value));
+                            format!("a message must be a mapping, found {}", kind(mnode.value()));
                         n.ctx.error(&mnode.loc(), msg);
                         continue;
                     }
@@ -206,7 +206,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
                             } else if let Some(e) = explicit {
                                 e
                             } else if let Some(name) =
-                                mnode.value.get("name").and_then(Value::as_str)
+                                mnode.value().get("name").and_then(Value::as_str)
                             {
                                 name.to_string()
                             } else if many {
@@ -274,19 +274,21 @@ fn apply_traits(n: &mut Norm<'_, '_>, node: &Node) -> Node {
     if traits.is_empty() {
         return node.clone();
     }
-    let mut value = node.value.clone();
+    let mut value = node.value().clone();
     if let Value::Object(m) = &mut value {
         m.remove("traits");
     }
     for tr in traits {
         if let Some(mut tv) = n.deref(&tr) {
             if tv.file.path != node.file.path {
-                rebase_refs(&mut tv.value, &tv.file.path, &node.file.path);
+                let mut v = tv.value().clone();
+                rebase_refs(&mut v, &tv.file.path, &node.file.path);
+                tv = tv.with_value(v);
             }
-            if tv.value.is_object() {
-                merge_patch(&mut value, &tv.value);
+            if tv.value().is_object() {
+                merge_patch(&mut value, tv.value());
             } else {
-                let msg = format!("a trait must be a mapping, found {}", kind(&tv.value));
+                let msg = format!("a trait must be a mapping, found {}", kind(tv.value()));
                 n.ctx.error(&tv.loc(), msg);
             }
         }
@@ -306,7 +308,7 @@ fn message(n: &mut Norm<'_, '_>, m: &Node, id: &str, default_ct: Option<&str>) -
     let examples = n
         .items(&m, "examples")
         .into_iter()
-        .map(|e| e.value)
+        .map(|e| e.value().clone())
         .collect();
     Message {
         id: id.to_string(),
@@ -332,10 +334,10 @@ fn message(n: &mut Norm<'_, '_>, m: &Node, id: &str, default_ct: Option<&str>) -
 fn security(n: &mut Norm<'_, '_>, node: &Node) -> Vec<SecurityRequirement> {
     let mut out = Vec::new();
     for item in n.items(node, "security") {
-        let Value::Object(m) = &item.value else {
+        let Value::Object(m) = item.value() else {
             let msg = format!(
                 "a security requirement must be a mapping, found {}",
-                kind(&item.value)
+                kind(item.value())
             );
             n.ctx.error(&item.loc(), msg);
             continue;

@@ -59,7 +59,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
         n.known_fields(&ch, &format!("channel `{id}`"), fields::CHANNEL_V3);
         t.channels.insert(entry.id(), id.clone());
         t.channels.entry(ch.id()).or_insert_with(|| id.clone());
-        let address = match ch.value.get("address") {
+        let address = match ch.value().get("address") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
@@ -304,7 +304,7 @@ fn op_messages(
     channel: Option<&str>,
     what: &str,
 ) -> Vec<String> {
-    if node.value.get("messages").is_some_and(|m| !m.is_null()) {
+    if node.value().get("messages").is_some_and(|m| !m.is_null()) {
         let items = n.items(node, "messages");
         message_refs(n, t, doc, items, channel, what)
     } else {
@@ -319,7 +319,7 @@ fn reply(n: &mut Norm<'_, '_>, t: &Tables, doc: &Document, r: &Node, op: &str) -
     let what = format!("the reply of operation `{op}`");
     let channel = r
         .child("channel")
-        .filter(|c| !c.value.is_null())
+        .filter(|c| !c.value().is_null())
         .and_then(|c| channel_ref(n, t, &c, &what));
     let address_node = n.child(r, "address");
     let address = address_node
@@ -340,7 +340,7 @@ fn reply(n: &mut Norm<'_, '_>, t: &Tables, doc: &Document, r: &Node, op: &str) -
             );
         }
     }
-    if channel.is_none() && address.is_none() && r.value.get("channel").is_none() {
+    if channel.is_none() && address.is_none() && r.value().get("channel").is_none() {
         n.ctx.warn(
             &r.loc(),
             format!("{what} names neither a channel nor an address"),
@@ -364,17 +364,19 @@ fn apply_traits(n: &mut Norm<'_, '_>, node: &Node) -> Node {
     for tr in traits {
         if let Some(mut tv) = n.deref(&tr) {
             if tv.file.path != node.file.path {
-                rebase_refs(&mut tv.value, &tv.file.path, &node.file.path);
+                let mut v = tv.value().clone();
+                rebase_refs(&mut v, &tv.file.path, &node.file.path);
+                tv = tv.with_value(v);
             }
-            if tv.value.is_object() {
-                deep_merge(&mut base, &tv.value);
+            if tv.value().is_object() {
+                deep_merge(&mut base, tv.value());
             } else {
-                let msg = format!("a trait must be a mapping, found {}", kind(&tv.value));
+                let msg = format!("a trait must be a mapping, found {}", kind(tv.value()));
                 n.ctx.error(&tv.loc(), msg);
             }
         }
     }
-    let mut own = node.value.clone();
+    let mut own = node.value().clone();
     if let Value::Object(m) = &mut own {
         m.remove("traits");
     }
@@ -407,7 +409,7 @@ fn message(n: &mut Norm<'_, '_>, m: &Node, id: &str, default_ct: Option<&str>) -
         examples: n
             .items(&m, "examples")
             .into_iter()
-            .map(|e| e.value)
+            .map(|e| e.value().clone())
             .collect(),
         bindings: n.bindings(&m),
         extensions: extensions(&m),
@@ -422,10 +424,10 @@ pub(super) fn security(n: &mut Norm<'_, '_>, node: &Node) -> Vec<SecurityRequire
         let Some(target) = n.deref(&item) else {
             continue;
         };
-        if !target.value.is_object() {
+        if !target.value().is_object() {
             let msg = format!(
                 "a security requirement must be a mapping, found {}",
-                kind(&target.value)
+                kind(target.value())
             );
             n.ctx.error(&target.loc(), msg);
             continue;
@@ -442,12 +444,12 @@ pub(super) fn security(n: &mut Norm<'_, '_>, node: &Node) -> Vec<SecurityRequire
                 }
                 v
             };
-            let me = strip(&target.value);
+            let me = strip(target.value());
             match n.schemes.iter().find(|s| strip(&s.raw) == me) {
                 Some(s) => s.name.clone(),
                 None => {
                     let ty = target
-                        .value
+                        .value()
                         .get("type")
                         .and_then(Value::as_str)
                         .unwrap_or("scheme");
@@ -457,10 +459,14 @@ pub(super) fn security(n: &mut Norm<'_, '_>, node: &Node) -> Vec<SecurityRequire
                 }
             }
         };
-        let mut scheme_node = target.clone();
-        if let Value::Object(m) = &mut scheme_node.value {
-            m.remove("scopes");
-        }
+        let scheme_node = match target.value() {
+            Value::Object(m) if m.contains_key("scopes") => {
+                let mut m = m.clone();
+                m.remove("scopes");
+                target.with_value(Value::Object(m))
+            }
+            _ => target.clone(),
+        };
         n.register_scheme(&name, &scheme_node);
         out.push(SecurityRequirement {
             scheme: name,
