@@ -204,10 +204,31 @@ impl<'a> IntoIterator for &'a Diagnostics {
 
 /// Escapes one JSON pointer segment (`~` → `~0`, `/` → `~1`).
 pub fn escape_pointer_segment(segment: &str) -> String {
+    if !segment.contains(['~', '/']) {
+        return segment.to_string();
+    }
     segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// The pointer of the child `key` of `parent` (`parent/key`, the key escaped).
+pub fn child_pointer(parent: &str, key: &str) -> String {
+    let mut out = String::with_capacity(parent.len() + key.len() + 1);
+    out.push_str(parent);
+    out.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Unescapes one JSON pointer segment (`~1` → `/`, `~0` → `~`).
 pub fn unescape_pointer_segment(segment: &str) -> String {
+    if !segment.contains('~') {
+        return segment.to_string();
+    }
     segment.replace("~1", "/").replace("~0", "~")
 }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::LoadOptions;
-use crate::diagnostic::{Diagnostic, Location, escape_pointer_segment, unescape_pointer_segment};
+use crate::diagnostic::{Diagnostic, Location, child_pointer, unescape_pointer_segment};
 use crate::source::{SourceFile, parse};
 
 /// Longest chain of references followed before giving up.
@@ -104,8 +104,7 @@ impl Node {
 
     /// Where the child `key` is (or would be).
     pub fn loc_of(&self, key: &str) -> Location {
-        self.file
-            .location(&format!("{}/{}", self.ptr, escape_pointer_segment(key)))
+        self.file.location(&child_pointer(&self.ptr, key))
     }
 
     /// Identity of this node.
@@ -117,7 +116,7 @@ impl Node {
     pub fn child(&self, key: &str) -> Option<Node> {
         self.value()
             .get(key)
-            .map(|_| self.below(format!("{}/{}", self.ptr, escape_pointer_segment(key))))
+            .map(|_| self.below(child_pointer(&self.ptr, key)))
     }
 
     /// The entries of an object, in order (empty for other values).
@@ -125,12 +124,7 @@ impl Node {
         match self.value() {
             Value::Object(m) => m
                 .keys()
-                .map(|k| {
-                    (
-                        k.clone(),
-                        self.below(format!("{}/{}", self.ptr, escape_pointer_segment(k))),
-                    )
-                })
+                .map(|k| (k.clone(), self.below(child_pointer(&self.ptr, k))))
                 .collect(),
             _ => Vec::new(),
         }

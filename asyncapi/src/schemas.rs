@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value};
 
-use crate::diagnostic::{escape_pointer_segment, unescape_pointer_segment};
+use crate::diagnostic::{child_pointer, escape_pointer_segment, unescape_pointer_segment};
 use crate::resolve::{Ctx, Node, NodeId, Target};
 
 /// Keywords whose values are data, not schemas: never rewritten.
@@ -121,7 +121,7 @@ impl Schemas {
                     let child = if DATA_KEYWORDS.contains(&k.as_str()) || k.starts_with("x-") {
                         val.clone()
                     } else {
-                        let p = format!("{ptr}/{}", escape_pointer_segment(k));
+                        let p = child_pointer(ptr, k);
                         self.walk(ctx, at, val, &p, depth + 1)
                     };
                     out.insert(k.clone(), child);

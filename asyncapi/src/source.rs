@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Number, Value};
 
-use crate::diagnostic::{Diagnostic, Location, escape_pointer_segment};
+use crate::diagnostic::{Diagnostic, Location, child_pointer, escape_pointer_segment};
 
 /// Deepest nesting accepted by the position scanners.
 const MAX_DEPTH: usize = 512;
@@ -434,24 +434,37 @@ impl JsonScan<'_> {
         }
     }
 
-    fn string(&mut self) -> Option<String> {
-        let start = self.i;
+    /// Skips a string; `Some(escaped)` (whether it holds a `\\`) when it is closed.
+    fn skip_string(&mut self) -> Option<bool> {
+        let mut escaped = false;
         self.bump();
         while let Some(&c) = self.b.get(self.i) {
             match c {
                 b'\\' => {
+                    escaped = true;
                     self.bump();
                     self.bump();
                 }
                 b'"' => {
                     self.bump();
-                    let raw = std::str::from_utf8(&self.b[start..self.i]).ok()?;
-                    return serde_json::from_str(raw).ok();
+                    return Some(escaped);
                 }
                 _ => self.bump(),
             }
         }
         None
+    }
+
+    /// Reads a string (a key): decoded only when it holds escapes.
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        let escaped = self.skip_string()?;
+        let raw = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        if escaped {
+            serde_json::from_str(raw).ok()
+        } else {
+            Some(raw[1..raw.len() - 1].to_string())
+        }
     }
 
     fn value(&mut self, ptr: &str, depth: usize) -> Option<()> {
@@ -473,7 +486,7 @@ impl JsonScan<'_> {
                         b'"' => {
                             let pos = (self.line, self.col);
                             let key = self.string()?;
-                            let child = format!("{ptr}/{}", escape_pointer_segment(&key));
+                            let child = child_pointer(ptr, &key);
                             self.map.insert(child.clone(), pos);
                             self.ws();
                             if self.b.get(self.i) != Some(&b':') {
@@ -506,7 +519,7 @@ impl JsonScan<'_> {
                     }
                 }
             }
-            b'"' => self.string().map(|_| ()),
+            b'"' => self.skip_string().map(|_| ()),
             _ => {
                 while self
                     .b
