@@ -17,6 +17,17 @@ struct Tables {
     /// Message entry or target → message id.
     messages: HashMap<NodeId, String>,
     used_messages: HashSet<String>,
+    /// Channel id → its index in `Document::channels` (the first one with that id).
+    channel_index: HashMap<String, usize>,
+}
+
+impl Tables {
+    /// The channel `id` of `doc`, as [`Document::channel`] finds it, without a linear search.
+    fn channel<'d>(&self, doc: &'d Document, id: &str) -> Option<&'d Channel> {
+        self.channel_index
+            .get(id)
+            .and_then(|&i| doc.channels.get(i))
+    }
 }
 
 pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
@@ -124,6 +135,9 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
                 ),
             }
         }
+        t.channel_index
+            .entry(id.clone())
+            .or_insert(doc.channels.len());
         doc.channels.push(Channel {
             address,
             title: n.str(&ch, "title"),
@@ -255,7 +269,8 @@ fn message_refs(
     channel: Option<&str>,
     what: &str,
 ) -> Vec<String> {
-    let allowed: Option<&Vec<String>> = channel.and_then(|c| doc.channel(c)).map(|c| &c.messages);
+    let allowed: Option<&Vec<String>> =
+        channel.and_then(|c| t.channel(doc, c)).map(|c| &c.messages);
     let mut out = Vec::new();
     for item in items {
         let Some(r) = item.ref_str().map(str::to_string) else {
@@ -309,7 +324,7 @@ fn op_messages(
         message_refs(n, t, doc, items, channel, what)
     } else {
         channel
-            .and_then(|c| doc.channel(c))
+            .and_then(|c| t.channel(doc, c))
             .map(|c| c.messages.clone())
             .unwrap_or_default()
     }
@@ -327,7 +342,7 @@ fn reply(n: &mut Norm<'_, '_>, t: &Tables, doc: &Document, r: &Node, op: &str) -
         .map(|a| n.req_str(a, "location", "a reply address"));
     if let (Some(a), Some(ch)) = (
         &address_node,
-        channel.as_deref().and_then(|c| doc.channel(c)),
+        channel.as_deref().and_then(|c| t.channel(doc, c)),
     ) {
         if let Some(fixed) = &ch.address {
             n.ctx.error_hint(
