@@ -2,6 +2,7 @@
 //! line/column positions.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Number, Value};
@@ -14,6 +15,45 @@ const MAX_DEPTH: usize = 512;
 /// Most bytes accepted for one file.
 const MAX_FILE_BYTES: usize = 32 * 1024 * 1024;
 
+/// FxHash (as in rustc): much cheaper than SipHash for the many pointer keys of
+/// [`Positions`]; the keys come from the documents being loaded, not from an adversary.
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Pointer (`/a/b`, no `#`) → (line, column), both 1-based.
+pub(crate) type Positions = HashMap<String, (u32, u32), BuildHasherDefault<FxHasher>>;
+
 /// A parsed file.
 #[derive(Debug)]
 pub(crate) struct SourceFile {
@@ -22,7 +62,7 @@ pub(crate) struct SourceFile {
     /// Its content.
     pub value: Value,
     /// Pointer (`/a/b`, no `#`) → (line, column), both 1-based.
-    pub positions: HashMap<String, (u32, u32)>,
+    pub positions: Positions,
 }
 
 impl SourceFile {
@@ -272,8 +312,8 @@ fn bracket_balance(s: &str) -> i64 {
     depth
 }
 
-pub(crate) fn yaml_positions(text: &str) -> HashMap<String, (u32, u32)> {
-    let mut map = HashMap::new();
+pub(crate) fn yaml_positions(text: &str) -> Positions {
+    let mut map = Positions::default();
     map.insert(String::new(), (1, 1));
     let mut stack: Vec<Frame> = Vec::new();
     let mut pending: Option<String> = None;
@@ -412,7 +452,7 @@ struct JsonScan<'a> {
     i: usize,
     line: u32,
     col: u32,
-    map: HashMap<String, (u32, u32)>,
+    map: Positions,
 }
 
 impl JsonScan<'_> {
@@ -534,13 +574,13 @@ impl JsonScan<'_> {
     }
 }
 
-pub(crate) fn json_positions(text: &str) -> HashMap<String, (u32, u32)> {
+pub(crate) fn json_positions(text: &str) -> Positions {
     let mut scan = JsonScan {
         b: text.as_bytes(),
         i: 0,
         line: 1,
         col: 1,
-        map: HashMap::new(),
+        map: Positions::default(),
     };
     scan.map.insert(String::new(), (1, 1));
     let _ = scan.value("", 0);
