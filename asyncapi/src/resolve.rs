@@ -40,14 +40,27 @@ fn lookup<'v>(root: &'v Value, ptr: &str) -> Option<&'v Value> {
         return Some(root);
     }
     let rest = ptr.strip_prefix('/')?;
+    let bytes = rest.as_bytes();
     let mut target = root;
-    for token in rest.split('/') {
+    let mut start = 0;
+    loop {
+        // One pass per segment: find its end and whether it needs unescaping.
+        let mut end = start;
+        let mut tilde = false;
+        while let Some(&c) = bytes.get(end) {
+            if c == b'/' {
+                break;
+            }
+            tilde |= c == b'~';
+            end += 1;
+        }
+        let raw = &rest[start..end];
         let unescaped;
-        let token = if token.contains('~') {
-            unescaped = unescape_pointer_segment(token);
+        let token = if tilde {
+            unescaped = unescape_pointer_segment(raw);
             unescaped.as_str()
         } else {
-            token
+            raw
         };
         target = match target {
             Value::Object(m) => m.get(token)?,
@@ -59,6 +72,10 @@ fn lookup<'v>(root: &'v Value, ptr: &str) -> Option<&'v Value> {
             }
             _ => return None,
         };
+        if end == bytes.len() {
+            break;
+        }
+        start = end + 1;
     }
     Some(target)
 }
@@ -584,5 +601,39 @@ impl<'o> Ctx<'o> {
             }
         }
         Some(cur)
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn lookup_agrees_with_serde_json_pointer() {
+        let v = serde_json::json!({
+            "a": {"b/c": [10, {"d~e": true}], "": {"x": 1}},
+            "01": "key", "k": [0, 1, 2]
+        });
+        for p in [
+            "",
+            "/",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/0",
+            "/a/b~1c/1/d~0e",
+            "/a/",
+            "/a//x",
+            "/01",
+            "/k/01",
+            "/k/+1",
+            "/k/2",
+            "/k/3",
+            "/a/b/c",
+            "a",
+            "/a/b~1c/1/d~0e/z",
+            "/k/-1",
+        ] {
+            assert_eq!(lookup(&v, p), v.pointer(p), "{p}");
+        }
     }
 }
