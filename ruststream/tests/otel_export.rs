@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ruststream::app::App;
-use ruststream::memory::MemoryBroker;
+use ruststream::app::{App, RunningApp};
+use ruststream::memory::{MemoryBroker, MemoryConnection};
 use ruststream::otel::{BatchConfig, Otel, OtlpHttpJsonExporter};
 use ruststream::router::{HandlerError, Route};
 use ruststream::telemetry::TraceContext;
@@ -123,6 +123,25 @@ fn app(url: &str, service: &str) -> App<MemoryBroker> {
         )
 }
 
+/// Wait (up to 5 s) until the app has acked `n` messages.
+async fn wait_acked(running: &RunningApp<MemoryConnection>, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while running.stats().acked < n {
+        assert!(tokio::time::Instant::now() < deadline, "not handled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Publish order 1 into the app and wait until it is handled.
+async fn publish_order_and_wait(running: &RunningApp<MemoryConnection>) {
+    running
+        .connection()
+        .publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
+        .await
+        .unwrap();
+    wait_acked(running, 1).await;
+}
+
 async fn next_delivery<S>(sub: &mut S) -> S::Item
 where
     S: futures_core::Stream + Unpin,
@@ -167,11 +186,7 @@ async fn spans_continue_the_incoming_trace_and_reach_the_collector() {
     let root = TraceContext::from_headers(untraced.headers()).expect("traceparent");
     untraced.ack().await.unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while running.stats().acked < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "not handled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_acked(&running, 2).await;
     assert!(
         requests.try_recv().is_err(),
         "nothing exported before the flush"
@@ -301,16 +316,7 @@ async fn flush_exports_now_and_the_counts_are_scraped() {
     };
     let metrics = running.metrics().render();
     assert!(metrics.contains(&line("exported", 0)), "{metrics}");
-    running
-        .connection()
-        .publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while running.stats().acked < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "not handled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    publish_order_and_wait(&running).await;
     running.otel().unwrap().flush().await.unwrap();
     let request = requests.recv().await.expect("exported by the flush");
     let body: Value = serde_json::from_slice(&request.body).unwrap();
@@ -333,15 +339,7 @@ async fn a_failing_collector_is_counted_not_fatal() {
     let (url, mut requests) = collector(&[400]).await;
     let running = app(&url, "orders-svc").start().await.unwrap();
     let stats = running.otel().unwrap().stats().unwrap().clone();
-    let conn = running.connection();
-    conn.publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while running.stats().acked < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "not handled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    publish_order_and_wait(&running).await;
     // The export failure does not fail the app's shutdown.
     running.shutdown().await.unwrap();
     assert!(requests.recv().await.is_some());
@@ -356,16 +354,7 @@ async fn an_overloaded_collector_is_retried() {
     let (url, mut requests) = collector(&[503, 429, 200]).await;
     let running = app(&url, "orders-svc").start().await.unwrap();
     let stats = running.otel().unwrap().stats().unwrap().clone();
-    running
-        .connection()
-        .publish(OutgoingMessage::new("orders/1", r#"{"id": 1}"#).content_type("application/json"))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while running.stats().acked < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "not handled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    publish_order_and_wait(&running).await;
     running.shutdown().await.unwrap();
     let mut bodies = Vec::new();
     while let Ok(request) = requests.try_recv() {
