@@ -10,30 +10,6 @@ use super::{Metrics, OperationMetrics};
 use crate::router::{BoxFuture, ConsumeInfo, HandlerError, Middleware, Next, PublishInfo};
 use crate::{OutgoingMessage, Publisher, Result};
 
-/// Run `f` with the metric handles of `operation`, resolving them once per operation (the
-/// steady state is one read lock and one lookup, no clone).
-fn with_operation(
-    cache: &RwLock<HashMap<String, OperationMetrics>>,
-    metrics: &Metrics,
-    broker: &str,
-    operation: &str,
-    f: impl FnOnce(&OperationMetrics),
-) {
-    if let Some(op) = cache
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(operation)
-    {
-        return f(op);
-    }
-    let op = metrics.operation(broker, operation);
-    f(&op);
-    cache
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(operation.to_owned(), op);
-}
-
 /// Router middleware recording, per route, the handler duration histogram and the publishes
 /// made through the handler's context (replies and dead letters included) by status and
 /// duration (the message counters come from the router's own stats, see
@@ -54,6 +30,25 @@ impl MetricsMiddleware {
             routes: RwLock::new(HashMap::new()),
         }
     }
+
+    /// Run `f` with the metric handles of `route`, resolving them once per route (the steady
+    /// state is one read lock and one lookup, no clone).
+    fn operation(&self, route: &str, f: impl FnOnce(&OperationMetrics)) {
+        if let Some(op) = self
+            .routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(route)
+        {
+            return f(op);
+        }
+        let op = self.metrics.operation(&self.broker, route);
+        f(&op);
+        self.routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(route.to_owned(), op);
+    }
 }
 
 impl Middleware for MetricsMiddleware {
@@ -66,29 +61,15 @@ impl Middleware for MetricsMiddleware {
             let started = Instant::now();
             let result = next.run(info).await;
             let took = started.elapsed();
-            with_operation(
-                &self.routes,
-                &self.metrics,
-                &self.broker,
-                info.route,
-                |op| {
-                    op.handler_took(took);
-                },
-            );
+            self.operation(info.route, |op| op.handler_took(took));
             result
         })
     }
 
     fn published(&self, info: &PublishInfo<'_>) {
-        with_operation(
-            &self.routes,
-            &self.metrics,
-            &self.broker,
-            info.route,
-            |op| {
-                op.published(info.result.is_ok(), info.elapsed);
-            },
-        );
+        self.operation(info.route, |op| {
+            op.published(info.result.is_ok(), info.elapsed)
+        });
     }
 }
 
