@@ -143,6 +143,16 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
         };
         params_arg = quote!(headers, #params_arg);
     }
+    // The closure every kind of route calls the handler method through.
+    let handler_fn = quote! {
+        move |message: #message, ctx: #rs::router::Context<C>| {
+            let handler = ::std::sync::Arc::clone(&handler);
+            async move {
+                #params_bind
+                handler.#name(message, #params_arg ctx).await
+            }
+        },
+    };
     let mut route =
         quote!(#rs::router::Route::new(#address)?.name(#op_id).content_type(#content_type));
     if let Some(queue) = &op.queue {
@@ -161,13 +171,7 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
                     let handler = ::std::sync::Arc::clone(&handler);
                     router.route_reply::<#message, #r, _, _>(
                         #route,
-                        move |message: #message, ctx: #rs::router::Context<C>| {
-                            let handler = ::std::sync::Arc::clone(&handler);
-                            async move {
-                                #params_bind
-                                handler.#name(message, #params_arg ctx).await
-                            }
-                        },
+                        #handler_fn
                     );
                 }
             }
@@ -178,13 +182,7 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
                 router.route_with::<#message, _, _, _>(
                     #route,
                     #message::decode,
-                    move |message: #message, ctx: #rs::router::Context<C>| {
-                        let handler = ::std::sync::Arc::clone(&handler);
-                        async move {
-                            #params_bind
-                            handler.#name(message, #params_arg ctx).await
-                        }
-                    },
+                    #handler_fn
                 );
             }
         },
@@ -193,13 +191,7 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
                 let handler = ::std::sync::Arc::clone(&handler);
                 router.route::<#message, _, _>(
                     #route,
-                    move |message: #message, ctx: #rs::router::Context<C>| {
-                        let handler = ::std::sync::Arc::clone(&handler);
-                        async move {
-                            #params_bind
-                            handler.#name(message, #params_arg ctx).await
-                        }
-                    },
+                    #handler_fn
                 );
             }
         },
