@@ -39,10 +39,7 @@ fn encode_message<T: Serialize + ?Sized>(
     let payload = encode_payload(content_type, value)?;
     let mut headers = headers;
     if headers.get(names::CONTENT_TYPE).is_none() {
-        match static_content_type(content_type) {
-            Some(ct) => headers.append_static(names::CONTENT_TYPE, ct),
-            None => headers.append(names::CONTENT_TYPE, content_type),
-        }
+        set_content_type(&mut headers, content_type);
     }
     Ok(OutgoingMessage {
         address,
