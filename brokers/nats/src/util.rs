@@ -47,8 +47,12 @@ pub fn subject_for(address: &Address) -> Result<String> {
 
 /// Validate a subject: non-empty tokens, no whitespace; wildcards only when subscribing.
 pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
-    // One pass over the bytes (this runs on every publish); the reasons are worked out only
-    // for a bad subject, whitespace first.
+    // This runs on every publish: the usual subject (printable ASCII, no wildcard, no empty
+    // token) is recognised eight bytes at a time; anything else takes the exact path below,
+    // which also works out the reason.
+    if plain_subject(subject.as_bytes()) {
+        return Ok(());
+    }
     let bad = |reason: &'static str| {
         let reason = if subject.contains(char::is_whitespace) {
             "NATS subjects cannot contain whitespace"
@@ -64,19 +68,6 @@ pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
         return bad("empty subject");
     }
     let bytes = subject.as_bytes();
-    // Fast path, without branches per byte: no empty token, no wildcard, nothing that could
-    // be whitespace (ASCII up to `' '`, or non-ASCII).
-    let (mut empty, mut wildcard, mut unusual, mut after_dot) = (false, false, false, true);
-    for &b in bytes {
-        let dot = b == b'.';
-        empty |= dot & after_dot;
-        after_dot = dot;
-        wildcard |= (b == b'*') | (b == b'>');
-        unusual |= (b <= b' ') | !b.is_ascii();
-    }
-    if !(empty | after_dot | wildcard | unusual) {
-        return Ok(());
-    }
     let mut token_start = 0;
     for i in 0..=bytes.len() {
         let b = bytes.get(i).copied();
@@ -98,12 +89,77 @@ pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
         }
         token_start = i + 1;
     }
-    if unusual && subject.contains(char::is_whitespace) {
+    if subject.contains(char::is_whitespace) {
         return bad("NATS subjects cannot contain whitespace");
     }
     Ok(())
 }
 
+/// Eight copies of one byte.
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The high bit of every byte of `w` that is zero (exact: no carries between bytes).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    let low7 = splat(0x7f);
+    !(((w & low7) + low7) | w) & splat(0x80)
+}
+
+/// True when the eight bytes of `w` (in memory order) are all printable ASCII (above `' '`),
+/// none is `*` or `>`, and no two neighbours are both `.`.
+#[inline(always)]
+fn plain_window(w: u64) -> bool {
+    let dots = zero_bytes(w ^ splat(b'.'));
+    let wildcards = zero_bytes(w ^ splat(b'*')) | zero_bytes(w ^ splat(b'>'));
+    // High bit set: not ASCII. Otherwise `b + 0x5f` reaches the high bit iff `b >= 0x21`.
+    let control_or_space = !((w & splat(0x7f)) + splat(0x80 - 0x21));
+    let unusual = (control_or_space | w) & splat(0x80);
+    // In memory order byte `i + 1` is the next more significant byte.
+    (wildcards | unusual | (dots & (dots << 8))) == 0
+}
+
+/// True when `bytes` is certainly a valid concrete subject: not empty, printable ASCII
+/// without whitespace, no `*` or `>`, no empty token. False means "check exactly": it may be
+/// valid all the same (a wildcard token, UTF-8 text).
+#[inline]
+fn plain_subject(bytes: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if first == b'.' || last == b'.' {
+        return false;
+    }
+    let n = bytes.len();
+    if n < 8 {
+        // Short: one byte at a time (a padded word would need a copy).
+        let mut prev_dot = false;
+        for &b in bytes {
+            let dot = b == b'.';
+            if (dot && prev_dot) || b <= b' ' || !b.is_ascii() || b == b'*' || b == b'>' {
+                return false;
+            }
+            prev_dot = dot;
+        }
+        return true;
+    }
+    let word = |at: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    // Windows overlap by one byte, so every pair of neighbours lies in one window; the last
+    // window ends at the end.
+    let mut at = 0;
+    while at + 8 < n {
+        if !plain_window(word(at)) {
+            return false;
+        }
+        at += 7;
+    }
+    plain_window(word(n - 8))
+}
 /// Build NATS headers for `message`: its headers (with `content-type` spelled
 /// `Content-Type`, and left out when it equals `implicit_content_type`), plus
 /// `correlation-id` and, when asked, the reply-to header. `None` when nothing is left.
@@ -308,6 +364,109 @@ mod tests {
             assert!(check_subject(bad, true).is_err(), "{bad:?}");
         }
         assert!(check_subject("a.>.b", true).is_err());
+    }
+
+    /// The byte-at-a-time check `check_subject` had before its word-at-a-time fast path.
+    fn reference_check_subject(subject: &str, wildcards: bool) -> Result<()> {
+        let bad = |reason: &'static str| {
+            let reason = if subject.contains(char::is_whitespace) {
+                "NATS subjects cannot contain whitespace"
+            } else {
+                reason
+            };
+            Err(Error::InvalidAddress {
+                address: subject.to_owned(),
+                reason: reason.into(),
+            })
+        };
+        if subject.is_empty() {
+            return bad("empty subject");
+        }
+        let bytes = subject.as_bytes();
+        let mut token_start = 0;
+        for i in 0..=bytes.len() {
+            let b = bytes.get(i).copied();
+            if b != Some(b'.') && b.is_some() {
+                continue;
+            }
+            let token = &bytes[token_start..i];
+            if token.is_empty() {
+                return bad("empty subject token (leading, trailing or double dot)");
+            }
+            if let [w @ (b'*' | b'>')] = token {
+                if *w == b'>' && b.is_some() {
+                    return bad("`>` must be the last token");
+                }
+                if !wildcards {
+                    return bad("cannot publish to a wildcard subject");
+                }
+            }
+            token_start = i + 1;
+        }
+        if subject.contains(char::is_whitespace) {
+            return bad("NATS subjects cannot contain whitespace");
+        }
+        Ok(())
+    }
+
+    /// Every string of up to `max` characters from `alphabet`, passed to `f`.
+    fn each_string(alphabet: &[char], max: usize, f: &mut impl FnMut(&str)) {
+        fn go(alphabet: &[char], left: usize, s: &mut String, f: &mut impl FnMut(&str)) {
+            f(s);
+            if left == 0 {
+                return;
+            }
+            for &c in alphabet {
+                s.push(c);
+                go(alphabet, left - 1, s, f);
+                s.pop();
+            }
+        }
+        go(alphabet, max, &mut String::new(), f);
+    }
+
+    #[test]
+    fn subject_fast_path_agrees_with_the_exact_check() {
+        let mut checked = 0usize;
+        let mut same = |s: &str| {
+            for wildcards in [false, true] {
+                let fast = format!("{:?}", check_subject(s, wildcards));
+                let exact = format!("{:?}", reference_check_subject(s, wildcards));
+                assert_eq!(fast, exact, "{s:?} wildcards={wildcards}");
+            }
+            if plain_subject(s.as_bytes()) {
+                assert!(reference_check_subject(s, false).is_ok(), "{s:?}");
+            }
+            checked += 1;
+        };
+        // Short subjects over every kind of byte the check tells apart.
+        let all = [
+            'a', '.', '*', '>', ' ', '\t', '\u{7f}', '!', 'ä', '\u{2003}',
+        ];
+        each_string(&all, 5, &mut same);
+        // Longer ones (one, two and three windows) over the characters that matter most.
+        each_string(&['a', '.', '*'], 11, &mut same);
+        each_string(&['a', '.'], 17, &mut same);
+        for s in [
+            "bench.events",
+            "smartylighting.streetlights.1.0.event.42.lighting.measured",
+            "orders.eu-west.2026.created.v1",
+            "a.b.c.d.e.f.g.h.i.j.k.l",
+            "aaaaaaa..aaaaaaa",
+            "aaaaaaaaaaaaaaa.",
+            "aaaaaaaaaaaaaa\u{7f}a",
+            "aaaaaaaaaaaaaaa\u{0}",
+            "aaaaaaaaaaaaaa a",
+            "aaaaaaaaaaaaaaa*",
+            "aaaaaaaaaaaaaaa.>",
+            "aaaaaaaaaaaaaaaaaaaaaä",
+            "aaaaaaaaaa\u{2003}aaaaaaaaaaa",
+        ] {
+            same(s);
+        }
+        assert!(checked > 500_000, "{checked}");
+        assert!(plain_subject(b"bench.events"));
+        assert!(plain_subject(b"a.b"));
     }
 
     #[test]
