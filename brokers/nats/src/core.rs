@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::config::{Config, JetStreamConfig, transport};
 use crate::jetstream::JetStreamBroker;
 use crate::subject::SubjectMapping;
-use crate::util::{UntilClosed, from_nats_headers, to_nats_headers, until_closed};
+use crate::util::{UntilClosed, check_subject, from_nats_headers, to_nats_headers, until_closed};
 
 /// Core NATS, configured but not connected.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +110,7 @@ impl Shared {
         transport(&e, &self.secrets)
     }
 
+    #[inline]
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
@@ -174,6 +175,7 @@ impl Shared {
 
     /// NATS headers for `message` ([`to_nats_headers`] with this connection's implicit
     /// content type).
+    #[inline]
     pub(crate) fn nats_headers(
         &self,
         message: &OutgoingMessage,
@@ -184,10 +186,17 @@ impl Shared {
 
     /// Everything a core publish needs, checked and mapped before the first `.await` (the
     /// publish future then holds only these, not the whole message).
+    #[inline]
     pub(crate) fn prepare_core(&self, mut message: OutgoingMessage) -> Result<CorePublish> {
-        let subject = self
-            .subjects
-            .publish_subject_owned(std::mem::take(&mut message.address))?;
+        let address = std::mem::take(&mut message.address);
+        let subject = match self.subjects {
+            // Checked in place: the usual case costs no call.
+            SubjectMapping::Native => {
+                check_subject(&address, false)?;
+                address
+            }
+            SubjectMapping::Separator(_) => self.subjects.publish_subject_owned(address)?,
+        };
         let headers = self.nats_headers(&message, false)?;
         let OutgoingMessage {
             payload, reply_to, ..
@@ -411,6 +420,7 @@ impl std::fmt::Debug for NatsSubscription {
 
 impl Stream for NatsSubscription {
     type Item = Result<NatsMessage>;
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let subjects = self.subjects;
         self.inner
@@ -438,12 +448,32 @@ impl From<async_nats::Message> for NatsMessage {
 
 impl NatsMessage {
     /// A received message, its subject and reply subject mapped back to addresses.
+    #[inline]
     pub(crate) fn received(m: async_nats::Message, subjects: SubjectMapping) -> Self {
+        let async_nats::Message {
+            subject,
+            reply,
+            payload,
+            headers,
+            ..
+        } = m;
+        let headers = match &headers {
+            None => Headers::new(),
+            Some(h) => from_nats_headers(Some(h)),
+        };
+        let (subject, reply_to) = match subjects {
+            // The usual case, decided without a call.
+            SubjectMapping::Native => (subject, reply),
+            _ => (
+                mapped(subject, subjects),
+                reply.map(|r| mapped(r, subjects)),
+            ),
+        };
         NatsMessage {
-            headers: from_nats_headers(m.headers.as_ref()),
-            subject: mapped(m.subject, subjects),
-            reply_to: m.reply.map(|r| mapped(r, subjects)),
-            payload: m.payload,
+            subject,
+            payload,
+            headers,
+            reply_to,
         }
     }
 }
@@ -475,9 +505,11 @@ impl IncomingMessage for NatsMessage {
     fn attempt(&self) -> u32 {
         1
     }
-    /// Core NATS has no acknowledgements: accepted, nothing to do.
-    async fn ack(self) -> Result<()> {
-        Ok(())
+    /// Core NATS has no acknowledgements: accepted, nothing to do (the message is dropped
+    /// here, not moved into the returned future).
+    fn ack(self) -> impl Future<Output = Result<()>> + Send {
+        drop(self);
+        std::future::ready(Ok(()))
     }
     /// `nack(false)` drops (accepted); `nack(true)` is [`Error::Unsupported`]: core NATS
     /// cannot redeliver.

@@ -74,6 +74,7 @@ impl SubjectMapping {
 
     /// [`publish_subject`](Self::publish_subject) for an owned address: a native address is
     /// checked and returned as it is (no copy).
+    #[inline]
     pub(crate) fn publish_subject_owned(&self, address: String) -> Result<String> {
         match self {
             SubjectMapping::Native => {

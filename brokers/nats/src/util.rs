@@ -46,13 +46,21 @@ pub fn subject_for(address: &Address) -> Result<String> {
 }
 
 /// Validate a subject: non-empty tokens, no whitespace; wildcards only when subscribing.
+#[inline]
 pub fn check_subject(subject: &str, wildcards: bool) -> Result<()> {
     // This runs on every publish: the usual subject (printable ASCII, no wildcard, no empty
-    // token) is recognised eight bytes at a time; anything else takes the exact path below,
+    // token) is recognised eight bytes at a time, inline; anything else takes the exact path,
     // which also works out the reason.
     if plain_subject(subject.as_bytes()) {
-        return Ok(());
+        Ok(())
+    } else {
+        check_subject_exactly(subject, wildcards)
     }
+}
+
+/// [`check_subject`] one token at a time, for subjects its fast path does not recognise.
+#[inline(never)]
+fn check_subject_exactly(subject: &str, wildcards: bool) -> Result<()> {
     let bad = |reason: &'static str| {
         let reason = if subject.contains(char::is_whitespace) {
             "NATS subjects cannot contain whitespace"
@@ -163,7 +171,45 @@ fn plain_subject(bytes: &[u8]) -> bool {
 /// Build NATS headers for `message`: its headers (with `content-type` spelled
 /// `Content-Type`, and left out when it equals `implicit_content_type`), plus
 /// `correlation-id` and, when asked, the reply-to header. `None` when nothing is left.
+#[inline]
 pub fn to_nats_headers(
+    message: &OutgoingMessage,
+    reply_header: bool,
+    implicit_content_type: Option<&str>,
+) -> Result<Option<HeaderMap>> {
+    // The common typed publish (no headers, or only the implicit content type) is decided
+    // here, inlined into the publish; everything else is built out of line.
+    if message.correlation_id.is_none()
+        && !(reply_header && message.reply_to.is_some())
+        && only_implicit(&message.headers, implicit_content_type)
+    {
+        return Ok(None);
+    }
+    build_nats_headers(message, reply_header, implicit_content_type)
+}
+
+/// True when `headers` is empty or holds just `content-type: implicit_content_type`.
+#[inline]
+fn only_implicit(headers: &Headers, implicit_content_type: Option<&str>) -> bool {
+    if headers.is_empty() {
+        return true;
+    }
+    let Some(implicit) = implicit_content_type else {
+        return false;
+    };
+    if headers.len() != 1 {
+        return false;
+    }
+    // The value first: its length alone usually tells a different content type apart.
+    headers
+        .iter()
+        .next()
+        .is_some_and(|(name, value)| value == implicit && name == names::CONTENT_TYPE)
+}
+
+/// [`to_nats_headers`] past its fast path.
+#[inline(never)]
+fn build_nats_headers(
     message: &OutgoingMessage,
     reply_header: bool,
     implicit_content_type: Option<&str>,
@@ -173,16 +219,6 @@ pub fn to_nats_headers(
         .as_deref()
         .filter(|_| message.headers.get(names::CORRELATION_ID).is_none());
     let extra_reply = message.reply_to.as_deref().filter(|_| reply_header);
-    // The common typed publish: nothing but the implicit content type.
-    if message.correlation_id.is_none()
-        && extra_reply.is_none()
-        && (message.headers.is_empty()
-            || (message.headers.len() == 1
-                && implicit_content_type.is_some()
-                && message.headers.get(names::CONTENT_TYPE) == implicit_content_type))
-    {
-        return Ok(None);
-    }
     let implicit = |name: &str, value: &str| {
         name == names::CONTENT_TYPE && implicit_content_type == Some(value)
     };
@@ -303,6 +339,7 @@ impl<S> UntilClosed<S> {
 impl<S: Stream + Unpin> Stream for UntilClosed<S> {
     type Item = S::Item;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.get_mut();
         if this.ended || this.closed_now() {
@@ -507,6 +544,37 @@ mod tests {
             .unwrap();
         assert!(map.get(NATS_CONTENT_TYPE).is_none());
         assert_eq!(map.get("correlation-id").map(|v| v.as_str()), Some("c1"));
+    }
+
+    #[test]
+    fn only_an_implicit_content_type_is_nothing_to_send() {
+        let implicit = Some("application/json");
+        let none = |m: &OutgoingMessage, reply: bool, implicit: Option<&str>| {
+            to_nats_headers(m, reply, implicit).unwrap().is_none()
+        };
+        let plain = OutgoingMessage::new("a", "x");
+        assert!(none(&plain, false, None) && none(&plain, true, implicit));
+        // A reply subject travels as a header only when asked.
+        let reply = OutgoingMessage::new("a", "x").reply_to("r");
+        assert!(none(&reply, false, implicit));
+        let map = to_nats_headers(&reply, true, implicit).unwrap().unwrap();
+        assert_eq!(map.get(REPLY_TO_HEADER).map(|v| v.as_str()), Some("r"));
+        // Same value under another name, or another value: sent.
+        let other = OutgoingMessage::new("a", "x").header("x-type", "application/json");
+        let map = to_nats_headers(&other, false, implicit).unwrap().unwrap();
+        assert_eq!(
+            map.get("x-type").map(|v| v.as_str()),
+            Some("application/json")
+        );
+        let text = OutgoingMessage::new("a", "x").content_type("text/plain");
+        assert!(!none(&text, false, implicit));
+        // Two headers, one of them the implicit content type: only the other is sent.
+        let two = OutgoingMessage::new("a", "x")
+            .content_type("application/json")
+            .header("x-a", "1");
+        let map = to_nats_headers(&two, false, implicit).unwrap().unwrap();
+        assert!(map.get(NATS_CONTENT_TYPE).is_none());
+        assert_eq!(map.get("x-a").map(|v| v.as_str()), Some("1"));
     }
 
     #[test]
