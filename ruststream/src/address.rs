@@ -298,6 +298,11 @@ pub struct Params {
 }
 
 impl Params {
+    /// Forget every value (keeping the allocation).
+    pub(crate) fn clear(&mut self) {
+        self.values.clear();
+    }
+
     /// The value of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values

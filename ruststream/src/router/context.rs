@@ -111,34 +111,50 @@ impl From<std::io::Error> for HandlerError {
     }
 }
 
-/// The consumed message's metadata, shared by every attempt.
+/// The consumed message's metadata and the worker's connection, shared by every attempt (and
+/// reused from message to message by the worker when no handler kept its `Context`).
 #[derive(Debug)]
-pub(crate) struct Meta {
+pub(crate) struct Meta<C> {
+    pub(crate) conn: C,
+    /// `None` without middleware.
+    pub(crate) middleware: Option<Arc<[Arc<dyn Middleware>]>>,
     pub(crate) route: Arc<str>,
+    /// The concrete address, unless `from_template`.
     pub(crate) address: String,
+    /// The route's template when it has no parameters (else empty).
+    pub(crate) template: Arc<str>,
+    /// The message arrived on `template` itself (not copied into `address`).
+    pub(crate) from_template: bool,
     pub(crate) params: Params,
     pub(crate) headers: Headers,
     pub(crate) correlation_id: Option<String>,
     pub(crate) reply_to: Option<String>,
 }
 
+impl<C> Meta<C> {
+    /// The concrete address the message arrived on.
+    pub(crate) fn address(&self) -> &str {
+        if self.from_template {
+            &self.template
+        } else {
+            &self.address
+        }
+    }
+}
+
 /// The handler's view of the consumed message and a way to publish.
 #[derive(Debug)]
 pub struct Context<C> {
-    pub(crate) conn: C,
-    pub(crate) meta: Arc<Meta>,
+    /// One reference count per handled message for all of it (connection included).
+    pub(crate) meta: Arc<Meta<C>>,
     pub(crate) attempt: u32,
-    /// `None` without middleware (saves a reference count per handled message).
-    pub(crate) middleware: Option<Arc<[Arc<dyn Middleware>]>>,
 }
 
-impl<C: Clone> Clone for Context<C> {
+impl<C> Clone for Context<C> {
     fn clone(&self) -> Self {
         Context {
-            conn: self.conn.clone(),
             meta: Arc::clone(&self.meta),
             attempt: self.attempt,
-            middleware: self.middleware.clone(),
         }
     }
 }
@@ -172,7 +188,7 @@ impl<C: Connection> Context<C> {
     }
     /// The concrete address the message arrived on.
     pub fn address(&self) -> &str {
-        &self.meta.address
+        self.meta.address()
     }
     /// The route (operation) name.
     pub fn route(&self) -> &str {
@@ -184,7 +200,7 @@ impl<C: Connection> Context<C> {
     }
     /// The broker connection.
     pub fn connection(&self) -> &C {
-        &self.conn
+        &self.meta.conn
     }
 
     /// Encode `value` with `content_type` and publish it to `address`, propagating the
@@ -222,8 +238,8 @@ impl<C: Connection> Context<C> {
                 message.headers.insert(name, v);
             }
         }
-        let middleware = self.middleware.as_deref().unwrap_or_default();
-        publish_through(&self.conn, middleware, &self.meta.route, message).await
+        let middleware = self.meta.middleware.as_deref().unwrap_or_default();
+        publish_through(&self.meta.conn, middleware, &self.meta.route, message).await
     }
 }
 

@@ -372,8 +372,8 @@ pub(crate) async fn supervise<C: Connection, H: Invoke<C>>(
 }
 
 /// Reused from message to message by one worker.
-struct Scratch {
-    meta: Arc<Meta>,
+struct Scratch<C> {
+    meta: Arc<Meta<C>>,
     ranges: Vec<std::ops::Range<usize>>,
 }
 
@@ -388,12 +388,26 @@ fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
     }
 }
 
-impl Scratch {
-    fn new(route: Arc<str>) -> Self {
+impl<C: Connection> Scratch<C> {
+    fn new(
+        name: Arc<str>,
+        route: &Route,
+        conn: C,
+        middleware: &Arc<[Arc<dyn Middleware>]>,
+    ) -> Self {
+        let template = if route.address.is_concrete() {
+            route.address.as_str()
+        } else {
+            ""
+        };
         Scratch {
             meta: Arc::new(Meta {
-                route,
+                conn,
+                middleware: (!middleware.is_empty()).then(|| Arc::clone(middleware)),
+                route: name,
                 address: String::new(),
+                template: template.into(),
+                from_template: false,
                 params: Params::default(),
                 headers: crate::Headers::new(),
                 correlation_id: None,
@@ -407,8 +421,12 @@ impl Scratch {
     fn fill<M: IncomingMessage>(&mut self, route: &Route, msg: &M) {
         if Arc::get_mut(&mut self.meta).is_none() {
             self.meta = Arc::new(Meta {
+                conn: self.meta.conn.clone(),
+                middleware: self.meta.middleware.clone(),
                 route: Arc::clone(&self.meta.route),
                 address: String::new(),
+                template: Arc::clone(&self.meta.template),
+                from_template: false,
                 params: Params::default(),
                 headers: crate::Headers::new(),
                 correlation_id: None,
@@ -417,11 +435,17 @@ impl Scratch {
         }
         if let Some(m) = Arc::get_mut(&mut self.meta) {
             let address = msg.address();
-            m.address.clear();
-            m.address.push_str(address);
-            route
-                .address
-                .capture_into(address, &mut self.ranges, &mut m.params);
+            // A template without parameters: nothing to capture, and usually nothing to copy.
+            m.from_template = !m.template.is_empty() && *m.template == *address;
+            if m.from_template {
+                m.params.clear();
+            } else {
+                m.address.clear();
+                m.address.push_str(address);
+                route
+                    .address
+                    .capture_into(address, &mut self.ranges, &mut m.params);
+            }
             m.headers.clone_from(msg.headers());
             let cid = msg
                 .correlation_id()
@@ -440,7 +464,12 @@ async fn worker<C: Connection, H: Invoke<C>>(
     sub: Arc<SharedSubscription<C::Subscription>>,
     stop: watch::Receiver<Option<Instant>>,
 ) -> bool {
-    let mut scratch = Scratch::new(Arc::clone(&rt.name));
+    let mut scratch = Scratch::new(
+        Arc::clone(&rt.name),
+        &rt.route,
+        conn.clone(),
+        &rt.middleware,
+    );
     // One stop-signal future for the worker's lifetime; it owns its own receiver.
     let mut stop_rx = stop.clone();
     let mut stop_fut = std::pin::pin!(async move { stopped(&mut stop_rx).await });
@@ -526,7 +555,7 @@ async fn process<C: Connection, H: Invoke<C>>(
     rt: &RouteRuntime<H>,
     conn: &C,
     msg: C::Message,
-    scratch: &mut Scratch,
+    scratch: &mut Scratch<C>,
 ) {
     let c = &rt.counters;
     c.inc(|s| &s.received);
@@ -556,15 +585,13 @@ async fn process<C: Connection, H: Invoke<C>>(
         loop {
             let attempt = base.saturating_add(retry);
             let ctx = Context {
-                conn: conn.clone(),
                 meta: Arc::clone(meta),
                 attempt,
-                middleware: (!rt.middleware.is_empty()).then(|| Arc::clone(&rt.middleware)),
             };
             let content_type = msg.content_type().unwrap_or(&rt.route.content_type);
             let info = ConsumeInfo {
                 route: &rt.name,
-                address: &meta.address,
+                address: meta.address(),
                 headers: &meta.headers,
                 payload: msg.payload(),
                 attempt,
@@ -601,14 +628,14 @@ async fn process<C: Connection, H: Invoke<C>>(
         None => msg.ack().await.map(|()| c.inc(|s| &s.acked)),
         Some((e, _)) if e.kind() == FailureKind::Decode => {
             c.inc(|s| &s.decode_failures);
-            tracing::warn!(route = %rt.name, address = %meta.address, error = %e, "undecodable message");
+            tracing::warn!(route = %rt.name, address = %meta.address(), error = %e, "undecodable message");
             match &rt.route.on_decode_error {
                 DecodePolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
                 DecodePolicy::DeadLetter(addr) => dead_letter(rt, conn, msg, addr, &e).await,
             }
         }
         Some((e, attempt)) => {
-            tracing::warn!(route = %rt.name, address = %meta.address, attempt, error = %e, "handler failed");
+            tracing::warn!(route = %rt.name, address = %meta.address(), attempt, error = %e, "handler failed");
             if let Some(addr) = &rt.route.dead_letter {
                 dead_letter(rt, conn, msg, addr, &e).await
             } else {
