@@ -669,3 +669,104 @@ async fn a_publisher_waiting_on_a_full_buffer_is_woken_as_it_drains() {
             .unwrap();
     }
 }
+
+/// Payloads of every message `sub` has now (acked), without waiting for more.
+async fn drain_now<S>(sub: &mut S) -> Vec<String>
+where
+    S: futures_core::Stream<Item = ruststream::Result<ruststream::memory::MemoryMessage>> + Unpin,
+{
+    let mut got = Vec::new();
+    while let Some(Some(m)) = sub.next().now_or_never() {
+        let m = m.unwrap();
+        got.push(String::from_utf8(m.payload().to_vec()).unwrap());
+        m.ack().await.unwrap();
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_dropped_subscription_hands_its_unread_batch_back() {
+    // A subscription takes several queued messages at a time; dropping it after reading one
+    // passes the rest on to the group, in order, none lost.
+    let c = conn().await;
+    let a = addr("batch");
+    let group = || SubscribeOptions::new().queue_group("g");
+    let mut first = c.subscribe(&a, group()).await.unwrap();
+    let mut second = c.subscribe(&a, group()).await.unwrap();
+    for i in 0..10 {
+        c.publish(OutgoingMessage::new("batch", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let m = next(&mut first).await;
+    assert_eq!(m.payload(), b"0");
+    m.ack().await.unwrap();
+    assert_eq!(first.queued(), 4, "its batch still counts as queued");
+    drop(first);
+    let mut got = drain_now(&mut second).await;
+    got.sort_by_key(|s| s.parse::<u32>().unwrap());
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+}
+
+#[tokio::test]
+async fn a_shut_down_connection_passes_its_batch_to_the_group() {
+    let broker = MemoryBroker::default();
+    let (ca, cb) = (broker.clone().connect_now(), broker.connect_now());
+    let a = addr("batch");
+    let group = || SubscribeOptions::new().queue_group("g");
+    let mut first = ca.subscribe(&a, group()).await.unwrap();
+    let mut second = cb.subscribe(&a, group()).await.unwrap();
+    for i in 0..10 {
+        cb.publish(OutgoingMessage::new("batch", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let m = next(&mut first).await;
+    assert_eq!(m.payload(), b"0");
+    m.ack().await.unwrap();
+    ca.shutdown().await.unwrap();
+    // The stream ends at once, with what it had taken handed to the other member.
+    assert!(matches!(first.next().now_or_never(), Some(None)));
+    let mut got = drain_now(&mut second).await;
+    got.sort_by_key(|s| s.parse::<u32>().unwrap());
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+}
+
+#[tokio::test]
+async fn messages_of_a_batch_count_against_the_buffer_until_handed_out() {
+    // Buffer 128: the subscription takes a batch of 32 and hands out one; the other 31 still
+    // count, so there is room for exactly one more.
+    const CAP: u32 = 128;
+    let c = conn_with(MemoryConfig::new().buffer(CAP as usize)).await;
+    let mut sub = c
+        .subscribe(&addr("b"), SubscribeOptions::new())
+        .await
+        .unwrap();
+    for i in 0..CAP {
+        c.publish(OutgoingMessage::new("b", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let m = next(&mut sub).await;
+    assert_eq!(m.payload(), b"0");
+    m.ack().await.unwrap();
+    assert_eq!(sub.queued(), CAP as usize - 1);
+    c.publish(OutgoingMessage::new("b", format!("{CAP}")))
+        .await
+        .unwrap();
+    let c2 = c.clone();
+    let blocked = tokio::spawn(async move {
+        c2.publish(OutgoingMessage::new("b", format!("{}", CAP + 1)))
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!blocked.is_finished(), "the buffer of {CAP} is full");
+    for i in 1..=CAP + 1 {
+        assert!(sub.queued() <= CAP as usize);
+        let m = next(&mut sub).await;
+        assert_eq!(m.payload(), format!("{i}").as_bytes(), "in order");
+        m.ack().await.unwrap();
+    }
+    tokio::time::timeout(WAIT, blocked).await.unwrap().unwrap();
+}

@@ -1,6 +1,6 @@
 //! The connected in-memory broker and its subscriptions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -11,7 +11,7 @@ use futures_core::Stream;
 use tokio::sync::oneshot;
 
 use super::message::MemoryMessage;
-use super::target::{Data, Envelope, Member, Target, lock};
+use super::target::{Data, Envelope, Member, Target, TargetHandle, lock};
 use super::{MemoryConfig, RecordedMessage, Settled, Settlement};
 use crate::capability::{
     BatchSubscriber, Partitioned, Reply, RequestReply, Transaction, TransactionalPublisher,
@@ -234,8 +234,10 @@ impl Publisher for MemoryConnection {
             }
         }
         // The first matching target apart, so the common single-subscriber publish does not
-        // allocate a vector (collecting an empty iterator does not allocate).
-        let (first, rest): (Arc<Target>, Vec<Arc<Target>>) = {
+        // allocate a vector (collecting an empty iterator does not allocate), and is queued
+        // without touching the target's reference count unless it has to wait for room (its
+        // data then reuses an allocation the subscription handed back, when it has one).
+        let (first, rest, data) = {
             let targets = self
                 .conn
                 .inner
@@ -243,26 +245,29 @@ impl Publisher for MemoryConnection {
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
             let mut matching = targets.iter().filter(|t| t.matches(&address));
-            match matching.next() {
-                Some(first) => (Arc::clone(first), matching.cloned().collect()),
-                None => return Ok(()),
+            let Some(first) = matching.next() else {
+                return Ok(());
+            };
+            let rest: Vec<Arc<Target>> = matching.cloned().collect();
+            // A concrete template matches only its own text: the address need not be kept.
+            let address = (!first.concrete || rest.iter().any(|t| !t.concrete)).then_some(address);
+            let data = Data {
+                address,
+                payload,
+                headers,
+                reply_to,
+                correlation_id,
+                key,
+            };
+            if rest.is_empty() {
+                match first.try_offer(data, &self.conn.closed) {
+                    Ok(done) => return done,
+                    Err(data) => (Arc::clone(first), rest, Arc::new(data)),
+                }
+            } else {
+                (Arc::clone(first), rest, Arc::new(data))
             }
         };
-        // A concrete template matches only its own text: the address need not be kept.
-        let address = (!first.concrete || rest.iter().any(|t| !t.concrete)).then_some(address);
-        let data = Data {
-            address,
-            payload,
-            headers,
-            reply_to,
-            correlation_id,
-            key,
-        };
-        let data = Arc::new(data);
-        if rest.is_empty() {
-            let env = Envelope { data, attempt: 1 };
-            return first.offer(env, &self.conn.closed).await;
-        }
         for t in std::iter::once(first).chain(rest) {
             t.offer(
                 Envelope {
@@ -277,19 +282,44 @@ impl Publisher for MemoryConnection {
     }
 }
 
+/// Most messages a subscription takes out of its buffer under one lock.
+const BATCH: usize = 32;
+
 /// A subscription stream of the in-memory broker. Dropping it unsubscribes (a durable queue
 /// stays and keeps collecting messages).
+///
+/// It takes up to 32 queued messages at a time (at most a quarter of the buffer) out of its
+/// shared buffer: one lock for the batch, not one per message, so a busy publisher and
+/// consumer rarely meet on the lock.
+/// Messages of a batch count against [`MemoryConfig::buffer`] until they are handed out, so
+/// the buffer bound holds; dropping the subscription puts an unconsumed batch back.
 #[derive(Debug)]
 pub struct MemorySubscription {
     target: Arc<Target>,
+    /// What its messages hold (see [`TargetHandle`]).
+    handle: Arc<TargetHandle>,
     member: Arc<Member>,
+    /// The current batch, in order.
+    batch: VecDeque<Envelope>,
 }
 
 impl MemorySubscription {
-    /// Messages waiting in this subscription's buffer (not counting redeliveries); never more
-    /// than [`MemoryConfig::buffer`].
+    /// Messages waiting for this subscription (not counting redeliveries); never more than
+    /// [`MemoryConfig::buffer`].
     pub fn queued(&self) -> usize {
-        lock(&self.member.state).buffer.len()
+        lock(&self.member.state).buffer.len() + self.batch.len()
+    }
+
+    fn deliver(&self, env: Envelope) -> Poll<Option<Result<MemoryMessage>>> {
+        Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&self.handle)))))
+    }
+
+    /// The connection shut down: what is left of the batch goes back to the target (its other
+    /// members, or parked for a durable queue), as the shutdown did with the buffer.
+    fn hand_back(&mut self) {
+        for env in self.batch.drain(..) {
+            self.target.requeue(env);
+        }
     }
 }
 
@@ -298,35 +328,88 @@ impl Stream for MemorySubscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(env) = this.batch.pop_front() {
+            if !this.member.is_closed() {
+                this.member
+                    .undelivered
+                    .0
+                    .store(this.batch.len(), Ordering::Release);
+                return this.deliver(env);
+            }
+            this.batch.push_front(env);
+            this.hand_back();
+            return Poll::Ready(None);
+        }
         let mut st = lock(&this.member.state);
         if st.closed {
             return Poll::Ready(None);
         }
         if let Some(env) = st.redeliver.pop_front() {
-            return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
-        }
-        if let Some(env) = st.buffer.pop_front() {
-            // Publishers wait only while a buffer is full. Wake them once the buffer has drained
-            // to half its capacity, not on every pop: a waiting publisher then refills half a
-            // buffer per wake-up instead of one message (the buffer shrinks one message per
-            // pop, so a buffer drained from full always passes through that mark).
-            let low = st.buffer.len() == this.target.capacity / 2;
             drop(st);
-            if low {
-                this.target.space.notify_waiters();
+            return this.deliver(env);
+        }
+        // The last batch is consumed: it no longer counts against the capacity. Publishers
+        // wait only while the buffer is full; wake them once it has drained to half its
+        // capacity, not on every batch (a waiting publisher then refills half a buffer per
+        // wake-up).
+        let half = this.target.capacity / 2;
+        let before = st.buffer.len() + st.lent;
+        // A batch of at most a quarter of the capacity, so the drained-to-half wake-up of
+        // waiting publishers (checked here, per batch) comes about when it did per message.
+        let take = st
+            .buffer
+            .len()
+            .min(BATCH)
+            .min((this.target.capacity / 4).max(1));
+        this.batch.extend(st.buffer.drain(..take));
+        st.lent = take;
+        let spares = this.target.capacity.min(1024);
+        if st.spare.len() < spares {
+            let mut bin = lock(&this.handle.bin);
+            let room = (spares - st.spare.len()).min(bin.len());
+            let from = bin.len() - room;
+            st.spare.extend(bin.drain(from..));
+        }
+        let next = this.batch.pop_front();
+        this.member
+            .undelivered
+            .0
+            .store(this.batch.len(), Ordering::Release);
+        // Counting the message handed out now (the rest of the batch is handed out without
+        // the lock; with a batch of one, as on small buffers, this is exact).
+        let low = before > half && st.buffer.len() + this.batch.len() <= half;
+        if next.is_none() {
+            match &mut st.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
             }
-            return Poll::Ready(Some(Ok(MemoryMessage::new(env, Arc::clone(&this.target)))));
         }
-        match &mut st.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
+        drop(st);
+        if low {
+            this.target.space.notify_waiters();
         }
-        Poll::Pending
+        match next {
+            Some(env) => this.deliver(env),
+            None => Poll::Pending,
+        }
     }
 }
 
 impl Drop for MemorySubscription {
     fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            if self.member.is_closed() {
+                self.hand_back();
+            } else {
+                // Back to the front of the buffer, in order, for `leave` to pass on.
+                let mut st = lock(&self.member.state);
+                while let Some(env) = self.batch.pop_back() {
+                    st.buffer.push_front(env);
+                }
+                st.lent = 0;
+                self.member.undelivered.0.store(0, Ordering::Release);
+            }
+        }
         if self.target.leave(&self.member)
             && let Some(inner) = self.target.inner.upgrade()
         {
@@ -362,7 +445,12 @@ impl Subscriber for MemoryConnection {
                     member.close();
                     return Err(Error::Closed);
                 }
-                return Ok(MemorySubscription { target, member });
+                return Ok(MemorySubscription {
+                    handle: Arc::new(TargetHandle::new(Arc::clone(&target))),
+                    target,
+                    member,
+                    batch: VecDeque::with_capacity(BATCH),
+                });
             }
             self.check_open()?;
         }

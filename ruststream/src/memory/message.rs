@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::target::{Envelope, Target};
+use super::target::{Envelope, TargetHandle};
 use super::{ORIGINAL_ADDRESS_HEADER, Settled};
 use crate::capability::DelayedRedelivery;
 use crate::{Headers, IncomingMessage, OutgoingMessage, Publisher, Result};
@@ -16,11 +16,11 @@ use crate::{Headers, IncomingMessage, OutgoingMessage, Publisher, Result};
 pub struct MemoryMessage {
     /// `None` only once settled.
     env: Option<Envelope>,
-    target: Arc<Target>,
+    target: Arc<TargetHandle>,
 }
 
 impl MemoryMessage {
-    pub(crate) fn new(env: Envelope, target: Arc<Target>) -> Self {
+    pub(crate) fn new(env: Envelope, target: Arc<TargetHandle>) -> Self {
         MemoryMessage {
             env: Some(env),
             target,
@@ -77,7 +77,9 @@ impl IncomingMessage for MemoryMessage {
     }
 
     async fn ack(mut self) -> Result<()> {
-        self.settle(Settled::Acked);
+        if let Some(env) = self.settle(Settled::Acked) {
+            self.target.recycle(env.data);
+        }
         Ok(())
     }
 
