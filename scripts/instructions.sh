@@ -8,6 +8,12 @@
 # setup and prefill but no consuming (`--no-work`). The difference divided by N is the cost of
 # consuming one message.
 #
+# Then the whole pipeline in steady state (publish → broker → consume, both on one thread):
+# `memory-pipeline --threads 1 --only <side> --rounds 1` with N and N/4 messages (each plus its
+# 1/10 warm-up round); the difference divided by the messages between them is the cost of one
+# published and consumed message. This is where reuse across messages shows (a prefilled
+# consume-only run never gets allocations back from consumed messages to publish with).
+#
 # usage: scripts/instructions.sh [N]            (default N = 100000)
 # env:   CARGO_TARGET_DIR (default: target), KEEP=1 keeps the callgrind output files,
 #        NO_BUILD=1 uses the binary already built.
@@ -43,4 +49,24 @@ for side in framework baseline; do
     per=$(( (with - without) / N ))
     printf '{"scenario":"instructions","side":"%s","messages":%d,"instructions_with":%d,"instructions_without":%d,"instructions_per_msg":%d}\n' \
         "$side" "$N" "$with" "$without" "$per"
+done
+
+# Total instructions of a single-threaded memory-pipeline run of one side.
+pipeline() {
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/pipe.$1.$2" \
+        "$BIN" memory-pipeline --threads 1 --only "$1" --messages "$2" --rounds 1 >"$OUT/last.json" 2>"$OUT/last.err" || {
+        cat "$OUT/last.err" >&2
+        exit 1
+    }
+    grep -E '^(summary|totals):' "$OUT/pipe.$1.$2" | head -1 | awk '{print $2}'
+}
+
+SMALL=$(( N / 4 ))
+for side in framework baseline; do
+    big=$(pipeline "$side" "$N")
+    small=$(pipeline "$side" "$SMALL")
+    # Each run is a warm-up round of 1/10 plus the measured round.
+    msgs=$(( (N + N / 10) - (SMALL + SMALL / 10) ))
+    printf '{"scenario":"instructions-pipeline","side":"%s","messages":%d,"instructions_big":%d,"instructions_small":%d,"instructions_per_msg":%d}\n' \
+        "$side" "$msgs" "$big" "$small" $(( (big - small) / msgs ))
 done

@@ -20,8 +20,8 @@ options (environment variable in brackets):
   --nats-url URL   NATS server (default nats://127.0.0.1:4222) [NATS_URL]
   --side S         consume-only: framework | baseline (default framework)
   --no-work        consume-only: set up and prefill, but do not consume
-  --only S         nats-pipeline: run one side only, framework | baseline (for
-                   scripts/nats-instructions.sh; the other side is reported as 0)
+  --only S         memory-pipeline, nats-pipeline: run one side only, framework |
+                   baseline (for scripts/*instructions.sh; the other is reported as 0)
 ";
 
 /// Parsed options.
@@ -51,7 +51,7 @@ pub struct Opts {
     pub baseline_side: bool,
     /// consume-only: do the consume work.
     pub work: bool,
-    /// nats-pipeline: run only this side (`Some(true)` = baseline, `Some(false)` = framework).
+    /// memory-pipeline, nats-pipeline: run only this side (`Some(true)` = baseline, `Some(false)` = framework).
     pub only: Option<bool>,
     /// The options as given, forwarded to child processes by `all`.
     pub forward: Vec<String>,

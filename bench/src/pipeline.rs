@@ -90,13 +90,26 @@ pub fn memory_pipeline(opts: &Opts) -> BenchResult<Line> {
     let rt = opts.runtime()?;
     let n = opts.messages;
     let (mut fw, mut base) = (Vec::new(), Vec::new());
+    let (run_fw, run_base) = (opts.only != Some(true), opts.only != Some(false));
     rt.block_on(async {
         // Warm-up (allocator, runtime threads, page faults).
-        framework_round((n / 10).max(1)).await?;
-        baseline_round((n / 10).max(1)).await?;
+        if run_fw {
+            framework_round((n / 10).max(1)).await?;
+        }
+        if run_base {
+            baseline_round((n / 10).max(1)).await?;
+        }
         for _ in 0..opts.rounds {
-            fw.push(framework_round(n).await?.0);
-            base.push(baseline_round(n).await?.0);
+            fw.push(if run_fw {
+                framework_round(n).await?.0
+            } else {
+                0.0
+            });
+            base.push(if run_base {
+                baseline_round(n).await?.0
+            } else {
+                0.0
+            });
         }
         Ok::<_, crate::BenchError>(())
     })?;
