@@ -301,6 +301,8 @@ pub struct MemorySubscription {
     member: Arc<Member>,
     /// The current batch, in order.
     batch: VecDeque<Envelope>,
+    /// Publishers were woken: yield before handing out the next message.
+    yield_next: bool,
 }
 
 impl MemorySubscription {
@@ -328,6 +330,11 @@ impl Stream for MemorySubscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if std::mem::take(&mut this.yield_next) {
+            // Publishers were woken while handing out the last message: yield (see below).
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if let Some(env) = this.batch.pop_front() {
             if !this.member.is_closed() {
                 this.member
@@ -348,21 +355,6 @@ impl Stream for MemorySubscription {
             drop(st);
             return this.deliver(env);
         }
-        // The last batch is consumed: it no longer counts against the capacity. Publishers
-        // wait only while the buffer is full; wake them once it has drained to half its
-        // capacity, not on every batch (a waiting publisher then refills half a buffer per
-        // wake-up).
-        let half = this.target.capacity / 2;
-        let before = st.buffer.len() + st.lent;
-        // A batch of at most a quarter of the capacity, so the drained-to-half wake-up of
-        // waiting publishers (checked here, per batch) comes about when it did per message.
-        let take = st
-            .buffer
-            .len()
-            .min(BATCH)
-            .min((this.target.capacity / 4).max(1));
-        this.batch.extend(st.buffer.drain(..take));
-        st.lent = take;
         let spares = this.target.capacity.min(1024);
         if st.spare.len() < spares {
             let mut bin = lock(&this.handle.bin);
@@ -370,14 +362,38 @@ impl Stream for MemorySubscription {
             let from = bin.len() - room;
             st.spare.extend(bin.drain(from..));
         }
+        // The last batch is handed out: what counts against the capacity now is the buffer.
+        // Publishers wait only while the buffer is full; wake them once it has drained to half
+        // its capacity, not on every batch (a waiting publisher then refills half a buffer per
+        // wake-up).
+        let half = this.target.capacity / 2;
+        let queued = st.buffer.len();
+        if queued <= half && queued + st.lent > half {
+            // Drained to half by the last batch: wake publishers, then yield before taking
+            // more. On a multi-threaded runtime a task woken from a worker thread waits in
+            // that thread's "next task" slot, which other threads cannot take, until the task
+            // that woke it yields: without the yield this consumer would drain the buffer
+            // before the publisher it woke could run at all, and the two would take turns on
+            // one thread. Yielding runs the publisher here and lets an idle thread take over
+            // this task, so both run at once.
+            st.lent = 0;
+            drop(st);
+            this.target.space.notify_waiters();
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        // A batch of at most a quarter of the capacity, so waiting publishers are woken about
+        // when they were when messages were taken one at a time.
+        let take = queued.min(BATCH).min((this.target.capacity / 4).max(1));
+        this.batch.extend(st.buffer.drain(..take));
+        st.lent = take;
         let next = this.batch.pop_front();
         this.member
             .undelivered
             .0
             .store(this.batch.len(), Ordering::Release);
-        // Counting the message handed out now (the rest of the batch is handed out without
-        // the lock; with a batch of one, as on small buffers, this is exact).
-        let low = before > half && st.buffer.len() + this.batch.len() <= half;
+        // Handing out this message reaches half (batches of one, on small buffers).
+        let low = queued > half && st.buffer.len() + this.batch.len() <= half;
         if next.is_none() {
             match &mut st.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
@@ -387,6 +403,8 @@ impl Stream for MemorySubscription {
         drop(st);
         if low {
             this.target.space.notify_waiters();
+            // Yield before the next message (see above).
+            this.yield_next = next.is_some();
         }
         match next {
             Some(env) => this.deliver(env),
@@ -450,6 +468,7 @@ impl Subscriber for MemoryConnection {
                     target,
                     member,
                     batch: VecDeque::with_capacity(BATCH),
+                    yield_next: false,
                 });
             }
             self.check_open()?;
