@@ -129,7 +129,7 @@ pub(crate) fn boxed_decode_failure(
     Box::pin(ready(Err(decode_error(e))))
 }
 
-/// Counts a message as in flight until dropped (also when its worker is aborted).
+/// Counts a worker's message in flight until dropped (also when the worker is aborted).
 struct InFlight<'a>(&'a Counters);
 
 impl<'a> InFlight<'a> {
@@ -477,17 +477,36 @@ async fn worker<C: Connection, H: Invoke<C>>(
     // drops it itself as soon as the stop signal comes, also while handling a message.
     let exclusive = !sub.shared;
     let mut held: Option<C::Subscription> = None;
+    // Counts this worker's message in flight: from taking a message until the subscription
+    // has no next one ready (not per message: two reference counts less for each message of
+    // a busy streak; a worker handles one message at a time, so the count is the same).
+    let mut busy: Option<InFlight<'_>> = None;
     loop {
         let next = {
             let mut s = match held.take() {
                 Some(s) => s,
-                None => match sub.take(&stop, stop_fut.as_mut()).await {
-                    Some(s) => s,
-                    None => return false,
-                },
+                None => {
+                    busy = None;
+                    match sub.take(&stop, stop_fut.as_mut()).await {
+                        Some(s) => s,
+                        None => return false,
+                    }
+                }
             };
+            // Like `unless_stopped(.., s.next())`, going idle when no message is ready.
+            let m = std::future::poll_fn(|cx| {
+                if is_stopped(&stop) {
+                    return Poll::Ready(None);
+                }
+                if let Poll::Ready(m) = s.poll_next_unpin(cx) {
+                    return Poll::Ready(Some(m));
+                }
+                busy = None;
+                stop_fut.as_mut().poll(cx).map(|_| None)
+            })
+            .await;
             // Stopped while waiting: `s` is dropped here (unsubscribed).
-            let Some(m) = unless_stopped(&stop, stop_fut.as_mut(), s.next()).await else {
+            let Some(m) = m else {
                 return false;
             };
             let Some(m) = m else {
@@ -505,6 +524,9 @@ async fn worker<C: Connection, H: Invoke<C>>(
         };
         match next {
             Ok(msg) => {
+                if busy.is_none() {
+                    busy = Some(InFlight::new(&rt.counters));
+                }
                 if held.is_some() {
                     let mut handling = std::pin::pin!(process(&rt, &conn, msg, &mut scratch));
                     std::future::poll_fn(|cx| {
@@ -527,6 +549,7 @@ async fn worker<C: Connection, H: Invoke<C>>(
                 }
             }
             Err(e) => {
+                busy = None;
                 tracing::warn!(route = %rt.name, error = %e, "subscription error");
                 // Do not spin on a failing transport.
                 let pause = tokio::time::sleep(SUBSCRIPTION_ERROR_PAUSE);
@@ -559,7 +582,6 @@ async fn process<C: Connection, H: Invoke<C>>(
 ) {
     let c = &rt.counters;
     c.inc(|s| &s.received);
-    let _in_flight = InFlight::new(c);
     scratch.fill(&rt.route, &msg);
     let meta = &scratch.meta;
     let base = msg.attempt().max(1);
