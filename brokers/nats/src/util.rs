@@ -331,6 +331,7 @@ impl<S> UntilClosed<S> {
         }
     }
 
+    #[inline]
     fn closed_now(&mut self) -> bool {
         matches!(self.closed.has_changed(), Ok(true)) && *self.closed.borrow_and_update()
     }
