@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -38,7 +38,13 @@ fn encode_message<T: Serialize + ?Sized>(
 ) -> Result<OutgoingMessage> {
     let payload = encode_payload(content_type, value)?;
     let mut headers = headers;
-    if headers.get(names::CONTENT_TYPE).is_none() {
+    if headers.is_empty() {
+        // The common case: nothing to replace or look up.
+        match static_content_type(content_type) {
+            Some(ct) => headers.append_static(names::CONTENT_TYPE, ct),
+            None => headers.append(names::CONTENT_TYPE, content_type),
+        }
+    } else if headers.get(names::CONTENT_TYPE).is_none() {
         set_content_type(&mut headers, content_type);
     }
     Ok(OutgoingMessage {
@@ -82,6 +88,26 @@ thread_local! {
         std::cell::RefCell::new(BytesMut::with_capacity(ENCODE_CHUNK));
 }
 
+/// `io::Write` into a `BytesMut`, inlined (serde_json writes a payload in many small pieces).
+struct ChunkWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for ChunkWriter<'_> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(buf);
+        Ok(())
+    }
+    #[inline]
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Encode `value` by `content_type`; JSON goes through the per-thread encode buffer.
 fn encode_payload<T: Serialize + ?Sized>(content_type: &str, value: &T) -> Result<Bytes> {
     if content_type != crate::codec::DEFAULT_CONTENT_TYPE
@@ -96,7 +122,7 @@ fn encode_payload<T: Serialize + ?Sized>(content_type: &str, value: &T) -> Resul
             // Nothing left in this chunk: start the next one at full size.
             buf.reserve(ENCODE_CHUNK);
         }
-        Some(match serde_json::to_writer((&mut *buf).writer(), value) {
+        Some(match serde_json::to_writer(ChunkWriter(&mut buf), value) {
             Ok(()) => Ok(buf.split().freeze()),
             Err(e) => {
                 buf.clear();
