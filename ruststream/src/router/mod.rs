@@ -301,6 +301,7 @@ impl<C: Connection> Router<C> {
             let counters = Counters {
                 route: route_stats,
                 total: Arc::clone(&total),
+                single_writer: entry.route.concurrency == 1,
             };
             tasks.push((entry.start)(
                 entry.route,

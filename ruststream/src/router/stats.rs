@@ -96,15 +96,29 @@ impl RouterStats {
 pub(crate) struct Counters {
     pub(crate) route: std::sync::Arc<RouterStats>,
     pub(crate) total: std::sync::Arc<RouterStats>,
+    /// The route has one worker, the only writer of its counters: they are updated with a
+    /// plain load and store instead of a locked read-modify-write (readers still see whole
+    /// values; the totals, shared by routes, keep the read-modify-write).
+    pub(crate) single_writer: bool,
 }
 
 impl Counters {
     pub(crate) fn inc(&self, f: impl Fn(&RouterStats) -> &AtomicU64) {
-        f(&self.route).fetch_add(1, Ordering::Relaxed);
+        let own = f(&self.route);
+        if self.single_writer {
+            own.store(own.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        } else {
+            own.fetch_add(1, Ordering::Relaxed);
+        }
         f(&self.total).fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn in_flight(&self, delta: i64) {
-        self.route.in_flight.fetch_add(delta, Ordering::Relaxed);
+        let own = &self.route.in_flight;
+        if self.single_writer {
+            own.store(own.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+        } else {
+            own.fetch_add(delta, Ordering::Relaxed);
+        }
         self.total.in_flight.fetch_add(delta, Ordering::Relaxed);
     }
 }
