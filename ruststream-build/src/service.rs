@@ -17,7 +17,7 @@ fn address_expr(op: &Op<'_>) -> TokenStream {
     if op.params.is_some() {
         quote!(params.address()?)
     } else {
-        quote!(::std::string::String::from(#address))
+        quote!(::ruststream::client::address(#address))
     }
 }
 

@@ -16,6 +16,56 @@ use crate::{
     SubscribeOptions, Subscriber,
 };
 
+thread_local! {
+    /// Address strings handed back by brokers ([`recycle_address`]) for [`address`] to reuse.
+    static ADDRESSES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most address strings kept per thread for reuse.
+const ADDRESS_POOL: usize = 16;
+/// Longest address string (capacity, in bytes) kept for reuse.
+const ADDRESS_CAPACITY: usize = 256;
+
+/// `address` as the owned `String` an [`OutgoingMessage`] needs, reusing one a broker handed
+/// back on this thread ([`recycle_address`]) when there is one: a generated client publishing
+/// to a fixed address does not allocate it every time.
+///
+/// ```
+/// let a = ruststream::client::address("orders.created");
+/// assert_eq!(a, "orders.created");
+/// ruststream::client::recycle_address(a);
+/// assert_eq!(ruststream::client::address("orders.paid"), "orders.paid");
+/// ```
+pub fn address(address: &str) -> String {
+    let reused = ADDRESSES
+        .try_with(|pool| pool.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten();
+    match reused {
+        Some(mut s) => {
+            s.push_str(address);
+            s
+        }
+        None => address.to_owned(),
+    }
+}
+
+/// Hand back an address `String` a published message no longer needs, for [`address`] to
+/// reuse on this thread (brokers call it; a long or excess string is simply dropped).
+pub fn recycle_address(mut address: String) {
+    if address.capacity() == 0 || address.capacity() > ADDRESS_CAPACITY {
+        return;
+    }
+    address.clear();
+    let _ = ADDRESSES.try_with(|pool| {
+        if let Ok(mut pool) = pool.try_borrow_mut()
+            && pool.len() < ADDRESS_POOL
+        {
+            pool.push(address);
+        }
+    });
+}
+
 /// Encode `value` with `content_type` and publish it to `address` with `headers` (the
 /// `content-type` header is set unless `headers` has one).
 pub async fn publish<C: Publisher, T: Serialize + ?Sized>(

@@ -249,8 +249,14 @@ impl Publisher for MemoryConnection {
                 return Ok(());
             };
             let rest: Vec<Arc<Target>> = matching.cloned().collect();
-            // A concrete template matches only its own text: the address need not be kept.
-            let address = (!first.concrete || rest.iter().any(|t| !t.concrete)).then_some(address);
+            // A concrete template matches only its own text: the address need not be kept
+            // (it goes back to the publisher's thread for reuse).
+            let address = if !first.concrete || rest.iter().any(|t| !t.concrete) {
+                Some(address)
+            } else {
+                crate::client::recycle_address(address);
+                None
+            };
             let data = Data {
                 address,
                 payload,

@@ -118,7 +118,7 @@ impl<C: ::ruststream::Connection> Publisher<C> {
     ) -> ::ruststream::Result<()> {
         ::ruststream::client::publish_via(
                 &self.via,
-                ::std::string::String::from("results"),
+                ::ruststream::client::address("results"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),
@@ -148,7 +148,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn on_job(&self, message: &JobPayload) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("jobs"),
+                ::ruststream::client::address("jobs"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),

@@ -134,7 +134,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn on_event(&self, message: &Event) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("events"),
+                ::ruststream::client::address("events"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),

@@ -153,7 +153,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn on_maps(&self, message: &Maps) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("maps"),
+                ::ruststream::client::address("maps"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),

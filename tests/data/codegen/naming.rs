@@ -210,7 +210,7 @@ impl<C: ::ruststream::Connection> Publisher<C> {
     pub async fn ticks(&self, message: &Handler2) -> ::ruststream::Result<()> {
         ::ruststream::client::publish_via(
                 &self.via,
-                ::std::string::String::from("ticks"),
+                ::ruststream::client::address("ticks"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),
@@ -270,7 +270,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn subscribe_ticks(&self, message: &Handler2) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("ticks"),
+                ::ruststream::client::address("ticks"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),

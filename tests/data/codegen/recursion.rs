@@ -164,7 +164,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn on_tree(&self, message: &Tree) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("trees"),
+                ::ruststream::client::address("trees"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),

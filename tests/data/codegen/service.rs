@@ -790,7 +790,7 @@ impl<C: ::ruststream::Connection> Client<C> {
             SumResultPayload,
         >(
                 &self.connection,
-                ::std::string::String::from("rpc.sum"),
+                ::ruststream::client::address("rpc.sum"),
                 "application/json",
                 message,
                 timeout,
@@ -826,7 +826,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn on_shape(&self, message: &OnShapeMessage) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("shapes"),
+                ::ruststream::client::address("shapes"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),

@@ -181,7 +181,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     pub async fn on_reading(&self, message: &Reading) -> ::ruststream::Result<()> {
         ::ruststream::client::publish(
                 &self.connection,
-                ::std::string::String::from("readings"),
+                ::ruststream::client::address("readings"),
                 "application/json",
                 message,
                 ::ruststream::Headers::default(),
