@@ -1,5 +1,6 @@
 //! Mapping between the core contract and NATS: subjects, headers, subscription closing.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
@@ -231,17 +232,33 @@ fn build_nats_headers(
     if nothing_sent && extra_corr.is_none() && extra_reply.is_none() {
         return Ok(None);
     }
+    if extra_corr.is_none() && extra_reply.is_none() && message.headers.len() == 1 {
+        if let Some((names::CONTENT_TYPE, value)) = sent().next() {
+            // The default configuration's typed publish: only the content type.
+            return content_type_map(value).map(Some);
+        }
+    }
     let mut map = HeaderMap::new();
+    // With one header there is nothing to append to: `insert` hashes the name once
+    // (`append` looks it up first, then inserts).
+    let single = message.headers.len() == 1;
     for (name, value) in sent() {
         let wire = if name == names::CONTENT_TYPE {
-            NATS_CONTENT_TYPE
+            // Made from a constant: no parsing, no copy.
+            NATS_CONTENT_TYPE_NAME
         } else {
-            name
+            header_name(name)?
         };
-        append(&mut map, wire, name, value)?;
+        let value = header_value(name, value)?;
+        if single {
+            map.insert(wire, value);
+        } else {
+            map.append(wire, value);
+        }
     }
     if let Some(c) = extra_corr {
-        append(&mut map, names::CORRELATION_ID, names::CORRELATION_ID, c)?;
+        // No header of that name was sent (`extra_corr` says so): an insert.
+        map.insert(CORRELATION_ID_NAME, header_value(names::CORRELATION_ID, c)?);
     }
     if let Some(r) = extra_reply {
         map.insert(REPLY_TO_HEADER, r);
@@ -249,17 +266,54 @@ fn build_nats_headers(
     Ok(Some(map))
 }
 
-fn append(map: &mut HeaderMap, wire: &str, name: &str, value: &str) -> Result<()> {
-    let n = HeaderName::from_str(wire).map_err(|_| Error::InvalidHeader {
+/// [`NATS_CONTENT_TYPE`] as a header name.
+const NATS_CONTENT_TYPE_NAME: HeaderName = HeaderName::from_static(NATS_CONTENT_TYPE);
+/// The `correlation-id` header name.
+const CORRELATION_ID_NAME: HeaderName = HeaderName::from_static(names::CORRELATION_ID);
+
+/// Most content types [`content_type_map`] keeps per thread.
+const CONTENT_TYPE_MAPS_MAX: usize = 8;
+
+thread_local! {
+    /// Header maps holding just one `Content-Type`, by value, built once per thread.
+    static CONTENT_TYPE_MAPS: RefCell<Vec<(Box<str>, HeaderMap)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A header map holding just `Content-Type: value`. Cloning a map built before copies its
+/// table instead of hashing the name and growing a new one (about half the cost); the first
+/// [`CONTENT_TYPE_MAPS_MAX`] content types seen on a thread are kept.
+fn content_type_map(value: &str) -> Result<HeaderMap> {
+    CONTENT_TYPE_MAPS.with(|maps| {
+        let mut maps = maps.borrow_mut();
+        if let Some((_, map)) = maps.iter().find(|(v, _)| **v == *value) {
+            return Ok(map.clone());
+        }
+        let mut map = HeaderMap::new();
+        map.insert(
+            NATS_CONTENT_TYPE_NAME,
+            header_value(names::CONTENT_TYPE, value)?,
+        );
+        if maps.len() < CONTENT_TYPE_MAPS_MAX {
+            maps.push((value.into(), map.clone()));
+        }
+        Ok(map)
+    })
+}
+
+/// `name` as a NATS header name, or why it cannot be one.
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::from_str(name).map_err(|_| Error::InvalidHeader {
         name: name.to_owned(),
         reason: "NATS header names are printable ASCII without `:`".into(),
-    })?;
-    let v = HeaderValue::from_str(value).map_err(|_| Error::InvalidHeader {
+    })
+}
+
+/// `value` (of header `name`) as a NATS header value, or why it cannot be one.
+fn header_value(name: &str, value: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(value).map_err(|_| Error::InvalidHeader {
         name: name.to_owned(),
         reason: "NATS header values cannot contain CR or LF".into(),
-    })?;
-    map.append(n, v);
-    Ok(())
+    })
 }
 
 /// Convert received NATS headers (any spelling of `Content-Type` becomes `content-type`).
@@ -576,6 +630,48 @@ mod tests {
         let map = to_nats_headers(&two, false, implicit).unwrap().unwrap();
         assert!(map.get(NATS_CONTENT_TYPE).is_none());
         assert_eq!(map.get("x-a").map(|v| v.as_str()), Some("1"));
+    }
+
+    #[test]
+    fn a_lone_content_type_map_is_the_same_built_or_reused() {
+        let built = |ct: &str| {
+            let mut map = HeaderMap::new();
+            map.insert(NATS_CONTENT_TYPE, ct);
+            map
+        };
+        // More content types than are kept, each asked for twice.
+        for round in 0..2 {
+            for i in 0..CONTENT_TYPE_MAPS_MAX + 3 {
+                let ct = format!("application/x-{i}");
+                let msg = OutgoingMessage::new("a", "x").content_type(ct.clone());
+                let map = to_nats_headers(&msg, false, None).unwrap().unwrap();
+                assert_eq!(map, built(&ct), "round {round}, {ct}");
+            }
+        }
+        // A bad value is refused every time, not kept.
+        for _ in 0..2 {
+            let bad = OutgoingMessage::new("a", "x").content_type("a\r\nb");
+            assert!(matches!(
+                to_nats_headers(&bad, false, None),
+                Err(Error::InvalidHeader { .. })
+            ));
+        }
+        // With a correlation id or a reply header the map is built as before.
+        let corr = OutgoingMessage::new("a", "x")
+            .content_type("application/json")
+            .correlation_id("c1");
+        let map = to_nats_headers(&corr, false, None).unwrap().unwrap();
+        assert_eq!(map.get("correlation-id").map(|v| v.as_str()), Some("c1"));
+        assert_eq!(
+            map.get(NATS_CONTENT_TYPE).map(|v| v.as_str()),
+            Some("application/json")
+        );
+        let reply = OutgoingMessage::new("a", "x")
+            .content_type("application/json")
+            .reply_to("r");
+        let map = to_nats_headers(&reply, true, None).unwrap().unwrap();
+        assert_eq!(map.get(REPLY_TO_HEADER).map(|v| v.as_str()), Some("r"));
+        assert_eq!(map.len(), 2);
     }
 
     #[test]
