@@ -1,7 +1,7 @@
 //! Core NATS: at-most-once publish/subscribe, queue groups, request/reply.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -190,12 +190,10 @@ impl Shared {
     pub(crate) fn prepare_core(&self, mut message: OutgoingMessage) -> Result<CorePublish> {
         let address = std::mem::take(&mut message.address);
         let subject = match self.subjects {
-            // Checked in place: the usual case costs no call.
-            SubjectMapping::Native => {
-                check_subject(&address, false)?;
-                address
+            SubjectMapping::Native => native_subject(address)?,
+            SubjectMapping::Separator(_) => {
+                Subject::from(self.subjects.publish_subject_owned(address)?)
             }
-            SubjectMapping::Separator(_) => self.subjects.publish_subject_owned(address)?,
         };
         let headers = self.nats_headers(&message, false)?;
         let OutgoingMessage {
@@ -209,12 +207,98 @@ impl Shared {
             None => None,
         };
         Ok(CorePublish {
-            subject: OnceSubject::new(subject),
+            subject: OnceSubject(Cell::new(Some(subject))),
             payload,
             reply,
             headers,
         })
     }
+}
+
+/// Subjects kept per thread by [`native_subject`].
+const SUBJECT_CACHE: usize = 4;
+/// Misses after which [`native_subject`] keeps the subject it missed.
+const SUBJECT_CACHE_AFTER: u32 = 32;
+
+/// Subjects published repeatedly on one thread. Their bytes are shared, so handing out one is
+/// a reference count, and they were checked when they were kept.
+struct SubjectCache {
+    /// Subject, and whether it was used since the clock hand last passed it.
+    entries: [Option<(Subject, bool)>; SUBJECT_CACHE],
+    /// Misses since the last hit or the last subject kept.
+    misses: u32,
+    /// Next entry to consider replacing.
+    hand: usize,
+}
+
+impl SubjectCache {
+    const fn new() -> Self {
+        SubjectCache {
+            entries: [None, None, None, None],
+            misses: 0,
+            hand: 0,
+        }
+    }
+
+    fn get(&mut self, address: &str) -> Option<Subject> {
+        for (subject, used) in self.entries.iter_mut().flatten() {
+            if subject.len() == address.len() && subject.as_str() == address {
+                *used = true;
+                self.misses = 0;
+                return Some(subject.clone());
+            }
+        }
+        None
+    }
+
+    /// Count a miss of `subject` (checked); keep it once misses have piled up, in place of one
+    /// not used lately. An address that never repeats is thus rarely kept (keeping promotes
+    /// its bytes to shared ones, an allocation).
+    fn missed(&mut self, subject: &Subject) {
+        self.misses += 1;
+        if self.misses < SUBJECT_CACHE_AFTER {
+            return;
+        }
+        self.misses = 0;
+        for _ in 0..2 * SUBJECT_CACHE {
+            let slot = &mut self.entries[self.hand];
+            self.hand = (self.hand + 1) % SUBJECT_CACHE;
+            match slot {
+                Some((_, used @ true)) => *used = false,
+                _ => {
+                    *slot = Some((subject.clone(), false));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SUBJECTS: RefCell<SubjectCache> = const { RefCell::new(SubjectCache::new()) };
+}
+
+/// The subject for a native `address`: one this thread published to repeatedly (no check,
+/// no conversion; the address string goes back to the client's pool, see
+/// [`ruststream::client::recycle_address`]), or the checked address itself.
+#[inline]
+fn native_subject(address: String) -> Result<Subject> {
+    let cached = SUBJECTS
+        .try_with(|cache| cache.try_borrow_mut().ok()?.get(&address))
+        .ok()
+        .flatten();
+    if let Some(subject) = cached {
+        ruststream::client::recycle_address(address);
+        return Ok(subject);
+    }
+    check_subject(&address, false)?;
+    let subject = Subject::from(address);
+    let _ = SUBJECTS.try_with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            cache.missed(&subject);
+        }
+    });
+    Ok(subject)
 }
 
 /// A core publish, ready to hand to async-nats.
@@ -525,5 +609,36 @@ impl IncomingMessage for NatsMessage {
     /// Dropped: core NATS has no dead letters.
     async fn reject(self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subject_cache_keeps_a_repeated_subject_and_forgets_unused_ones() {
+        let mut cache = SubjectCache::new();
+        let a = Subject::from("orders.a");
+        // Kept only once misses piled up.
+        for _ in 0..SUBJECT_CACHE_AFTER - 1 {
+            assert!(cache.get("orders.a").is_none());
+            cache.missed(&a);
+        }
+        assert!(cache.get("orders.a").is_none());
+        cache.missed(&a);
+        assert_eq!(cache.get("orders.a").as_deref(), Some("orders.a"));
+        // Not a prefix or another length.
+        assert!(cache.get("orders.").is_none() && cache.get("orders.ab").is_none());
+        // A hit resets the count; the full cache replaces entries not used lately.
+        for i in 0..3 * SUBJECT_CACHE {
+            let s = Subject::from(format!("other.{i}"));
+            for _ in 0..SUBJECT_CACHE_AFTER {
+                cache.missed(&s);
+            }
+            assert_eq!(cache.get(&s).as_deref(), Some(s.as_str()), "{i}");
+        }
+        let kept = cache.entries.iter().flatten().count();
+        assert_eq!(kept, SUBJECT_CACHE);
     }
 }
