@@ -11,7 +11,7 @@ scenarios: memory-pipeline nats-pipeline request-reply codegen-large slow-consum
 
 options (environment variable in brackets):
   --messages N     messages per pipeline round (default 1000000) [RUSTSTREAM_BENCH_MESSAGES]
-  --rounds N       interleaved rounds per side, median reported (default 3, min 1) [RUSTSTREAM_BENCH_ROUNDS]
+  --rounds N       interleaved rounds per side, median reported (default 5, min 1) [RUSTSTREAM_BENCH_ROUNDS]
   --threads N      tokio worker threads; 1 = current-thread runtime (default 2) [RUSTSTREAM_BENCH_THREADS]
   --requests N     request-reply round trips per round (default 20000)
   --operations N   operations in the codegen-large spec (default 1000)
@@ -71,7 +71,7 @@ impl Opts {
             scenario: "all".into(),
             help: false,
             messages: env_or("RUSTSTREAM_BENCH_MESSAGES", 1_000_000),
-            rounds: env_or("RUSTSTREAM_BENCH_ROUNDS", 3),
+            rounds: env_or("RUSTSTREAM_BENCH_ROUNDS", 5),
             threads: env_or("RUSTSTREAM_BENCH_THREADS", 2),
             requests: 20_000,
             operations: 1000,
