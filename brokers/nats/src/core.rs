@@ -192,7 +192,10 @@ impl Shared {
         let subject = match self.subjects {
             SubjectMapping::Native => native_subject(address)?,
             SubjectMapping::Separator(_) => {
-                Subject::from(self.subjects.publish_subject_owned(address)?)
+                let subject = self.subjects.publish_subject(&address)?.into_owned();
+                // The mapped subject is a new string: the address goes back to the pool.
+                ruststream::client::recycle_address(address);
+                Subject::from(subject)
             }
         };
         let headers = self.nats_headers(&message, false)?;
