@@ -106,7 +106,7 @@ fn encode_message<T: Serialize + ?Sized>(
 }
 
 /// Set the `content-type` header without allocating for the codecs' own content types.
-fn set_content_type(headers: &mut Headers, content_type: &str) {
+pub(crate) fn set_content_type(headers: &mut Headers, content_type: &str) {
     match static_content_type(content_type) {
         Some(ct) => headers.insert_static(names::CONTENT_TYPE, ct),
         None => headers.insert(names::CONTENT_TYPE, content_type),
@@ -159,7 +159,10 @@ impl std::io::Write for ChunkWriter<'_> {
 }
 
 /// Encode `value` by `content_type`; JSON goes through the per-thread encode buffer.
-fn encode_payload<T: Serialize + ?Sized>(content_type: &str, value: &T) -> Result<Bytes> {
+pub(crate) fn encode_payload<T: Serialize + ?Sized>(
+    content_type: &str,
+    value: &T,
+) -> Result<Bytes> {
     if content_type != crate::codec::DEFAULT_CONTENT_TYPE
         && crate::codec::kind_of(content_type) != Some(crate::codec::Kind::Json)
     {
@@ -254,7 +257,7 @@ pub async fn request<C: RequestReply, T: Serialize + ?Sized, R: DeserializeOwned
         .headers
         .get(names::CONTENT_TYPE)
         .unwrap_or(content_type);
-    crate::codec::decode(ct, &reply.payload)
+    crate::router::run::decode(ct, &reply.payload)
 }
 
 /// A decoded value together with its message (to settle it).

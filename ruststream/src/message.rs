@@ -140,6 +140,11 @@ impl Headers {
         self.push(Cow::Borrowed(name), Cow::Borrowed(value));
     }
 
+    /// [`append`](Headers::append) with a static name (not copied).
+    pub(crate) fn append_named(&mut self, name: &'static str, value: String) {
+        self.push(Cow::Borrowed(name), Cow::Owned(value));
+    }
+
     fn push(&mut self, name: Text, value: Text) {
         if self.first.is_none() {
             self.first = Some((name, value));

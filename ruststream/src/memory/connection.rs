@@ -229,6 +229,20 @@ impl Publisher for MemoryConnection {
         if address.starts_with(INBOX_PREFIX) {
             let waiter = lock(&self.conn.inner.pending).remove(&address);
             if let Some((_, tx)) = waiter {
+                let subscribed = self
+                    .conn
+                    .inner
+                    .targets
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|t| t.matches(&address));
+                if !subscribed {
+                    // The usual reply: only the requester wants it, nothing to copy.
+                    let _ = tx.send(Reply::new(payload, headers, correlation_id));
+                    crate::client::recycle_address(address);
+                    return Ok(());
+                }
                 let reply = Reply::new(payload.clone(), headers.clone(), correlation_id.clone());
                 let _ = tx.send(reply);
             }
@@ -519,23 +533,44 @@ impl Connection for MemoryConnection {
     }
 }
 
+/// `prefix` followed by `n` in decimal (what `format!` does, without its machinery).
+fn numbered(prefix: &str, mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(prefix.len() + digits.len() - i);
+    s.push_str(prefix);
+    // ASCII digits.
+    s.extend(digits[i..].iter().map(|&d| d as char));
+    s
+}
+
 impl RequestReply for MemoryConnection {
     async fn request(&self, mut message: OutgoingMessage, timeout: Duration) -> Result<Reply> {
         self.check_open()?;
         let id = self.next_id();
-        let inbox = format!("{INBOX_PREFIX}{id}");
+        let inbox = numbered(INBOX_PREFIX, id);
         if message.correlation_id.is_none() {
             message.correlation_id = Some(
                 message
                     .headers
                     .get(names::CORRELATION_ID)
-                    .map_or_else(|| format!("mem-{id}"), str::to_owned),
+                    .map_or_else(|| numbered("mem-", id), str::to_owned),
             );
         }
         if let Some(cid) = &message.correlation_id
             && message.headers.get(names::CORRELATION_ID).is_none()
         {
-            message.headers.insert(names::CORRELATION_ID, cid.clone());
+            message
+                .headers
+                .append_named(names::CORRELATION_ID, cid.clone());
         }
         message.reply_to = Some(inbox.clone());
         let (tx, rx) = oneshot::channel();
@@ -627,6 +662,13 @@ mod tests {
     use futures_util::{FutureExt, StreamExt};
 
     use super::*;
+
+    #[test]
+    fn numbered_writes_the_decimal_number() {
+        for n in [0, 7, 10, 4_294_967_296, u64::MAX] {
+            assert_eq!(numbered("_INBOX.", n), format!("_INBOX.{n}"));
+        }
+    }
 
     #[tokio::test]
     async fn a_closed_group_target_is_never_joined() {

@@ -229,7 +229,9 @@ impl<C: Connection> Context<C> {
         if let Some(cid) = &message.correlation_id
             && message.headers.get(names::CORRELATION_ID).is_none()
         {
-            message.headers.insert(names::CORRELATION_ID, cid.clone());
+            message
+                .headers
+                .append_named(names::CORRELATION_ID, cid.clone());
         }
         for name in [names::TRACEPARENT, names::TRACESTATE] {
             if message.headers.get(name).is_none()

@@ -42,7 +42,7 @@
 mod context;
 mod middleware;
 mod route;
-mod run;
+pub(crate) mod run;
 mod stats;
 
 use std::future::Future;
@@ -187,24 +187,23 @@ impl<C: Connection> Router<C> {
             .unwrap_or(&route.content_type)
             .into();
         let reply_address = route.reply_address.clone().map(Arc::new);
-        let f =
-            Boxed(Box::new(
-                move |payload, content_type, ctx: Context<C>| match crate::codec::decode::<T>(
-                    content_type,
-                    payload,
-                ) {
-                    Ok(value) => {
-                        let handler = Arc::clone(&handler);
-                        let reply_ct = Arc::clone(&reply_ct);
-                        let reply_address = reply_address.clone();
-                        Box::pin(async move {
-                            let reply = handler(value, ctx.clone()).await?;
-                            send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
-                        })
-                    }
-                    Err(e) => boxed_decode_failure(e),
-                },
-            ));
+        let f = Boxed(Box::new(
+            move |payload, content_type, ctx: Context<C>| match run::decode::<T>(
+                content_type,
+                payload,
+            ) {
+                Ok(value) => {
+                    let handler = Arc::clone(&handler);
+                    let reply_ct = Arc::clone(&reply_ct);
+                    let reply_address = reply_address.clone();
+                    Box::pin(async move {
+                        let reply = handler(value, ctx.clone()).await?;
+                        send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
+                    })
+                }
+                Err(e) => boxed_decode_failure(e),
+            },
+        ));
         self.push(route, f)
     }
 
@@ -340,10 +339,10 @@ async fn send_reply<C: Connection, R: Serialize + Send>(
     reply_address: Option<&Address>,
     reply: R,
 ) -> Result<(), HandlerError> {
-    let payload = crate::codec::encode(content_type, &reply)?;
+    let payload = crate::client::encode_payload(content_type, &reply)?;
     drop(reply);
     let target = match (ctx.reply_to(), reply_address) {
-        (Some(r), _) => r.to_owned(),
+        (Some(r), _) => crate::client::address(r),
         (None, Some(template)) => template
             .render(|name| ctx.param(name))
             .map_err(|e| HandlerError::permanent(format_args!("reply address: {e}")))?,
@@ -355,8 +354,9 @@ async fn send_reply<C: Connection, R: Serialize + Send>(
             return Ok(());
         }
     };
-    ctx.publish_message(OutgoingMessage::new(target, payload).content_type(content_type))
-        .await?;
+    let mut message = OutgoingMessage::new(target, payload);
+    crate::client::set_content_type(&mut message.headers, content_type);
+    ctx.publish_message(message).await?;
     Ok(())
 }
 

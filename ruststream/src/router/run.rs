@@ -43,7 +43,7 @@ pub(crate) trait Invoke<C: Connection>: Send + Sync + 'static {
 
 /// [`crate::codec::decode`], straight to JSON for the default content type (skipping the
 /// content-type parsing on the common path).
-fn decode<T: DeserializeOwned>(content_type: &str, payload: &[u8]) -> crate::Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(content_type: &str, payload: &[u8]) -> crate::Result<T> {
     use crate::codec::Codec;
     if content_type == crate::codec::DEFAULT_CONTENT_TYPE {
         crate::codec::Json::decode(payload)
