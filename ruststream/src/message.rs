@@ -56,6 +56,7 @@ impl Clone for Headers {
     }
 
     /// Reuses this value's allocations (the router refills per-worker headers this way).
+    #[inline]
     fn clone_from(&mut self, source: &Self) {
         match (&mut self.first, &source.first) {
             (Some((k, v)), Some((sk, sv))) => {
@@ -94,11 +95,13 @@ impl Headers {
         }
     }
 
+    #[inline]
     fn entries(&self) -> impl Iterator<Item = &(Text, Text)> {
         self.first.iter().chain(&self.rest)
     }
 
     /// The first value of `name`.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<&str> {
         let (k, v) = self.first.as_ref()?;
         if k == name {
@@ -125,6 +128,7 @@ impl Headers {
     }
 
     /// [`insert`](Headers::insert) for a static name and value: does not copy them.
+    #[inline]
     pub fn insert_static(&mut self, name: &'static str, value: &'static str) {
         self.remove_all(name);
         self.push(Cow::Borrowed(name), Cow::Borrowed(value));
@@ -136,15 +140,18 @@ impl Headers {
     }
 
     /// [`append`](Headers::append) for a static name and value: does not copy them.
+    #[inline]
     pub fn append_static(&mut self, name: &'static str, value: &'static str) {
         self.push(Cow::Borrowed(name), Cow::Borrowed(value));
     }
 
     /// [`append`](Headers::append) with a static name (not copied).
+    #[inline]
     pub(crate) fn append_named(&mut self, name: &'static str, value: String) {
         self.push(Cow::Borrowed(name), Cow::Owned(value));
     }
 
+    #[inline]
     fn push(&mut self, name: Text, value: Text) {
         if self.first.is_none() {
             self.first = Some((name, value));
@@ -179,16 +186,19 @@ impl Headers {
     }
 
     /// Number of entries (duplicates counted).
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
     }
 
     /// True when there are no entries.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.first.is_none()
     }
 
     /// Iterate `(name, value)` pairs in order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
