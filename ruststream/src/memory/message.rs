@@ -27,6 +27,7 @@ impl MemoryMessage {
         }
     }
 
+    #[inline]
     fn env(&self) -> &Envelope {
         self.env
             .as_ref()
@@ -54,24 +55,31 @@ impl Drop for MemoryMessage {
 }
 
 impl IncomingMessage for MemoryMessage {
+    #[inline]
     fn payload(&self) -> &[u8] {
         &self.env().data.payload
     }
+    #[inline]
     fn headers(&self) -> &Headers {
         &self.env().data.headers
     }
+    #[inline]
     fn address(&self) -> &str {
         self.env().address(&self.target)
     }
+    #[inline]
     fn reply_to(&self) -> Option<&str> {
         self.env().data.reply_to.as_deref()
     }
+    #[inline]
     fn correlation_id(&self) -> Option<&str> {
         self.env().data.correlation_id.as_deref()
     }
+    #[inline]
     fn key(&self) -> Option<&[u8]> {
         self.env().data.key.as_deref()
     }
+    #[inline]
     fn attempt(&self) -> u32 {
         self.env().attempt
     }

@@ -90,6 +90,7 @@ impl Envelope {
     }
 
     /// The concrete address, when queued to `target`.
+    #[inline]
     pub(crate) fn address<'a>(&'a self, target: &'a Target) -> &'a str {
         self.data
             .address
