@@ -1,6 +1,9 @@
 //! Typed helpers used by generated clients: encode, publish, request, decode.
 
+use std::future::Future;
 use std::time::Duration;
+
+use futures_util::future::Either;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
@@ -68,15 +71,20 @@ pub fn recycle_address(mut address: String) {
 
 /// Encode `value` with `content_type` and publish it to `address` with `headers` (the
 /// `content-type` header is set unless `headers` has one).
-pub async fn publish<C: Publisher, T: Serialize + ?Sized>(
-    conn: &C,
+///
+/// The value is encoded at once; the returned future is the broker's publish itself (not a
+/// future wrapping it, which would be moved once more per message).
+pub fn publish<'c, C: Publisher, T: Serialize + ?Sized>(
+    conn: &'c C,
     address: String,
     content_type: &str,
     value: &T,
     headers: Headers,
-) -> Result<()> {
-    conn.publish(encode_message(address, content_type, value, headers)?)
-        .await
+) -> impl Future<Output = Result<()>> + Send + use<'c, C, T> {
+    match encode_message(address, content_type, value, headers) {
+        Ok(message) => Either::Left(conn.publish(message)),
+        Err(e) => Either::Right(std::future::ready(Err(e))),
+    }
 }
 
 /// Encode `value` into a message for `address`, setting `content-type` unless `headers` has it.
