@@ -32,11 +32,11 @@ fi
 OUT="$(mktemp -d)"
 trap '[ "${KEEP:-0}" = 1 ] && echo "callgrind files kept in $OUT" >&2 || rm -rf "$OUT"' EXIT
 
-# Total instructions (Ir) of one run.
+# Total instructions (Ir) of one run of the bench binary: `instructions NAME ARGS...`.
 instructions() {
     local file="$OUT/$1.out"
     shift
-    valgrind --tool=callgrind --callgrind-out-file="$file" "$BIN" consume-only "$@" >"$OUT/last.json" 2>"$OUT/last.err" || {
+    valgrind --tool=callgrind --callgrind-out-file="$file" "$BIN" "$@" >"$OUT/last.json" 2>"$OUT/last.err" || {
         cat "$OUT/last.err" >&2
         exit 1
     }
@@ -44,21 +44,16 @@ instructions() {
 }
 
 for side in framework baseline; do
-    with=$(instructions "$side-work" --side "$side" --messages "$N")
-    without=$(instructions "$side-idle" --side "$side" --messages "$N" --no-work)
+    with=$(instructions "$side-work" consume-only --side "$side" --messages "$N")
+    without=$(instructions "$side-idle" consume-only --side "$side" --messages "$N" --no-work)
     per=$(( (with - without) / N ))
     printf '{"scenario":"instructions","side":"%s","messages":%d,"instructions_with":%d,"instructions_without":%d,"instructions_per_msg":%d}\n' \
         "$side" "$N" "$with" "$without" "$per"
 done
 
-# Total instructions of a single-threaded memory-pipeline run of one side.
+# A single-threaded memory-pipeline run of one side with `n` messages.
 pipeline() {
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/pipe.$1.$2" \
-        "$BIN" memory-pipeline --threads 1 --only "$1" --messages "$2" --rounds 1 >"$OUT/last.json" 2>"$OUT/last.err" || {
-        cat "$OUT/last.err" >&2
-        exit 1
-    }
-    grep -E '^(summary|totals):' "$OUT/pipe.$1.$2" | head -1 | awk '{print $2}'
+    instructions "pipe-$1-$2" memory-pipeline --threads 1 --only "$1" --messages "$2" --rounds 1
 }
 
 SMALL=$(( N / 4 ))
