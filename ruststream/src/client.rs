@@ -265,7 +265,7 @@ pub async fn request<C: RequestReply, T: Serialize + ?Sized, R: DeserializeOwned
         .headers
         .get(names::CONTENT_TYPE)
         .unwrap_or(content_type);
-    crate::router::run::decode(ct, &reply.payload)
+    crate::codec::decode(ct, &reply.payload)
 }
 
 /// A decoded value together with its message (to settle it).

@@ -262,6 +262,10 @@ pub fn encode<T: Serialize + ?Sized>(content_type: &str, v: &T) -> Result<Bytes>
 
 /// Decode a `T` from `bytes` with the codec for `content_type`.
 pub fn decode<T: DeserializeOwned>(content_type: &str, bytes: &[u8]) -> Result<T> {
+    if content_type == DEFAULT_CONTENT_TYPE {
+        // The common case, without parsing the content type.
+        return Json::decode(bytes);
+    }
     match kind_of(content_type) {
         Some(Kind::Json) => Json::decode(bytes),
         Some(Kind::Text) => Text::decode(bytes),

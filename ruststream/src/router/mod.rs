@@ -42,7 +42,7 @@
 mod context;
 mod middleware;
 mod route;
-pub(crate) mod run;
+mod run;
 mod stats;
 
 use std::future::Future;
@@ -187,23 +187,24 @@ impl<C: Connection> Router<C> {
             .unwrap_or(&route.content_type)
             .into();
         let reply_address = route.reply_address.clone().map(Arc::new);
-        let f = Boxed(Box::new(
-            move |payload, content_type, ctx: Context<C>| match run::decode::<T>(
-                content_type,
-                payload,
-            ) {
-                Ok(value) => {
-                    let handler = Arc::clone(&handler);
-                    let reply_ct = Arc::clone(&reply_ct);
-                    let reply_address = reply_address.clone();
-                    Box::pin(async move {
-                        let reply = handler(value, ctx.clone()).await?;
-                        send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
-                    })
-                }
-                Err(e) => boxed_decode_failure(e),
-            },
-        ));
+        let f =
+            Boxed(Box::new(
+                move |payload, content_type, ctx: Context<C>| match crate::codec::decode::<T>(
+                    content_type,
+                    payload,
+                ) {
+                    Ok(value) => {
+                        let handler = Arc::clone(&handler);
+                        let reply_ct = Arc::clone(&reply_ct);
+                        let reply_address = reply_address.clone();
+                        Box::pin(async move {
+                            let reply = handler(value, ctx.clone()).await?;
+                            send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
+                        })
+                    }
+                    Err(e) => boxed_decode_failure(e),
+                },
+            ));
         self.push(route, f)
     }
 

@@ -41,17 +41,6 @@ pub(crate) trait Invoke<C: Connection>: Send + Sync + 'static {
     fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut;
 }
 
-/// [`crate::codec::decode`], straight to JSON for the default content type (skipping the
-/// content-type parsing on the common path).
-pub(crate) fn decode<T: DeserializeOwned>(content_type: &str, payload: &[u8]) -> crate::Result<T> {
-    use crate::codec::Codec;
-    if content_type == crate::codec::DEFAULT_CONTENT_TYPE {
-        crate::codec::Json::decode(payload)
-    } else {
-        crate::codec::decode(content_type, payload)
-    }
-}
-
 fn decode_error(e: crate::Error) -> HandlerError {
     HandlerError::with_kind(FailureKind::Decode, e)
 }
@@ -72,7 +61,7 @@ where
     type Fut = Either<Fut, Ready<Result<(), HandlerError>>>;
 
     fn invoke(&self, payload: &[u8], content_type: &str, ctx: Context<C>) -> Self::Fut {
-        match decode::<T>(content_type, payload) {
+        match crate::codec::decode::<T>(content_type, payload) {
             Ok(value) => Either::Left((self.handler)(value, ctx)),
             Err(e) => Either::Right(ready(Err(decode_error(e)))),
         }
