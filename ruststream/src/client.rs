@@ -96,14 +96,8 @@ fn encode_message<T: Serialize + ?Sized>(
 ) -> Result<OutgoingMessage> {
     let payload = encode_payload(content_type, value)?;
     let mut headers = headers;
-    if headers.is_empty() {
-        // The common case: nothing to replace or look up.
-        match static_content_type(content_type) {
-            Some(ct) => headers.append_static(names::CONTENT_TYPE, ct),
-            None => headers.append(names::CONTENT_TYPE, content_type),
-        }
-    } else if headers.get(names::CONTENT_TYPE).is_none() {
-        set_content_type(&mut headers, content_type);
+    if headers.get(names::CONTENT_TYPE).is_none() {
+        add_content_type(&mut headers, content_type);
     }
     Ok(OutgoingMessage {
         address,
@@ -113,11 +107,13 @@ fn encode_message<T: Serialize + ?Sized>(
     })
 }
 
-/// Set the `content-type` header without allocating for the codecs' own content types.
-pub(crate) fn set_content_type(headers: &mut Headers, content_type: &str) {
+/// Add the `content-type` header to `headers` that have none, without allocating for the
+/// codecs' own content types.
+#[inline]
+pub(crate) fn add_content_type(headers: &mut Headers, content_type: &str) {
     match static_content_type(content_type) {
-        Some(ct) => headers.insert_static(names::CONTENT_TYPE, ct),
-        None => headers.insert(names::CONTENT_TYPE, content_type),
+        Some(ct) => headers.append_static(names::CONTENT_TYPE, ct),
+        None => headers.append(names::CONTENT_TYPE, content_type),
     }
 }
 
@@ -259,7 +255,7 @@ pub async fn request<C: RequestReply, T: Serialize + ?Sized, R: DeserializeOwned
 ) -> Result<R> {
     let payload = encode_payload(content_type, value)?;
     let mut message = OutgoingMessage::new(address, payload);
-    set_content_type(&mut message.headers, content_type);
+    add_content_type(&mut message.headers, content_type);
     let reply = conn.request(message, timeout).await?;
     let ct = reply
         .headers

@@ -356,7 +356,7 @@ async fn send_reply<C: Connection, R: Serialize + Send>(
         }
     };
     let mut message = OutgoingMessage::new(target, payload);
-    crate::client::set_content_type(&mut message.headers, content_type);
+    crate::client::add_content_type(&mut message.headers, content_type);
     ctx.publish_message(message).await?;
     Ok(())
 }
