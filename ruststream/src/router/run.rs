@@ -190,8 +190,18 @@ fn is_stopped(stop: &watch::Receiver<Option<Instant>>) -> bool {
 /// pending, so an idle worker still wakes on the signal. Returns `None` when stopped.
 async fn unless_stopped<F: Future, S: Future<Output = Instant>>(
     stop: &watch::Receiver<Option<Instant>>,
+    stop_fut: Pin<&mut S>,
+    fut: F,
+) -> Option<F::Output> {
+    unless_stopped_or(stop, stop_fut, fut, || {}).await
+}
+
+/// [`unless_stopped`], calling `on_pending` each time `fut` is not ready.
+async fn unless_stopped_or<F: Future, S: Future<Output = Instant>>(
+    stop: &watch::Receiver<Option<Instant>>,
     mut stop_fut: Pin<&mut S>,
     fut: F,
+    mut on_pending: impl FnMut(),
 ) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
@@ -201,6 +211,7 @@ async fn unless_stopped<F: Future, S: Future<Output = Instant>>(
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
+        on_pending();
         stop_fut.as_mut().poll(cx).map(|_| None)
     })
     .await
@@ -482,18 +493,8 @@ async fn worker<C: Connection, H: Invoke<C>>(
                     }
                 }
             };
-            // Like `unless_stopped(.., s.next())`, going idle when no message is ready.
-            let m = std::future::poll_fn(|cx| {
-                if is_stopped(&stop) {
-                    return Poll::Ready(None);
-                }
-                if let Poll::Ready(m) = s.poll_next_unpin(cx) {
-                    return Poll::Ready(Some(m));
-                }
-                busy = None;
-                stop_fut.as_mut().poll(cx).map(|_| None)
-            })
-            .await;
+            // Going idle (nothing in flight) while no message is ready.
+            let m = unless_stopped_or(&stop, stop_fut.as_mut(), s.next(), || busy = None).await;
             // Stopped while waiting: `s` is dropped here (unsubscribed).
             let Some(m) = m else {
                 return false;
