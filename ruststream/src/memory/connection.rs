@@ -534,21 +534,12 @@ impl Connection for MemoryConnection {
 }
 
 /// `prefix` followed by `n` in decimal (what `format!` does, without its machinery).
-fn numbered(prefix: &str, mut n: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut s = String::with_capacity(prefix.len() + digits.len() - i);
+fn numbered(prefix: &str, n: u64) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    let mut s = String::with_capacity(prefix.len() + digits.len());
     s.push_str(prefix);
-    // ASCII digits.
-    s.extend(digits[i..].iter().map(|&d| d as char));
+    s.push_str(digits);
     s
 }
 
