@@ -1,0 +1,8 @@
+//! Generates the service code from `specs/interop.yaml` (the document both stacks implement).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ruststream_build::Config::new()
+        .module_name("interop")
+        .compile("specs/interop.yaml")?;
+    Ok(())
+}
