@@ -1,0 +1,820 @@
+//! [`Config`]: everything the Kafka broker needs, built in code or from a URL.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use ruststream::{Address, Error, Result};
+
+/// Producer acknowledgements (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// `acks=0`: the producer does not wait for the broker.
+    None,
+    /// `acks=1`: the partition leader wrote the record.
+    Leader,
+    /// `acks=all`: every in-sync replica wrote the record (the default).
+    #[default]
+    All,
+}
+
+/// Producer compression (`compression.type`); only the codecs built into this crate's
+/// librdkafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression (the default).
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+}
+
+/// Where a consumer group with no committed offset for a partition starts (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// From the oldest retained record: nothing published before the group's first start is
+    /// missed (the default).
+    #[default]
+    Earliest,
+    /// From the end: only records published after the group's first assignment.
+    Latest,
+}
+
+/// `security.protocol`, with SASL credentials where it needs them.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Security {
+    /// Plain TCP (the default).
+    #[default]
+    Plaintext,
+    /// TLS; `ca_location` is a CA bundle file (`ssl.ca.location`), `None` for the system's.
+    Ssl {
+        /// CA certificate file.
+        ca_location: Option<String>,
+    },
+    /// SASL over plain TCP.
+    SaslPlaintext(Sasl),
+    /// SASL over TLS.
+    SaslSsl {
+        /// Credentials.
+        sasl: Sasl,
+        /// CA certificate file.
+        ca_location: Option<String>,
+    },
+}
+
+/// SASL credentials (`sasl.mechanism`, `sasl.username`, `sasl.password`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// User name.
+    pub username: String,
+    /// Password: never printed.
+    pub password: String,
+}
+
+impl fmt::Debug for Sasl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sasl")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl fmt::Debug for Security {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Security::Plaintext => f.write_str("Plaintext"),
+            Security::Ssl { ca_location } => f
+                .debug_struct("Ssl")
+                .field("ca_location", ca_location)
+                .finish(),
+            Security::SaslPlaintext(s) => f.debug_tuple("SaslPlaintext").field(s).finish(),
+            Security::SaslSsl { sasl, ca_location } => f
+                .debug_struct("SaslSsl")
+                .field("sasl", sasl)
+                .field("ca_location", ca_location)
+                .finish(),
+        }
+    }
+}
+
+/// How a topic is created when this crate creates it (from `kafka` channel bindings or the
+/// defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Partitions; `None`: [`Config::partitions`].
+    pub partitions: Option<i32>,
+    /// Replication factor; `None`: [`Config::replicas`].
+    pub replicas: Option<i32>,
+    /// Topic configuration (`cleanup.policy`, `retention.ms`, …).
+    pub config: BTreeMap<String, String>,
+}
+
+/// Configuration of a [`KafkaBroker`](crate::KafkaBroker).
+///
+/// ```
+/// use std::time::Duration;
+/// use ruststream_kafka::{Acks, Config};
+///
+/// let config = Config::new("127.0.0.1:9092")
+///     .client_id("billing")
+///     .acks(Acks::All)
+///     .linger(Duration::from_millis(2))
+///     .partitions(3);
+/// let same = Config::from_url("kafka://127.0.0.1:9092?client_id=billing&acks=all&linger_ms=2&partitions=3")?;
+/// assert_eq!(format!("{config:?}"), format!("{same:?}"));
+/// # Ok::<(), ruststream::Error>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// `bootstrap.servers`: comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// `client.id` (default `"ruststream"`).
+    pub client_id: String,
+    /// The consumer group of subscriptions that name neither a queue group nor a durable
+    /// name; `None` (the default): each such subscription is private (it gets every record
+    /// published after it started, and commits nothing).
+    pub group_id: Option<String>,
+    /// Producer acknowledgements.
+    pub acks: Acks,
+    /// `enable.idempotence` (default off: not every Kafka-protocol server grants producer ids).
+    pub idempotence: bool,
+    /// `linger.ms` (default 0: a publish resolves once acknowledged, so lingering only delays
+    /// it; concurrent publishes still share requests).
+    pub linger: Duration,
+    /// `batch.size` in bytes; `None`: librdkafka's default.
+    pub batch_size: Option<usize>,
+    /// `compression.type`.
+    pub compression: Compression,
+    /// `security.protocol` and credentials.
+    pub security: Security,
+    /// Bound of admin and metadata requests (default 10 s).
+    pub request_timeout: Duration,
+    /// `session.timeout.ms` of consumer groups (default 10 s): how soon a dead member's
+    /// partitions move to the others.
+    pub session_timeout: Duration,
+    /// `delivery.timeout.ms`: how long a publish may take before it fails (default 30 s).
+    pub delivery_timeout: Duration,
+    /// How often handled offsets are committed while consuming (default 500 ms); they are also
+    /// committed when partitions are revoked, when a subscription ends and at shutdown.
+    pub commit_interval: Duration,
+    /// Where groups without a committed offset start.
+    pub offset_reset: OffsetReset,
+    /// Create missing topics on publish and subscribe (default on).
+    pub create_topics: bool,
+    /// Partitions of topics this crate creates (default 1).
+    pub partitions: i32,
+    /// Replication factor of topics this crate creates (default 1).
+    pub replicas: i32,
+    /// Records handed to a subscription ahead of its consumer (default 256); a subscription's
+    /// `prefetch` option overrides it.
+    pub prefetch: usize,
+    /// Prefix of request/reply inbox topics (default `"ruststream.replies"`).
+    pub reply_prefix: String,
+    /// Per-topic creation settings (from `kafka` channel bindings).
+    pub topics: BTreeMap<String, TopicSpec>,
+    /// Consumer group per address template (from `kafka` operation bindings' `groupId`).
+    pub groups: Vec<(Address, String)>,
+    /// Raw librdkafka settings applied last (values of keys naming a secret are redacted in
+    /// `Debug`).
+    pub extra: Vec<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new("127.0.0.1:9092")
+    }
+}
+
+impl Config {
+    /// A configuration for `bootstrap_servers` (`host:port[,host:port…]`) with the defaults.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Config {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_id: "ruststream".to_owned(),
+            group_id: None,
+            acks: Acks::All,
+            idempotence: false,
+            linger: Duration::ZERO,
+            batch_size: None,
+            compression: Compression::None,
+            security: Security::Plaintext,
+            request_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(10),
+            delivery_timeout: Duration::from_secs(30),
+            commit_interval: Duration::from_millis(500),
+            offset_reset: OffsetReset::Earliest,
+            create_topics: true,
+            partitions: 1,
+            replicas: 1,
+            prefetch: 256,
+            reply_prefix: "ruststream.replies".to_owned(),
+            topics: BTreeMap::new(),
+            groups: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Parse `kafka://[user:password@]host:port[,host:port…][?option=value&…]`
+    /// (`kafka-secure://` or `kafka+ssl://` for TLS). Options: `client_id`, `group_id`,
+    /// `acks` (`0`, `1`, `all`), `idempotence`, `linger_ms`, `batch_size`, `compression`
+    /// (`none`, `gzip`, `snappy`, `lz4`), `partitions`, `replicas`, `offset_reset`
+    /// (`earliest`, `latest`), `create_topics`, `prefetch`, `sasl_mechanism` (default `PLAIN`
+    /// when credentials are given), `ca_location`, `request_timeout_ms`, `session_timeout_ms`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad part; the password never appears in it.
+    pub fn from_url(url: &str) -> Result<Config> {
+        let bad = |what: String| Error::Config(format!("kafka url `{}`: {what}", redact_url(url)));
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected `kafka://host:port`".to_owned()))?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "kafka" => false,
+            "kafka-secure" | "kafka+ssl" | "kafkas" => true,
+            other => {
+                return Err(bad(format!(
+                    "unknown scheme `{other}` (use kafka:// or kafka-secure://)"
+                )));
+            }
+        };
+        let (authority, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, Some(q)),
+            None => (rest, None),
+        };
+        let authority = authority.trim_end_matches('/');
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        if hosts.is_empty() {
+            return Err(bad("no host".to_owned()));
+        }
+        for host in hosts.split(',') {
+            let port = host.rsplit_once(':').map(|(_, p)| p);
+            match port {
+                Some(p) if p.parse::<u16>().is_ok() => {}
+                Some(p) => return Err(bad(format!("port `{p}` of `{host}` is not a number"))),
+                None => return Err(bad(format!("`{host}` has no port"))),
+            }
+        }
+        let mut config = Config::new(hosts);
+        let mut sasl_mechanism = None;
+        let mut ca_location = None;
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            let number = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| bad(format!("option `{key}`: `{v}` is not a number")))
+            };
+            let boolean = |v: &str| match v {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(bad(format!("option `{key}`: `{v}` is not a boolean"))),
+            };
+            match key {
+                "client_id" => config.client_id = value,
+                "group_id" => config.group_id = Some(value),
+                "acks" => {
+                    config.acks = match value.as_str() {
+                        "0" => Acks::None,
+                        "1" => Acks::Leader,
+                        "all" | "-1" => Acks::All,
+                        v => return Err(bad(format!("option `acks`: `{v}` (use 0, 1 or all)"))),
+                    }
+                }
+                "idempotence" => config.idempotence = boolean(&value)?,
+                "linger_ms" => config.linger = Duration::from_millis(number(&value)?),
+                "batch_size" => config.batch_size = Some(number(&value)? as usize),
+                "compression" => {
+                    config.compression = match value.as_str() {
+                        "none" => Compression::None,
+                        "gzip" => Compression::Gzip,
+                        "snappy" => Compression::Snappy,
+                        "lz4" => Compression::Lz4,
+                        v => {
+                            return Err(bad(format!(
+                                "option `compression`: `{v}` (use none, gzip, snappy or lz4)"
+                            )));
+                        }
+                    }
+                }
+                "partitions" => {
+                    config.partitions = positive(number(&value)?)
+                        .ok_or_else(|| bad("option `partitions` must be at least 1".to_owned()))?
+                }
+                "replicas" => {
+                    config.replicas = positive(number(&value)?)
+                        .ok_or_else(|| bad("option `replicas` must be at least 1".to_owned()))?
+                }
+                "offset_reset" => {
+                    config.offset_reset = match value.as_str() {
+                        "earliest" => OffsetReset::Earliest,
+                        "latest" => OffsetReset::Latest,
+                        v => {
+                            return Err(bad(format!(
+                                "option `offset_reset`: `{v}` (use earliest or latest)"
+                            )));
+                        }
+                    }
+                }
+                "create_topics" => config.create_topics = boolean(&value)?,
+                "prefetch" => config.prefetch = number(&value)?.max(1) as usize,
+                "sasl_mechanism" => sasl_mechanism = Some(value),
+                "ca_location" => ca_location = Some(value),
+                "request_timeout_ms" => {
+                    config.request_timeout = Duration::from_millis(number(&value)?)
+                }
+                "session_timeout_ms" => {
+                    config.session_timeout = Duration::from_millis(number(&value)?)
+                }
+                other => return Err(bad(format!("unknown option `{other}`"))),
+            }
+        }
+        let sasl = match userinfo {
+            Some(u) => {
+                let (user, password) = u.split_once(':').unwrap_or((u, ""));
+                Some(Sasl {
+                    mechanism: sasl_mechanism.unwrap_or_else(|| "PLAIN".to_owned()),
+                    username: percent_decode(user),
+                    password: percent_decode(password),
+                })
+            }
+            None if sasl_mechanism.is_some() => {
+                return Err(bad(
+                    "`sasl_mechanism` needs `user:password@` in the url".to_owned()
+                ));
+            }
+            None => None,
+        };
+        config.security = match (tls, sasl) {
+            (false, None) => Security::Plaintext,
+            (true, None) => Security::Ssl { ca_location },
+            (false, Some(s)) => Security::SaslPlaintext(s),
+            (true, Some(s)) => Security::SaslSsl {
+                sasl: s,
+                ca_location,
+            },
+        };
+        Ok(config)
+    }
+
+    /// Set `client.id`.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// The default consumer group (see [`Config::group_id`](Config#structfield.group_id)).
+    pub fn group_id(mut self, group: impl Into<String>) -> Self {
+        self.group_id = Some(group.into());
+        self
+    }
+
+    /// Producer acknowledgements.
+    pub fn acks(mut self, acks: Acks) -> Self {
+        self.acks = acks;
+        self
+    }
+
+    /// Idempotent producer.
+    pub fn idempotence(mut self, on: bool) -> Self {
+        self.idempotence = on;
+        self
+    }
+
+    /// `linger.ms`.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// `batch.size` in bytes.
+    pub fn batch_size(mut self, bytes: usize) -> Self {
+        self.batch_size = Some(bytes);
+        self
+    }
+
+    /// `compression.type`.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Security protocol and credentials.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Bound of admin and metadata requests.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Consumer group session timeout.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// How often handled offsets are committed while consuming.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// Where groups without a committed offset start.
+    pub fn offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.offset_reset = reset;
+        self
+    }
+
+    /// Create missing topics (default on).
+    pub fn create_topics(mut self, on: bool) -> Self {
+        self.create_topics = on;
+        self
+    }
+
+    /// Partitions of topics this crate creates.
+    pub fn partitions(mut self, n: i32) -> Self {
+        self.partitions = n.max(1);
+        self
+    }
+
+    /// Replication factor of topics this crate creates.
+    pub fn replicas(mut self, n: i32) -> Self {
+        self.replicas = n.max(1);
+        self
+    }
+
+    /// Records buffered ahead of a subscription's consumer.
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n.max(1);
+        self
+    }
+
+    /// How `topic` is created when missing.
+    pub fn topic(mut self, topic: impl Into<String>, spec: TopicSpec) -> Self {
+        self.topics.insert(topic.into(), spec);
+        self
+    }
+
+    /// Subscriptions to `address` (a template) without a queue group join `group`.
+    pub fn group_for(mut self, address: Address, group: impl Into<String>) -> Self {
+        self.groups.push((address, group.into()));
+        self
+    }
+
+    /// A raw librdkafka setting, applied after everything else.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    /// The group bound to `address` by [`Config::group_for`], if any.
+    pub(crate) fn group_of(&self, address: &Address) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|(a, _)| a.as_str() == address.as_str())
+            .map(|(_, g)| g.as_str())
+    }
+
+    /// How `topic` is created: its own [`TopicSpec`], or that of a template matching it.
+    pub fn topic_spec(&self, topic: &str) -> Option<&TopicSpec> {
+        self.topics.get(topic).or_else(|| {
+            self.topics
+                .iter()
+                .find(|(k, _)| {
+                    Address::parse(k).is_ok_and(|a| !a.is_concrete() && a.matches(topic))
+                })
+                .map(|(_, s)| s)
+        })
+    }
+
+    /// Settings shared by producers, consumers and the admin client.
+    pub(crate) fn client_config(&self) -> Result<ClientConfig> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id)
+            .set("socket.keepalive.enable", "true")
+            .set("log_level", "3");
+        let (protocol, sasl, ca) = match &self.security {
+            Security::Plaintext => ("plaintext", None, None),
+            Security::Ssl { ca_location } => ("ssl", None, ca_location.as_deref()),
+            Security::SaslPlaintext(s) => ("sasl_plaintext", Some(s), None),
+            Security::SaslSsl { sasl, ca_location } => {
+                ("sasl_ssl", Some(sasl), ca_location.as_deref())
+            }
+        };
+        if protocol.contains("ssl") && !cfg!(feature = "ssl") {
+            return Err(Error::Config(format!(
+                "kafka: security protocol `{protocol}` needs the `ssl` feature of ruststream-kafka"
+            )));
+        }
+        if protocol.starts_with("sasl")
+            && !cfg!(feature = "sasl")
+            && sasl.is_some_and(|s| s.mechanism.starts_with("SCRAM"))
+        {
+            return Err(Error::Config(
+                "kafka: SCRAM authentication needs the `sasl` feature of ruststream-kafka"
+                    .to_owned(),
+            ));
+        }
+        c.set("security.protocol", protocol);
+        if let Some(s) = sasl {
+            c.set("sasl.mechanism", &s.mechanism)
+                .set("sasl.username", &s.username)
+                .set("sasl.password", &s.password);
+        }
+        if let Some(ca) = ca {
+            c.set("ssl.ca.location", ca);
+        }
+        Ok(c)
+    }
+
+    /// Producer settings.
+    pub(crate) fn producer_config(&self) -> Result<ClientConfig> {
+        let mut c = self.client_config()?;
+        c.set(
+            "acks",
+            match self.acks {
+                Acks::None => "0",
+                Acks::Leader => "1",
+                Acks::All => "all",
+            },
+        )
+        .set(
+            "enable.idempotence",
+            if self.idempotence { "true" } else { "false" },
+        )
+        .set("linger.ms", self.linger.as_millis().to_string())
+        .set(
+            "delivery.timeout.ms",
+            self.delivery_timeout.as_millis().to_string(),
+        )
+        // Java-compatible key hashing (other clients put a key on the same partition); records
+        // without a key spread over partitions one by one.
+        .set("partitioner", "murmur2_random")
+        .set("sticky.partitioning.linger.ms", "0")
+        .set(
+            "compression.type",
+            match self.compression {
+                Compression::None => "none",
+                Compression::Gzip => "gzip",
+                Compression::Snappy => "snappy",
+                Compression::Lz4 => "lz4",
+            },
+        );
+        if let Some(b) = self.batch_size {
+            c.set("batch.size", b.to_string());
+        }
+        self.apply_extra(&mut c);
+        Ok(c)
+    }
+
+    /// Consumer settings (`group`: the consumer group, `None` for manual assignment).
+    pub(crate) fn consumer_config(&self, group: Option<&str>) -> Result<ClientConfig> {
+        let mut c = self.client_config()?;
+        c.set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set(
+                "session.timeout.ms",
+                self.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.session_timeout.as_millis() / 4).max(100).to_string(),
+            )
+            // Template subscriptions see new matching topics within a second.
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .set(
+                "auto.offset.reset",
+                match self.offset_reset {
+                    OffsetReset::Earliest => "earliest",
+                    OffsetReset::Latest => "latest",
+                },
+            );
+        if let Some(g) = group {
+            c.set("group.id", g);
+        }
+        self.apply_extra(&mut c);
+        Ok(c)
+    }
+
+    fn apply_extra(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+    }
+
+    /// `text` without any secret of this configuration.
+    pub(crate) fn scrub(&self, text: impl fmt::Display) -> String {
+        let mut text = redact_url(&text.to_string());
+        let mut secrets: Vec<&str> = self
+            .extra
+            .iter()
+            .filter(|(k, _)| is_secret_key(k))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if let Security::SaslPlaintext(s) | Security::SaslSsl { sasl: s, .. } = &self.security {
+            secrets.push(&s.password);
+        }
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            text = text.replace(secret, "<redacted>");
+        }
+        text
+    }
+
+    /// A transport error with the secrets scrubbed.
+    pub(crate) fn transport(&self, what: &str, e: impl fmt::Display) -> Error {
+        Error::transport("kafka", self.scrub(format_args!("{what}: {e}")))
+    }
+}
+
+fn positive(n: u64) -> Option<i32> {
+    i32::try_from(n).ok().filter(|n| *n >= 1)
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "key.pem", "jaas"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) {
+                        "<redacted>"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("Config")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("client_id", &self.client_id)
+            .field("group_id", &self.group_id)
+            .field("acks", &self.acks)
+            .field("idempotence", &self.idempotence)
+            .field("linger", &self.linger)
+            .field("batch_size", &self.batch_size)
+            .field("compression", &self.compression)
+            .field("security", &self.security)
+            .field("request_timeout", &self.request_timeout)
+            .field("session_timeout", &self.session_timeout)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("commit_interval", &self.commit_interval)
+            .field("offset_reset", &self.offset_reset)
+            .field("create_topics", &self.create_topics)
+            .field("partitions", &self.partitions)
+            .field("replicas", &self.replicas)
+            .field("prefetch", &self.prefetch)
+            .field("reply_prefix", &self.reply_prefix)
+            .field("topics", &self.topics)
+            .field("groups", &self.groups)
+            .field("extra", &extra)
+            .finish()
+    }
+}
+
+/// `url` with the password of `user:password@` replaced.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:<redacted>@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_err(r: Result<Config>) -> String {
+        match r {
+            Err(Error::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn url_with_credentials_options_and_several_hosts() {
+        let c = Config::from_url(
+            "kafka-secure://alice:s%3Acret@k1:9093,k2:9093?client_id=svc&group_id=g&acks=1&compression=lz4&sasl_mechanism=SCRAM-SHA-256&ca_location=/etc/ca.pem",
+        )
+        .unwrap();
+        assert_eq!(c.bootstrap_servers, "k1:9093,k2:9093");
+        assert_eq!(c.client_id, "svc");
+        assert_eq!(c.group_id.as_deref(), Some("g"));
+        assert_eq!(c.acks, Acks::Leader);
+        assert_eq!(c.compression, Compression::Lz4);
+        match &c.security {
+            Security::SaslSsl { sasl, ca_location } => {
+                assert_eq!(sasl.username, "alice");
+                assert_eq!(sasl.password, "s:cret");
+                assert_eq!(sasl.mechanism, "SCRAM-SHA-256");
+                assert_eq!(ca_location.as_deref(), Some("/etc/ca.pem"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s:cret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn url_errors_name_the_bad_part_and_hide_the_password() {
+        let e = config_err(Config::from_url("amqp://h:1"));
+        assert!(e.contains("unknown scheme `amqp`"), "{e}");
+        let e = config_err(Config::from_url("kafka://u:hunter2@host"));
+        assert!(
+            e.contains("`host` has no port") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = config_err(Config::from_url("kafka://h:x9"));
+        assert!(e.contains("port `x9`"), "{e}");
+        let e = config_err(Config::from_url("kafka://h:9092?acks=2"));
+        assert!(e.contains("option `acks`: `2`"), "{e}");
+        let e = config_err(Config::from_url("kafka://h:9092?colour=red"));
+        assert!(e.contains("unknown option `colour`"), "{e}");
+        let e = config_err(Config::from_url("kafka://h:9092?partitions=0"));
+        assert!(e.contains("partitions"), "{e}");
+    }
+
+    #[test]
+    fn scrub_removes_passwords_from_client_errors() {
+        let c = Config::from_url("kafka://bob:topsecret@h:9092")
+            .unwrap()
+            .set("ssl.key.password", "pemsecret");
+        let text = c.scrub(
+            "auth failed for bob with topsecret via kafka://bob:topsecret@h:9092, key pemsecret",
+        );
+        assert!(
+            !text.contains("topsecret") && !text.contains("pemsecret"),
+            "{text}"
+        );
+        assert!(format!("{c:?}").contains("(\"ssl.key.password\", \"<redacted>\")"));
+    }
+
+    #[test]
+    fn tls_without_the_feature_is_a_clear_config_error() {
+        let c = Config::new("h:9093").security(Security::Ssl { ca_location: None });
+        match c.client_config() {
+            Ok(_) => assert!(cfg!(feature = "ssl")),
+            Err(e) => assert!(e.to_string().contains("`ssl` feature"), "{e}"),
+        }
+    }
+}
