@@ -53,6 +53,14 @@ pub enum Error {
         /// What went wrong, without credentials.
         message: String,
     },
+    /// A message violates its schema (see [`validate`](crate::validate)).
+    #[error("{part} violates its schema: {violations}")]
+    Validation {
+        /// Which part of the message: `"payload"`, `"headers"` or `"parameters"`.
+        part: &'static str,
+        /// Every violation found.
+        violations: crate::validate::Violations,
+    },
     /// Invalid configuration.
     #[error("configuration error: {0}")]
     Config(String),

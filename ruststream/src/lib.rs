@@ -23,6 +23,7 @@ pub mod error;
 pub mod memory;
 pub mod message;
 pub mod router;
+pub mod validate;
 
 pub use address::{Address, AddressError, Params};
 pub use broker::{Broker, Capabilities, Connection, Publisher, SubscribeOptions, Subscriber};

@@ -10,6 +10,7 @@
 //! | `ruststream_handler_duration_seconds` | histogram | |
 //! | `ruststream_messages_in_flight` | gauge | |
 //! | `ruststream_decode_failures_total` | counter | |
+//! | `ruststream_validation_failures_total` | counter | |
 //! | `ruststream_handler_panics_total` | counter | |
 //! | `ruststream_messages_published_total` | counter | `status` = `ok`, `error` |
 //! | `ruststream_publish_duration_seconds` | histogram | |
@@ -85,6 +86,7 @@ struct Inner {
     handler_duration: HistogramVec,
     in_flight: IntGaugeVec,
     decode_failures: IntCounterVec,
+    validation_failures: IntCounterVec,
     panics: IntCounterVec,
     published: IntCounterVec,
     publish_duration: HistogramVec,
@@ -143,6 +145,11 @@ impl Metrics {
             "Messages whose payload could not be decoded.",
             &[],
         )?;
+        let validation_failures = counter(
+            "ruststream_validation_failures_total",
+            "Messages that decoded but violate their schema.",
+            &[],
+        )?;
         let panics = counter(
             "ruststream_handler_panics_total",
             "Handler invocations that panicked.",
@@ -181,6 +188,7 @@ impl Metrics {
                 handler_duration,
                 in_flight,
                 decode_failures,
+                validation_failures,
                 panics,
                 published,
                 publish_duration,
@@ -216,6 +224,7 @@ impl Metrics {
             handler_duration: i.handler_duration.with_label_values(&l),
             in_flight: i.in_flight.with_label_values(&l),
             decode_failures: i.decode_failures.with_label_values(&l),
+            validation_failures: i.validation_failures.with_label_values(&l),
             panics: i.panics.with_label_values(&l),
             published_ok: i.published.with_label_values(&with("ok")),
             published_error: i.published.with_label_values(&with("error")),
@@ -294,6 +303,7 @@ pub struct OperationMetrics {
     handler_duration: Histogram,
     in_flight: IntGauge,
     decode_failures: IntCounter,
+    validation_failures: IntCounter,
     panics: IntCounter,
     published_ok: IntCounter,
     published_error: IntCounter,
@@ -318,6 +328,7 @@ impl OperationMetrics {
         catch_up(&self.reject, stats.rejected);
         catch_up(&self.dead_letter, stats.dead_lettered);
         catch_up(&self.decode_failures, stats.decode_failures);
+        catch_up(&self.validation_failures, stats.validation_failures);
         catch_up(&self.panics, stats.panics);
         self.in_flight.set(stats.in_flight);
     }
@@ -362,6 +373,7 @@ mod tests {
         stats.acked.fetch_add(1, Ordering::Relaxed);
         stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         stats.decode_failures.fetch_add(1, Ordering::Relaxed);
+        stats.validation_failures.fetch_add(1, Ordering::Relaxed);
         stats.panics.fetch_add(1, Ordering::Relaxed);
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
         op.sync(&stats.snapshot());
@@ -376,6 +388,7 @@ mod tests {
             r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="ack"} 1"#,
             r#"ruststream_messages_handled_total{app="svc",broker="memory",operation="onLightMeasured",outcome="nack"} 0"#,
             r#"ruststream_decode_failures_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
+            r#"ruststream_validation_failures_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
             r#"ruststream_handler_panics_total{app="svc",broker="memory",operation="onLightMeasured"} 1"#,
             r#"ruststream_messages_published_total{app="svc",broker="memory",operation="onLightMeasured",status="error"} 1"#,
             r#"ruststream_handler_duration_seconds_count{app="svc",broker="memory",operation="onLightMeasured"} 1"#,

@@ -320,6 +320,7 @@ fn failure_kind(kind: FailureKind) -> &'static str {
         FailureKind::Retryable => "retryable",
         FailureKind::Permanent => "permanent",
         FailureKind::Decode => "decode",
+        FailureKind::Validation => "validation",
         FailureKind::Timeout => "timeout",
         FailureKind::Panic => "panic",
     }
@@ -333,6 +334,7 @@ fn error_type(e: &Error) -> &'static str {
         Error::InvalidAddress { .. } => "invalid_address",
         Error::InvalidHeader { .. } => "invalid_header",
         Error::Codec { .. } => "codec",
+        Error::Validation { .. } => "validation",
         Error::Transport { .. } => "transport",
         Error::Config(_) => "config",
     }

@@ -21,6 +21,8 @@ pub enum FailureKind {
     Permanent,
     /// The payload could not be decoded.
     Decode,
+    /// The message decoded but violates its schema (see [`validate`](crate::validate)).
+    Validation,
     /// The handler ran out of time.
     Timeout,
     /// The handler panicked.
@@ -53,6 +55,17 @@ impl HandlerError {
             message: message.to_string().into(),
         }
     }
+    /// A failure of the consumed message itself: [`Error::Validation`](crate::Error::Validation)
+    /// gives [`FailureKind::Validation`], any other error [`FailureKind::Decode`]. Both are
+    /// settled by the route's [`DecodePolicy`](super::DecodePolicy) and never retried
+    /// (generated `register` reports invalid headers and parameters this way).
+    pub fn invalid(e: crate::Error) -> Self {
+        let kind = match e {
+            crate::Error::Validation { .. } => FailureKind::Validation,
+            _ => FailureKind::Decode,
+        };
+        HandlerError::with_kind(kind, e)
+    }
     pub(crate) fn with_kind(kind: FailureKind, message: impl fmt::Display) -> Self {
         HandlerError {
             kind,
@@ -79,6 +92,7 @@ impl fmt::Display for HandlerError {
             FailureKind::Retryable => "handler error",
             FailureKind::Permanent => "permanent handler error",
             FailureKind::Decode => "decode error",
+            FailureKind::Validation => "invalid message",
             FailureKind::Timeout => "handler timed out",
             FailureKind::Panic => "handler panicked",
         };
@@ -91,9 +105,9 @@ impl std::error::Error for HandlerError {}
 impl From<crate::Error> for HandlerError {
     fn from(e: crate::Error) -> Self {
         match e {
-            crate::Error::Codec { .. } | crate::Error::InvalidAddress { .. } => {
-                HandlerError::permanent(e)
-            }
+            crate::Error::Codec { .. }
+            | crate::Error::InvalidAddress { .. }
+            | crate::Error::Validation { .. } => HandlerError::permanent(e),
             e => HandlerError::retryable(e),
         }
     }

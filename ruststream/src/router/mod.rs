@@ -8,7 +8,7 @@
 //! | outcome | settlement |
 //! | --- | --- |
 //! | handler `Ok` | `ack` |
-//! | decode failure, or payload over [`Route::max_payload`] | [`DecodePolicy`]: `reject`, or publish to a dead-letter address and `ack` |
+//! | decode failure, schema violation ([`validate`](crate::validate), generated routes), or payload over [`Route::max_payload`] | [`DecodePolicy`]: `reject`, or publish to a dead-letter address (with the reason in `x-error`) and `ack` |
 //! | handler error / timeout / panic, after retries | route dead letter (publish + `ack`) if set, else [`ErrorPolicy`] |
 //!
 //! Every outcome is counted in [`RouterStats`].
@@ -180,6 +180,26 @@ impl<C: Connection> Router<C> {
         F: Fn(T, Context<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
     {
+        self.route_reply_with(route, crate::codec::decode::<T>, handler)
+    }
+
+    /// Like [`route_reply`](Self::route_reply), but `decode` turns the payload into `T` (as in
+    /// [`route_with`](Self::route_with)); generated code passes
+    /// [`validate::decode`](crate::validate::decode) to refuse requests that violate their
+    /// schema.
+    pub fn route_reply_with<T, R, D, F, Fut>(
+        &mut self,
+        route: Route,
+        decode: D,
+        handler: F,
+    ) -> &mut Self
+    where
+        T: Send + 'static,
+        R: Serialize + Send + 'static,
+        D: Fn(&str, &[u8]) -> Result<T> + Send + Sync + 'static,
+        F: Fn(T, Context<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
+    {
         let handler = Arc::new(handler);
         let reply_ct: Arc<str> = route
             .reply_content_type
@@ -187,24 +207,20 @@ impl<C: Connection> Router<C> {
             .unwrap_or(&route.content_type)
             .into();
         let reply_address = route.reply_address.clone().map(Arc::new);
-        let f =
-            Boxed(Box::new(
-                move |payload, content_type, ctx: Context<C>| match crate::codec::decode::<T>(
-                    content_type,
-                    payload,
-                ) {
-                    Ok(value) => {
-                        let handler = Arc::clone(&handler);
-                        let reply_ct = Arc::clone(&reply_ct);
-                        let reply_address = reply_address.clone();
-                        Box::pin(async move {
-                            let reply = handler(value, ctx.clone()).await?;
-                            send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
-                        })
-                    }
-                    Err(e) => boxed_decode_failure(e),
-                },
-            ));
+        let f = Boxed(Box::new(
+            move |payload, content_type, ctx: Context<C>| match decode(content_type, payload) {
+                Ok(value) => {
+                    let handler = Arc::clone(&handler);
+                    let reply_ct = Arc::clone(&reply_ct);
+                    let reply_address = reply_address.clone();
+                    Box::pin(async move {
+                        let reply = handler(value, ctx.clone()).await?;
+                        send_reply(&ctx, &reply_ct, reply_address.as_deref(), reply).await
+                    })
+                }
+                Err(e) => boxed_decode_failure(e),
+            },
+        ));
         self.push(route, f)
     }
 

@@ -42,7 +42,7 @@ pub(crate) trait Invoke<C: Connection>: Send + Sync + 'static {
 }
 
 fn decode_error(e: crate::Error) -> HandlerError {
-    HandlerError::with_kind(FailureKind::Decode, e)
+    HandlerError::invalid(e)
 }
 
 /// A `route` handler.
@@ -613,7 +613,7 @@ async fn process<C: Connection, H: Invoke<C>>(
                 Ok(()) => break None,
                 Err(e) => {
                     match e.kind() {
-                        FailureKind::Decode => {}
+                        FailureKind::Decode | FailureKind::Validation => {}
                         FailureKind::Panic => {
                             c.inc(|s| &s.handler_errors);
                             c.inc(|s| &s.panics);
@@ -638,9 +638,14 @@ async fn process<C: Connection, H: Invoke<C>>(
     };
     let result = match failure {
         None => msg.ack().await.map(|()| c.inc(|s| &s.acked)),
-        Some((e, _)) if e.kind() == FailureKind::Decode => {
-            c.inc(|s| &s.decode_failures);
-            tracing::warn!(route = %rt.name, address = %meta.address(), error = %e, "undecodable message");
+        Some((e, _)) if matches!(e.kind(), FailureKind::Decode | FailureKind::Validation) => {
+            if e.kind() == FailureKind::Validation {
+                c.inc(|s| &s.validation_failures);
+                tracing::warn!(route = %rt.name, address = %meta.address(), error = %e, "message violates its schema");
+            } else {
+                c.inc(|s| &s.decode_failures);
+                tracing::warn!(route = %rt.name, address = %meta.address(), error = %e, "undecodable message");
+            }
             match &rt.route.on_decode_error {
                 DecodePolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
                 DecodePolicy::DeadLetter(addr) => dead_letter(rt, conn, msg, addr, &e).await,

@@ -19,6 +19,9 @@ pub struct RouterStats {
     pub dead_lettered: AtomicU64,
     /// Messages that could not be decoded.
     pub decode_failures: AtomicU64,
+    /// Messages that decoded but violate their schema (settled like decode failures, by the
+    /// route's `DecodePolicy`; not counted in `decode_failures`).
+    pub validation_failures: AtomicU64,
     /// Handler panics caught.
     pub panics: AtomicU64,
     /// Handler attempts that failed (errors, timeouts and panics).
@@ -49,6 +52,8 @@ pub struct StatsSnapshot {
     pub dead_lettered: u64,
     /// See [`RouterStats::decode_failures`].
     pub decode_failures: u64,
+    /// See [`RouterStats::validation_failures`].
+    pub validation_failures: u64,
     /// See [`RouterStats::panics`].
     pub panics: u64,
     /// See [`RouterStats::handler_errors`].
@@ -81,6 +86,7 @@ impl RouterStats {
             rejected: r(&self.rejected),
             dead_lettered: r(&self.dead_lettered),
             decode_failures: r(&self.decode_failures),
+            validation_failures: r(&self.validation_failures),
             panics: r(&self.panics),
             handler_errors: r(&self.handler_errors),
             timeouts: r(&self.timeouts),
