@@ -363,11 +363,11 @@ mod tests {
             static CODE: Pattern = Pattern::new("^[A-Z]{3}$");
             {
                 let path = &path.field("amount");
-                exclusive_minimum(path, self.amount, 0.0, errs);
+                exclusive_minimum(path, &self.amount, 0.0, errs);
             }
             {
                 let path = &path.field("tags");
-                max_items(path, self.tags.len(), 2, errs);
+                max_items(path, &self.tags, 2, errs);
                 for (i, v) in self.tags.iter().enumerate() {
                     let path = &path.index(i);
                     min_length(path, v, 1, errs);
@@ -412,20 +412,21 @@ mod tests {
     fn numbers_and_lengths() {
         let mut errs = Violations::new();
         let p = Path::Root;
-        multiple_of(&p, 10i64, 5.0, &mut errs);
-        multiple_of(&p, 0.3f64, 0.1, &mut errs);
-        minimum(&p, 3u8, 3.0, &mut errs);
-        maximum(&p, 3i32, 3.0, &mut errs);
+        multiple_of(&p, &10i64, 5.0, &mut errs);
+        multiple_of(&p, &0.3f64, 0.1, &mut errs);
+        minimum(&p, &3u8, 3.0, &mut errs);
+        maximum(&p, &3i32, 3.0, &mut errs);
+        minimum(&p, &serde_json::json!("not a number"), 3.0, &mut errs);
         max_length(&p, "ééé", 3, &mut errs);
         min_length(&p, "ééé", 3, &mut errs);
         one_of_str(&p, "b", &["a", "b"], &mut errs);
-        one_of_number(&p, 2i64, &[1.0, 2.0], &mut errs);
-        unique_items(&p, &[1, 2, 3], &mut errs);
+        one_of_number(&p, &2i64, &[1.0, 2.0], &mut errs);
+        unique_items(&p, &vec![1, 2, 3], &mut errs);
         assert!(errs.is_empty(), "{errs}");
-        multiple_of(&p, 7i64, 5.0, &mut errs);
-        minimum(&p, f64::NAN, 0.0, &mut errs);
+        multiple_of(&p, &7i64, 5.0, &mut errs);
+        minimum(&p, &f64::NAN, 0.0, &mut errs);
         max_length(&p, "éééé", 3, &mut errs);
-        unique_items(&p, &[1, 2, 1], &mut errs);
+        unique_items(&p, &serde_json::json!([1, 2, 1]), &mut errs);
         one_of_str(&p, "c", &["a"], &mut errs);
         assert_eq!(errs.len(), 5, "{errs}");
         assert!(

@@ -6,58 +6,251 @@ use std::sync::OnceLock;
 
 use super::{Path, Violations};
 
-/// A number a numeric keyword can check (every Rust integer and float type).
-pub trait Number: Copy + fmt::Display + fmt::Debug {
-    /// The value as `f64` (integers beyond 2^53 round: bounds that close are not meaningful).
-    fn to_f64(self) -> f64;
+/// A value numeric keywords check: every Rust integer and float type, and a
+/// `serde_json::Value` (checked when it is a number; other JSON values pass, as JSON Schema
+/// says of numeric keywords).
+pub trait Numeric: fmt::Display {
+    /// The value as `f64` (integers beyond 2^53 round: bounds that close are not meaningful);
+    /// `None` when it is not a number.
+    fn to_f64(&self) -> Option<f64>;
     /// The value as `i128`, when it is an integer.
-    fn to_i128(self) -> Option<i128>;
+    fn to_i128(&self) -> Option<i128>;
 }
 
 macro_rules! ints {
     ($($t:ty),*) => {$(
-        impl Number for $t {
+        impl Numeric for $t {
             #[inline]
-            fn to_f64(self) -> f64 { self as f64 }
+            fn to_f64(&self) -> Option<f64> { Some(*self as f64) }
             #[inline]
-            fn to_i128(self) -> Option<i128> { Some(self as i128) }
+            fn to_i128(&self) -> Option<i128> { Some(*self as i128) }
         }
     )*};
 }
 ints!(i8, i16, i32, i64, u8, u16, u32, u64);
 
-impl Number for f64 {
+impl Numeric for f64 {
     #[inline]
-    fn to_f64(self) -> f64 {
-        self
+    fn to_f64(&self) -> Option<f64> {
+        Some(*self)
     }
     #[inline]
-    fn to_i128(self) -> Option<i128> {
+    fn to_i128(&self) -> Option<i128> {
         None
     }
 }
 
-impl Number for f32 {
+impl Numeric for f32 {
     #[inline]
-    fn to_f64(self) -> f64 {
-        f64::from(self)
+    fn to_f64(&self) -> Option<f64> {
+        Some(f64::from(*self))
     }
     #[inline]
-    fn to_i128(self) -> Option<i128> {
+    fn to_i128(&self) -> Option<i128> {
         None
+    }
+}
+
+impl Numeric for serde_json::Value {
+    #[inline]
+    fn to_f64(&self) -> Option<f64> {
+        self.as_f64()
+    }
+    #[inline]
+    fn to_i128(&self) -> Option<i128> {
+        self.as_i64()
+            .map(i128::from)
+            .or_else(|| self.as_u64().map(i128::from))
+    }
+}
+
+/// A value string keywords check: `String`, `str`, and a `serde_json::Value` (checked when
+/// it is a string).
+pub trait Text {
+    /// The string, or `None` when the value is not one.
+    fn text(&self) -> Option<&str>;
+}
+
+impl Text for String {
+    #[inline]
+    fn text(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Text for str {
+    #[inline]
+    fn text(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Text for serde_json::Value {
+    #[inline]
+    fn text(&self) -> Option<&str> {
+        self.as_str()
+    }
+}
+
+/// A value array keywords check: `Vec`, slices, and a `serde_json::Value` (its items when
+/// it is an array, else none).
+pub trait Items {
+    /// The item type.
+    type Item;
+    /// The items.
+    fn items(&self) -> &[Self::Item];
+}
+
+impl<T> Items for Vec<T> {
+    type Item = T;
+    #[inline]
+    fn items(&self) -> &[T] {
+        self
+    }
+}
+
+impl<T> Items for [T] {
+    type Item = T;
+    #[inline]
+    fn items(&self) -> &[T] {
+        self
+    }
+}
+
+impl Items for serde_json::Value {
+    type Item = serde_json::Value;
+    #[inline]
+    fn items(&self) -> &[serde_json::Value] {
+        self.as_array().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The items of an array value (none when a JSON value is not an array).
+#[inline]
+pub fn items<T: Items + ?Sized>(v: &T) -> &[T::Item] {
+    v.items()
+}
+
+/// A value object keywords check: maps from `String`, and a `serde_json::Value` (its
+/// properties when it is an object, else none).
+pub trait Entries {
+    /// The type of the property values.
+    type Value;
+    /// The properties, in order.
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self::Value)>;
+    /// How many properties.
+    fn count(&self) -> usize;
+}
+
+impl<V> Entries for std::collections::BTreeMap<String, V> {
+    type Value = V;
+    #[inline]
+    fn entries(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Entries for serde_json::Map<String, serde_json::Value> {
+    type Value = serde_json::Value;
+    #[inline]
+    fn entries(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Entries for serde_json::Value {
+    type Value = serde_json::Value;
+    #[inline]
+    fn entries(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.as_object()
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+    #[inline]
+    fn count(&self) -> usize {
+        self.as_object().map_or(0, serde_json::Map::len)
+    }
+}
+
+/// How many properties an object value has (0 when a JSON value is not an object).
+#[inline]
+pub fn count<T: Entries + ?Sized>(v: &T) -> usize {
+    v.count()
+}
+
+/// The properties of an object value (none when a JSON value is not an object).
+#[inline]
+pub fn entries<T: Entries + ?Sized>(v: &T) -> impl Iterator<Item = (&str, &T::Value)> {
+    v.entries()
+}
+
+/// A value that may be `null`: `Option`, and a `serde_json::Value`.
+pub trait Nullable {
+    /// What is there when it is not `null`.
+    type Inner: ?Sized;
+    /// The value, or `None` when it is `null` (or absent).
+    fn present(&self) -> Option<&Self::Inner>;
+}
+
+impl<T> Nullable for Option<T> {
+    type Inner = T;
+    #[inline]
+    fn present(&self) -> Option<&T> {
+        self.as_ref()
+    }
+}
+
+impl Nullable for serde_json::Value {
+    type Inner = serde_json::Value;
+    #[inline]
+    fn present(&self) -> Option<&serde_json::Value> {
+        (!self.is_null()).then_some(self)
+    }
+}
+
+/// The value when it is not `null`.
+#[inline]
+pub fn present<T: Nullable + ?Sized>(v: &T) -> Option<&T::Inner> {
+    v.present()
+}
+
+/// A value `const: true/false` checks: `bool` and a `serde_json::Value`.
+pub trait Boolean {
+    /// The boolean, or `None` when the value is not one.
+    fn boolean(&self) -> Option<bool>;
+}
+
+impl Boolean for bool {
+    #[inline]
+    fn boolean(&self) -> Option<bool> {
+        Some(*self)
+    }
+}
+
+impl Boolean for serde_json::Value {
+    #[inline]
+    fn boolean(&self) -> Option<bool> {
+        self.as_bool()
     }
 }
 
 /// Whether `v` fails a bound: NaN always does, else `outside` says.
 #[inline]
-fn fails<N: Number>(v: N, outside: impl Fn(f64) -> bool) -> bool {
-    let x = v.to_f64();
-    x.is_nan() || outside(x)
+fn fails<N: Numeric + ?Sized>(v: &N, outside: impl Fn(f64) -> bool) -> bool {
+    v.to_f64().is_some_and(|x| x.is_nan() || outside(x))
 }
 
 /// `minimum`.
 #[inline]
-pub fn minimum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mut Violations) {
+pub fn minimum<N: Numeric + ?Sized>(path: &Path<'_>, v: &N, bound: f64, errs: &mut Violations) {
     if fails(v, |x| x < bound) {
         errs.push(path, format_args!("must be >= {bound}, got {v}"));
     }
@@ -65,7 +258,7 @@ pub fn minimum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mut Violatio
 
 /// `maximum`.
 #[inline]
-pub fn maximum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mut Violations) {
+pub fn maximum<N: Numeric + ?Sized>(path: &Path<'_>, v: &N, bound: f64, errs: &mut Violations) {
     if fails(v, |x| x > bound) {
         errs.push(path, format_args!("must be <= {bound}, got {v}"));
     }
@@ -73,7 +266,12 @@ pub fn maximum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mut Violatio
 
 /// `exclusiveMinimum`.
 #[inline]
-pub fn exclusive_minimum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mut Violations) {
+pub fn exclusive_minimum<N: Numeric + ?Sized>(
+    path: &Path<'_>,
+    v: &N,
+    bound: f64,
+    errs: &mut Violations,
+) {
     if fails(v, |x| x <= bound) {
         errs.push(path, format_args!("must be > {bound}, got {v}"));
     }
@@ -81,7 +279,12 @@ pub fn exclusive_minimum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mu
 
 /// `exclusiveMaximum`.
 #[inline]
-pub fn exclusive_maximum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mut Violations) {
+pub fn exclusive_maximum<N: Numeric + ?Sized>(
+    path: &Path<'_>,
+    v: &N,
+    bound: f64,
+    errs: &mut Violations,
+) {
     if fails(v, |x| x >= bound) {
         errs.push(path, format_args!("must be < {bound}, got {v}"));
     }
@@ -89,14 +292,22 @@ pub fn exclusive_maximum<N: Number>(path: &Path<'_>, v: N, bound: f64, errs: &mu
 
 /// `multipleOf` (exact for integers; within a relative 1e-9 for floats).
 #[inline]
-pub fn multiple_of<N: Number>(path: &Path<'_>, v: N, divisor: f64, errs: &mut Violations) {
+pub fn multiple_of<N: Numeric + ?Sized>(
+    path: &Path<'_>,
+    v: &N,
+    divisor: f64,
+    errs: &mut Violations,
+) {
+    let Some(x) = v.to_f64() else {
+        return;
+    };
     let ok = match (v.to_i128(), divisor.fract() == 0.0 && divisor.abs() < 1e30) {
         (Some(i), true) => {
             let d = divisor as i128;
             d == 0 || i % d == 0
         }
         _ => {
-            let q = v.to_f64() / divisor;
+            let q = x / divisor;
             q.is_finite() && (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
         }
     };
@@ -117,7 +328,10 @@ fn chars_at_least(s: &str, n: usize) -> bool {
 
 /// `minLength` (in characters).
 #[inline]
-pub fn min_length(path: &Path<'_>, v: &str, min: usize, errs: &mut Violations) {
+pub fn min_length<S: Text + ?Sized>(path: &Path<'_>, v: &S, min: usize, errs: &mut Violations) {
+    let Some(v) = v.text() else {
+        return;
+    };
     if !chars_at_least(v, min) {
         errs.push(
             path,
@@ -131,7 +345,10 @@ pub fn min_length(path: &Path<'_>, v: &str, min: usize, errs: &mut Violations) {
 
 /// `maxLength` (in characters).
 #[inline]
-pub fn max_length(path: &Path<'_>, v: &str, max: usize, errs: &mut Violations) {
+pub fn max_length<S: Text + ?Sized>(path: &Path<'_>, v: &S, max: usize, errs: &mut Violations) {
+    let Some(v) = v.text() else {
+        return;
+    };
     if v.len() > max && v.chars().count() > max {
         errs.push(
             path,
@@ -178,7 +395,10 @@ impl Pattern {
 
 /// `pattern` (not anchored: a match anywhere, as JSON Schema says).
 #[inline]
-pub fn pattern(path: &Path<'_>, v: &str, pattern: &Pattern, errs: &mut Violations) {
+pub fn pattern<S: Text + ?Sized>(path: &Path<'_>, v: &S, pattern: &Pattern, errs: &mut Violations) {
+    let Some(v) = v.text() else {
+        return;
+    };
     match pattern.is_match(v) {
         Some(true) => {}
         Some(false) => errs.push(
@@ -198,7 +418,10 @@ pub fn pattern(path: &Path<'_>, v: &str, pattern: &Pattern, errs: &mut Violation
 /// `format` (the cheap ones: `date-time`, `date`, `time`, `email`, `uuid`, `uri`, `ipv4`,
 /// `ipv6`; others are annotations, as JSON Schema allows).
 #[inline]
-pub fn format(path: &Path<'_>, v: &str, format: &str, errs: &mut Violations) {
+pub fn format<S: Text + ?Sized>(path: &Path<'_>, v: &S, format: &str, errs: &mut Violations) {
+    let Some(v) = v.text() else {
+        return;
+    };
     let (ok, what) = match format {
         "date-time" => (super::is_date_time(v), "an RFC 3339 date-time"),
         "date" => (super::is_date(v), "an RFC 3339 full-date"),
@@ -217,7 +440,8 @@ pub fn format(path: &Path<'_>, v: &str, format: &str, errs: &mut Violations) {
 
 /// `minItems`.
 #[inline]
-pub fn min_items(path: &Path<'_>, len: usize, min: usize, errs: &mut Violations) {
+pub fn min_items<T: Items + ?Sized>(path: &Path<'_>, v: &T, min: usize, errs: &mut Violations) {
+    let len = v.items().len();
     if len < min {
         errs.push(
             path,
@@ -228,7 +452,8 @@ pub fn min_items(path: &Path<'_>, len: usize, min: usize, errs: &mut Violations)
 
 /// `maxItems`.
 #[inline]
-pub fn max_items(path: &Path<'_>, len: usize, max: usize, errs: &mut Violations) {
+pub fn max_items<T: Items + ?Sized>(path: &Path<'_>, v: &T, max: usize, errs: &mut Violations) {
+    let len = v.items().len();
     if len > max {
         errs.push(
             path,
@@ -239,7 +464,11 @@ pub fn max_items(path: &Path<'_>, len: usize, max: usize, errs: &mut Violations)
 
 /// `uniqueItems: true` (pairwise comparison: no hashing, no allocation).
 #[inline]
-pub fn unique_items<T: PartialEq>(path: &Path<'_>, items: &[T], errs: &mut Violations) {
+pub fn unique_items<T: Items + ?Sized>(path: &Path<'_>, v: &T, errs: &mut Violations)
+where
+    T::Item: PartialEq,
+{
+    let items = v.items();
     for (i, a) in items.iter().enumerate() {
         if let Some(j) = items[i + 1..].iter().position(|b| a == b) {
             errs.push(
@@ -278,7 +507,15 @@ pub fn max_properties(path: &Path<'_>, len: usize, max: usize, errs: &mut Violat
 
 /// `enum` / `const` of strings on a `String` value.
 #[inline]
-pub fn one_of_str(path: &Path<'_>, v: &str, allowed: &[&str], errs: &mut Violations) {
+pub fn one_of_str<S: Text + ?Sized>(
+    path: &Path<'_>,
+    v: &S,
+    allowed: &[&str],
+    errs: &mut Violations,
+) {
+    let Some(v) = v.text() else {
+        return;
+    };
     if !allowed.contains(&v) {
         errs.push(path, OneOf(allowed, &v));
     }
@@ -286,16 +523,31 @@ pub fn one_of_str(path: &Path<'_>, v: &str, allowed: &[&str], errs: &mut Violati
 
 /// `enum` / `const` of numbers on a numeric value.
 #[inline]
-pub fn one_of_number<N: Number>(path: &Path<'_>, v: N, allowed: &[f64], errs: &mut Violations) {
-    let x = v.to_f64();
+pub fn one_of_number<N: Numeric + ?Sized>(
+    path: &Path<'_>,
+    v: &N,
+    allowed: &[f64],
+    errs: &mut Violations,
+) {
+    let Some(x) = v.to_f64() else {
+        return;
+    };
     if !allowed.contains(&x) {
-        errs.push(path, OneOf(allowed, &v));
+        errs.push(path, OneOf(allowed, &format_args!("{v}")));
     }
 }
 
 /// `const` of a boolean.
 #[inline]
-pub fn const_bool(path: &Path<'_>, v: bool, expected: bool, errs: &mut Violations) {
+pub fn const_bool<B: Boolean + ?Sized>(
+    path: &Path<'_>,
+    v: &B,
+    expected: bool,
+    errs: &mut Violations,
+) {
+    let Some(v) = v.boolean() else {
+        return;
+    };
     if v != expected {
         errs.push(path, format_args!("must be {expected}, got {v}"));
     }
