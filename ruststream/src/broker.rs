@@ -5,6 +5,8 @@
 //! ([`Subscriber`]); [`Connection::shutdown`] consumes it. Clones of a connection that outlive
 //! the shutdown get [`Error::Closed`](crate::Error::Closed) — never a hang.
 
+pub mod url;
+
 use std::future::Future;
 
 use futures_core::Stream;

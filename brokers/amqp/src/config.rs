@@ -4,6 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use ruststream::broker::url::BrokerUrl;
+
+use crate::binding::AddressBinding;
+
 /// The AMQP exchange type messages are published to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -15,14 +19,23 @@ pub enum ExchangeKind {
     Topic,
     /// Every bound queue gets every message; subscriptions filter by address on the client.
     Fanout,
+    /// Routes by header values; subscriptions bind matching every message and filter by
+    /// address on the client.
+    Headers,
+    /// RabbitMQ's nameless default exchange: the routing key names the queue. Publishing to
+    /// an address sends to the queue of that name; subscribing consumes (and declares) it, so
+    /// subscribers of one address share its messages. Templates with parameters cannot be
+    /// subscribed.
+    Default,
 }
 
 impl ExchangeKind {
     pub(crate) fn to_lapin(self) -> lapin::ExchangeKind {
         match self {
-            ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+            ExchangeKind::Direct | ExchangeKind::Default => lapin::ExchangeKind::Direct,
             ExchangeKind::Topic => lapin::ExchangeKind::Topic,
             ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
+            ExchangeKind::Headers => lapin::ExchangeKind::Headers,
         }
     }
 }
@@ -162,6 +175,11 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Connection name shown in the management UI.
     pub connection_name: Option<String>,
+    /// Per-address exchanges, queues and message properties from AsyncAPI bindings
+    /// ([`Config::with_spec_bindings`]); addresses without a rule use [`Config::exchange`].
+    pub bindings: Vec<AddressBinding>,
+    /// What [`Config::with_spec_bindings`] warned about.
+    pub(crate) binding_warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -180,6 +198,8 @@ impl Default for Config {
             reconnect: Reconnect::default(),
             connect_timeout: Duration::from_secs(10),
             connection_name: None,
+            bindings: Vec::new(),
+            binding_warnings: Vec::new(),
         }
     }
 }
@@ -255,6 +275,146 @@ impl Config {
         self
     }
 
+    /// A configuration from a URL: `amqp://[user[:password]@]host[:port][/vhost][?options]`.
+    ///
+    /// The vhost is percent-encoded (`%2f` is `/`, the default when the path is empty or `/`);
+    /// the port defaults to 5672. Options: `exchange`, `exchange_type` (`topic`, `direct`,
+    /// `fanout`, `headers`, `default`), `prefetch`, `confirms` and `persistent` (`true` or
+    /// `false`), `queue_type` (`classic`, `quorum`), `connection_name`,
+    /// `dead_letter_exchange`, `connect_timeout` (seconds); lapin's `heartbeat`,
+    /// `channel_max`, `frame_max`, `connection_timeout` (ms) and `auth_mechanism` stay in
+    /// [`Config::uri`].
+    ///
+    /// ```
+    /// use ruststream_amqp::{Config, ExchangeKind};
+    /// let c = Config::from_url("amqp://app:s3cret@rabbit:5673/orders?exchange=events&prefetch=16&heartbeat=30")?;
+    /// assert_eq!(c.uri, "amqp://app:s3cret@rabbit:5673/orders?heartbeat=30");
+    /// assert_eq!((c.exchange.as_str(), c.prefetch), ("events", 16));
+    /// let e = Config::from_url("amqp://app:s3cret@rabbit:http/").unwrap_err().to_string();
+    /// assert!(e.contains("port `http`") && !e.contains("s3cret"), "{e}");
+    /// # Ok::<(), ruststream::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ruststream::Error::Config`] naming the bad part (scheme, host, port, option or
+    /// value), with the password replaced by `***`.
+    pub fn from_url(url: &str) -> ruststream::Result<Config> {
+        let mut u = BrokerUrl::parse(url, &["amqp", "amqps"])?;
+        if u.scheme == "amqps" {
+            return Err(u.error("scheme `amqps`: TLS is not compiled into ruststream-amqp"));
+        }
+        if u.hosts.len() > 1 {
+            return Err(u.error("more than one host"));
+        }
+        if u.user.is_none() && u.password().is_some() {
+            return Err(u.error("empty user name"));
+        }
+        let mut config = Config::default();
+        if let Some(exchange) = u.take("exchange") {
+            config.exchange = exchange;
+        }
+        if let Some(kind) = u.take("exchange_type") {
+            config.exchange_kind = match kind.as_str() {
+                "topic" => ExchangeKind::Topic,
+                "direct" => ExchangeKind::Direct,
+                "fanout" => ExchangeKind::Fanout,
+                "headers" => ExchangeKind::Headers,
+                "default" => ExchangeKind::Default,
+                _ => {
+                    return Err(u.error(format_args!(
+                        "option `exchange_type`: `{kind}` is not topic, direct, fanout, \
+                         headers or default"
+                    )));
+                }
+            };
+        }
+        if let Some(prefetch) = u.option("prefetch")? {
+            config.prefetch = prefetch;
+        }
+        if let Some(confirms) = u.option("confirms")? {
+            config.publisher_confirms = confirms;
+        }
+        if let Some(persistent) = u.option("persistent")? {
+            config.persistent = persistent;
+        }
+        if let Some(queue_type) = u.take("queue_type") {
+            config.queue.queue_type = match queue_type.as_str() {
+                "classic" => QueueType::Classic,
+                "quorum" => QueueType::Quorum,
+                _ => {
+                    return Err(u.error(format_args!(
+                        "option `queue_type`: `{queue_type}` is not classic or quorum"
+                    )));
+                }
+            };
+        }
+        config.connection_name = u.take("connection_name");
+        config.dead_letter_exchange = u.take("dead_letter_exchange");
+        if let Some(timeout) = u.seconds("connect_timeout")? {
+            config.connect_timeout = timeout;
+        }
+        let lapin_options = [
+            "heartbeat",
+            "channel_max",
+            "frame_max",
+            "connection_timeout",
+            "auth_mechanism",
+        ];
+        let passed: Vec<String> = u
+            .query
+            .iter()
+            .filter(|(k, _)| lapin_options.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        u.query
+            .retain(|(k, _)| !lapin_options.contains(&k.as_str()));
+        u.finish_known(&[
+            "exchange",
+            "exchange_type",
+            "prefetch",
+            "confirms",
+            "persistent",
+            "queue_type",
+            "connection_name",
+            "dead_letter_exchange",
+            "connect_timeout",
+            "heartbeat",
+            "channel_max",
+            "frame_max",
+            "connection_timeout",
+            "auth_mechanism",
+        ])?;
+        // The user info as written (still percent-encoded), for lapin to decode.
+        let raw = u.as_str();
+        let authority = raw
+            .split_once("://")
+            .map_or("", |(_, r)| r)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
+        let credentials = authority
+            .rsplit_once('@')
+            .map(|(c, _)| format!("{c}@"))
+            .unwrap_or_default();
+        let host = &u.hosts[0].host;
+        let port = u.port_or(5672);
+        let vhost = if u.path.is_empty() {
+            "%2f"
+        } else {
+            u.path.as_str()
+        };
+        config.uri = format!("amqp://{credentials}{host}:{port}/{vhost}");
+        if !passed.is_empty() {
+            config.uri.push('?');
+            config.uri.push_str(&passed.join("&"));
+        }
+        config
+            .uri
+            .parse::<lapin::uri::AMQPUri>()
+            .map_err(|e| u.error(config.scrub(&e)))?;
+        Ok(config)
+    }
+
     /// Check what can be checked without a server.
     pub fn validate(&self) -> ruststream::Result<()> {
         let check = |what: &str, name: &str| -> ruststream::Result<()> {
@@ -266,7 +426,14 @@ impl Config {
             }
             Ok(())
         };
-        check("exchange", &self.exchange)?;
+        if self.exchange_kind != ExchangeKind::Default {
+            check("exchange", &self.exchange)?;
+        }
+        for rule in &self.bindings {
+            if let Some(exchange) = rule.exchange.as_ref().filter(|e| e.declared()) {
+                check("exchange", &exchange.name)?;
+            }
+        }
         if let Some(dlx) = &self.dead_letter_exchange {
             check("dead-letter exchange", dlx)?;
         }
@@ -307,7 +474,7 @@ impl Config {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -360,6 +527,7 @@ impl fmt::Debug for Config {
             .field("reconnect", &self.reconnect)
             .field("connect_timeout", &self.connect_timeout)
             .field("connection_name", &self.connection_name)
+            .field("bindings", &self.bindings)
             .finish()
     }
 }
@@ -382,6 +550,51 @@ mod tests {
         assert_eq!(redact_uri("amqp://host/%2f"), "amqp://host/%2f");
         assert_eq!(redact_uri("amqp://user@host/"), "amqp://user@host/");
         assert_eq!(Config::new("amqp://host").password(), None);
+    }
+
+    #[test]
+    fn from_url_reads_every_part_and_names_the_bad_one() {
+        let c = Config::from_url("amqp://guest:guest@127.0.0.1").unwrap();
+        assert_eq!(c.uri, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        let c = Config::from_url(
+            "amqp://u:p%40ss@[::1]:5673/?exchange=ev&exchange_type=default&confirms=false\
+             &persistent=no&queue_type=quorum&connection_name=svc&dead_letter_exchange=dlx\
+             &connect_timeout=2.5&frame_max=8192",
+        )
+        .unwrap();
+        assert_eq!(c.uri, "amqp://u:p%40ss@[::1]:5673/%2f?frame_max=8192");
+        assert_eq!(c.password(), Some("p%40ss"));
+        assert_eq!(
+            (c.exchange.as_str(), c.exchange_kind),
+            ("ev", ExchangeKind::Default)
+        );
+        assert!(!c.publisher_confirms && !c.persistent);
+        assert_eq!(c.queue.queue_type, QueueType::Quorum);
+        assert_eq!(c.connection_name.as_deref(), Some("svc"));
+        assert_eq!(c.dead_letter_exchange.as_deref(), Some("dlx"));
+        assert_eq!(c.connect_timeout, Duration::from_millis(2500));
+        let vhost = Config::from_url("amqp://h/orders").unwrap();
+        assert_eq!(vhost.uri, "amqp://h:5672/orders");
+        for (url, part) in [
+            ("nats://u:hunter2@h", "scheme `nats`"),
+            ("amqp://u:hunter2@a,b/", "more than one host"),
+            ("amqps://u:hunter2@h", "TLS"),
+            ("amqp://u:hunter2@:5672/", "no host"),
+            ("amqp://u:hunter2@h:99999/", "port `99999`"),
+            ("amqp://u:hunter2@h/?prefetch=-1", "option `prefetch`"),
+            ("amqp://u:hunter2@h/?confirms=maybe", "option `confirms`"),
+            (
+                "amqp://u:hunter2@h/?exchange_type=x",
+                "option `exchange_type`",
+            ),
+            ("amqp://u:hunter2@h/?colour=red", "unknown option `colour`"),
+            ("amqp://:hunter2@h/", "empty user"),
+            ("h:5672", "expected"),
+        ] {
+            let e = Config::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(part), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, ConnectionProperties};
@@ -15,9 +17,10 @@ use ruststream::{Broker, Capabilities, Error, OutgoingMessage, Publisher, Result
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::binding::{ExchangeSpec, QueueSpec};
 use crate::config::{Config, ExchangeKind, QueueType};
 use crate::headers::to_properties;
-use crate::topology::publish_target;
+use crate::topology::{Target, publish_target};
 
 /// Broker name used in errors and logs.
 pub(crate) const NAME: &str = "amqp";
@@ -142,14 +145,16 @@ impl Inner {
             auto_delete: c.exchange_auto_delete,
             ..ExchangeDeclareOptions::default()
         };
-        channel
-            .exchange_declare(
-                c.exchange.as_str().into(),
-                c.exchange_kind.to_lapin(),
-                options,
-                FieldTable::default(),
-            )
-            .await?;
+        if c.exchange_kind != ExchangeKind::Default {
+            channel
+                .exchange_declare(
+                    c.exchange.as_str().into(),
+                    c.exchange_kind.to_lapin(),
+                    options,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         if let Some(dlx) = &c.dead_letter_exchange {
             channel
                 .exchange_declare(
@@ -158,6 +163,51 @@ impl Inner {
                     options,
                     FieldTable::default(),
                 )
+                .await?;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for exchange in c.bindings.iter().filter_map(|r| r.exchange.as_ref()) {
+            if !exchange.declared() || seen.contains(&exchange.name.as_str()) {
+                continue;
+            }
+            seen.push(&exchange.name);
+            self.declare_exchange(channel, exchange).await?;
+        }
+        Ok(())
+    }
+
+    /// Declare one exchange a binding names.
+    pub(crate) async fn declare_exchange(
+        &self,
+        channel: &Channel,
+        exchange: &ExchangeSpec,
+    ) -> lapin::Result<()> {
+        let options = ExchangeDeclareOptions {
+            durable: exchange.durable,
+            auto_delete: exchange.auto_delete,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                exchange.name.as_str().into(),
+                exchange.kind.to_lapin(),
+                options,
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    /// Declare the queues of `is: queue` channels, so what is published to them before
+    /// anyone consumes is kept.
+    async fn declare_channel_queues(&self, channel: &Channel) -> lapin::Result<()> {
+        for rule in self.config.bindings.iter().filter(|r| r.is_queue) {
+            if !rule.address.is_concrete() && rule.queue.as_ref().is_none_or(|q| q.name.is_none()) {
+                continue; // named by each concrete address: declared when subscribed
+            }
+            let name = rule.queue_name(rule.address.as_str());
+            let options = queue_declare_options(rule.queue.as_ref());
+            channel
+                .queue_declare(name.into(), options, FieldTable::default())
                 .await?;
         }
         Ok(())
@@ -172,6 +222,7 @@ impl Inner {
                 .await?;
         }
         self.declare_exchanges(&channel).await?;
+        self.declare_channel_queues(&channel).await?;
         Ok(channel)
     }
 
@@ -294,16 +345,19 @@ impl Inner {
     pub(crate) async fn publish_on(
         &self,
         channel: &Channel,
-        exchange: &str,
-        routing_key: &str,
+        target: Target<'_>,
         payload: &[u8],
         props: BasicProperties,
     ) -> std::result::Result<(), PublishError> {
+        let mandatory = target.rule.is_some_and(|r| r.message.mandatory);
         let confirm = channel
             .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
+                target.exchange.into(),
+                target.routing_key.into(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..BasicPublishOptions::default()
+                },
                 payload,
                 props,
             )
@@ -311,6 +365,7 @@ impl Inner {
             .map_err(PublishError::Transport)?;
         match confirm.await.map_err(PublishError::Transport)? {
             Confirmation::Nack(_) => Err(PublishError::Nacked),
+            Confirmation::Ack(Some(_)) if mandatory => Err(PublishError::Returned),
             Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
         }
     }
@@ -326,6 +381,51 @@ enum ConnectError {
 pub(crate) enum PublishError {
     Transport(lapin::Error),
     Nacked,
+    /// A mandatory message no queue was bound for.
+    Returned,
+}
+
+impl PublishError {
+    /// The error for a message the broker refused (`what`: "message", "request").
+    pub(crate) fn refused(&self, target: &Target<'_>, what: &str) -> Error {
+        match self {
+            PublishError::Transport(e) => {
+                Error::transport(NAME, format!("publishing the {what}: {e}"))
+            }
+            PublishError::Nacked => {
+                Error::transport(NAME, format!("the broker refused (nacked) the {what}"))
+            }
+            PublishError::Returned => Error::transport(
+                NAME,
+                format!(
+                    "unroutable {what}: no queue is bound for routing key `{}` on exchange `{}` \
+                     (the operation's binding is mandatory)",
+                    target.routing_key,
+                    if target.exchange.is_empty() {
+                        "(default)"
+                    } else {
+                        target.exchange
+                    }
+                ),
+            ),
+        }
+    }
+}
+
+/// Declare options of a binding's queue (a durable, shared queue when the binding says nothing).
+pub(crate) fn queue_declare_options(queue: Option<&QueueSpec>) -> QueueDeclareOptions {
+    match queue {
+        Some(q) => QueueDeclareOptions {
+            durable: q.durable,
+            exclusive: q.exclusive,
+            auto_delete: q.auto_delete,
+            ..QueueDeclareOptions::default()
+        },
+        None => QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+    }
 }
 
 /// Whether `error` is RabbitMQ's 404 (e.g. an auto-delete exchange vanished between declare and
@@ -382,30 +482,22 @@ impl Publisher for AmqpConnection {
         if inner.is_closed() {
             return Err(Error::Closed);
         }
-        let exchange = publish_target(&inner.config.exchange, &message.address)?;
-        let props = to_properties(&message, inner.config.persistent)?;
+        let target = publish_target(&inner.config, &message.address)?;
+        let props = to_properties(
+            &message,
+            inner.config.persistent,
+            target.rule.map(|r| &r.message),
+        )?;
         // Retries on a fresh channel/connection: a publish whose confirm was lost may be
         // delivered twice (at-least-once), never silently dropped.
         let mut last = None;
         for _ in 0..3 {
             let live = inner.live().await?;
             match inner
-                .publish_on(
-                    &live.publish,
-                    exchange,
-                    &message.address,
-                    &message.payload,
-                    props.clone(),
-                )
+                .publish_on(&live.publish, target, &message.payload, props.clone())
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(PublishError::Nacked) => {
-                    return Err(Error::transport(
-                        NAME,
-                        "the broker refused (nacked) the message",
-                    ));
-                }
                 Err(PublishError::Transport(e)) => {
                     if inner.is_closed() {
                         return Err(Error::Closed);
@@ -413,6 +505,7 @@ impl Publisher for AmqpConnection {
                     tracing::debug!(error = %inner.config.scrub(&e.to_string()), "amqp publish failed; retrying");
                     last = Some(e);
                 }
+                Err(refused) => return Err(refused.refused(&target, "message")),
             }
         }
         Err(match last {

@@ -12,6 +12,8 @@ use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use ruststream::message::names;
 use ruststream::{Error, Headers, OutgoingMessage, Result};
 
+use crate::binding::MessageOptions;
+
 /// Carries the original header order when it is not the table's sorted order.
 pub(crate) const ORDER_HEADER: &str = "x-ruststream-header-order";
 /// RabbitMQ's delivery counter on quorum queues.
@@ -27,10 +29,11 @@ fn short(name: &str, value: &str) -> Result<ShortString> {
 }
 
 /// Basic properties (headers table, content type, correlation id, reply-to, message id,
-/// delivery mode) for `message`.
+/// delivery mode) for `message`, with the properties of its address's binding (`options`).
 pub(crate) fn to_properties(
     message: &OutgoingMessage,
     persistent: bool,
+    options: Option<&MessageOptions>,
 ) -> Result<BasicProperties> {
     let mut table = FieldTable::default();
     let mut names_in_order: Vec<&str> = Vec::with_capacity(message.headers.len());
@@ -69,10 +72,55 @@ pub(crate) fn to_properties(
             .collect();
         table.insert(ORDER_HEADER.into(), AMQPValue::FieldArray(order.into()));
     }
+    let keys = |keys: &[String]| {
+        let keys: Vec<AMQPValue> = keys
+            .iter()
+            .map(|k| AMQPValue::LongString(LongString::from(k.as_bytes())))
+            .collect();
+        AMQPValue::FieldArray(keys.into())
+    };
+    if let Some(o) = options {
+        if !o.cc.is_empty() {
+            table.insert("CC".into(), keys(&o.cc));
+        }
+        if !o.bcc.is_empty() {
+            table.insert("BCC".into(), keys(&o.bcc));
+        }
+    }
 
     let mut props = BasicProperties::default().with_headers(table);
-    if persistent {
-        props = props.with_delivery_mode(2);
+    match options.and_then(|o| o.delivery_mode) {
+        Some(mode) => props = props.with_delivery_mode(mode),
+        None if persistent => props = props.with_delivery_mode(2),
+        None => {}
+    }
+    if let Some(o) = options {
+        if let Some(p) = o.priority {
+            props = props.with_priority(p);
+        }
+        if let Some(ms) = o.expiration {
+            props = props.with_expiration(ms.to_string().into());
+        }
+        if let Some(user) = &o.user_id {
+            props = props.with_user_id(short("user-id", user)?);
+        }
+        if o.timestamp {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            props = props.with_timestamp(now);
+        }
+        if let Some(e) = &o.content_encoding {
+            props = props.with_content_encoding(short("content-encoding", e)?);
+        }
+        if let Some(t) = &o.message_type {
+            props = props.with_type(short("type", t)?);
+        }
+        if message.reply_to.is_none()
+            && let Some(r) = &o.reply_to
+        {
+            props = props.with_reply_to(short("reply-to", r)?);
+        }
     }
     if let Some(ct) = message.headers.get(names::CONTENT_TYPE) {
         props = props.with_content_type(short(names::CONTENT_TYPE, ct)?);
@@ -178,7 +226,7 @@ mod tests {
 
     fn round_trip(headers: Headers) -> Headers {
         let msg = OutgoingMessage::new("a", "x").with_headers(headers);
-        from_properties(&to_properties(&msg, true).unwrap()).0
+        from_properties(&to_properties(&msg, true, None).unwrap()).0
     }
 
     #[test]
@@ -191,6 +239,7 @@ mod tests {
         let props = to_properties(
             &OutgoingMessage::new("a", "").with_headers(sorted.clone()),
             false,
+            None,
         )
         .unwrap();
         assert!(!props.headers().as_ref().unwrap().contains_key(ORDER_HEADER));
@@ -210,7 +259,7 @@ mod tests {
             .content_type("application/json")
             .correlation_id("c1")
             .reply_to("r");
-        let props = to_properties(&msg, true).unwrap();
+        let props = to_properties(&msg, true, None).unwrap();
         assert_eq!(
             props.content_type().as_ref().unwrap().as_str(),
             "application/json"
@@ -231,12 +280,12 @@ mod tests {
     fn refuses_long_names_and_reserved_header() {
         let long = OutgoingMessage::new("a", "").header("x".repeat(256), "v");
         assert!(matches!(
-            to_properties(&long, true),
+            to_properties(&long, true, None),
             Err(Error::InvalidHeader { .. })
         ));
         let reserved = OutgoingMessage::new("a", "").header(ORDER_HEADER, "v");
         assert!(matches!(
-            to_properties(&reserved, true),
+            to_properties(&reserved, true, None),
             Err(Error::InvalidHeader { .. })
         ));
     }

@@ -22,12 +22,17 @@
 //!   queue, binding, prefetch and consumer. Messages in named queues (queue groups, durable
 //!   subscriptions, quorum queues) survive; an exclusive queue dies with its connection, so a
 //!   plain classic subscription may miss what was published while it was disconnected.
-//! - **AsyncAPI bindings**: [`ChannelBinding`] applies a channel's `amqp` binding (exchange
-//!   name, type, durability; queue name) to the [`Config`] and to subscription options.
+//! - **AsyncAPI bindings**: [`Config::with_spec_bindings`] applies every operation's `amqp`
+//!   channel, operation and message bindings from the generated `BINDINGS` table: each
+//!   address gets its own exchange (`topic`, `direct`, `fanout`, `headers`, or the nameless
+//!   `default` exchange) or queue (`is: queue`), declared on connect, and its message
+//!   properties (`deliveryMode`, `priority`, `expiration`, `mandatory`, `cc`, …); see
+//!   [`binding`].
+//! - **URLs**: [`Config::from_url`] reads `amqp://user:password@host:port/vhost?options`.
 //!
 //! TLS (`amqps://`) is not compiled in.
 
-mod binding;
+pub mod binding;
 mod config;
 mod connection;
 mod headers;
@@ -35,7 +40,10 @@ mod request;
 mod subscription;
 pub mod topology;
 
-pub use binding::{ChannelBinding, ExchangeBinding, QueueBinding};
+pub use binding::{
+    AddressBinding, ChannelBinding, ExchangeBinding, ExchangeSpec, MessageOptions,
+    OperationBinding, QueueBinding, QueueSpec,
+};
 pub use config::{Config, ExchangeKind, QueueOptions, QueueType, Reconnect};
 pub use connection::{AmqpBroker, AmqpConnection};
 pub use subscription::{AmqpMessage, AmqpSubscription};

@@ -120,8 +120,8 @@ impl RequestReply for AmqpConnection {
         };
         message.correlation_id = Some(id.clone());
         message.reply_to = Some(DIRECT_REPLY_TO.to_owned());
-        let exchange = publish_target(&inner.config.exchange, &message.address)?;
-        let props = to_properties(&message, false)?;
+        let target = publish_target(&inner.config, &message.address)?;
+        let props = to_properties(&message, false, target.rule.map(|r| &r.message))?;
 
         let (tx, rx) = oneshot::channel();
         if let Ok(mut pending) = inner.pending.lock() {
@@ -134,28 +134,17 @@ impl RequestReply for AmqpConnection {
         let work = async {
             let channel = reply_channel(inner).await?;
             match inner
-                .publish_on(
-                    &channel,
-                    exchange,
-                    &message.address,
-                    &message.payload,
-                    props,
-                )
+                .publish_on(&channel, target, &message.payload, props)
                 .await
             {
                 Ok(()) => {}
-                Err(PublishError::Nacked) => {
-                    return Err(Error::transport(
-                        crate::connection::NAME,
-                        "the broker refused (nacked) the request",
-                    ));
-                }
                 Err(PublishError::Transport(e)) => {
                     if inner.is_closed() {
                         return Err(Error::Closed);
                     }
                     return Err(inner.err("publishing the request", &e));
                 }
+                Err(refused) => return Err(refused.refused(&target, "request")),
             }
             tokio::select! {
                 reply = rx => reply.map_err(|_| Error::Closed),

@@ -17,8 +17,9 @@ use lapin::{Channel, Consumer};
 use ruststream::{Address, Error, Headers, IncomingMessage, Result, SubscribeOptions, Subscriber};
 use tokio::sync::mpsc;
 
-use crate::config::QueueType;
-use crate::connection::{AmqpConnection, Inner, is_not_found, unique_id};
+use crate::binding::AddressBinding;
+use crate::config::{ExchangeKind, QueueType};
+use crate::connection::{AmqpConnection, Inner, is_not_found, queue_declare_options, unique_id};
 use crate::headers::from_properties;
 use crate::topology::{Binding, MAX_KEY_LEN, binding_for};
 
@@ -27,6 +28,11 @@ use crate::topology::{Binding, MAX_KEY_LEN, binding_for};
 pub(crate) struct Plan {
     address: Address,
     binding: Binding,
+    /// The exchange the queue is bound to (`None`: consumed directly, an `is: queue` channel or
+    /// a default-exchange queue) and the binding arguments (headers exchanges).
+    exchange: Option<(String, FieldTable)>,
+    /// Consume without acknowledgements (operation binding `ack: false`).
+    no_ack: bool,
     /// `None`: server-named (exclusive classic queue).
     queue: Option<String>,
     durable: bool,
@@ -57,7 +63,28 @@ impl Plan {
         options: &SubscribeOptions,
     ) -> Result<Self> {
         let c = &inner.config;
-        let binding = binding_for(address, c.exchange_kind)?;
+        let rule = c.binding_for(address.as_str());
+        let (exchange, kind) = match rule {
+            Some(r) if r.is_queue => ("", ExchangeKind::Default),
+            Some(AddressBinding {
+                exchange: Some(e), ..
+            }) => (e.name.as_str(), e.kind),
+            _ => (c.exchange.as_str(), c.exchange_kind),
+        };
+        let kind = if exchange.is_empty() {
+            ExchangeKind::Default
+        } else {
+            kind
+        };
+        let binding = if rule.is_some_and(|r| r.is_queue) {
+            // The channel is the queue: every message in it is the subscription's.
+            Binding {
+                pattern: String::new(),
+                filter: false,
+            }
+        } else {
+            binding_for(address, kind)?
+        };
         let quorum = c.queue.queue_type == QueueType::Quorum;
         let mut arguments = FieldTable::default();
         if quorum {
@@ -93,7 +120,7 @@ impl Plan {
                 }
                 arguments.insert(
                     "x-dead-letter-exchange".into(),
-                    AMQPValue::LongString(c.exchange.as_str().into()),
+                    AMQPValue::LongString(exchange.into()),
                 );
                 arguments.insert(
                     "x-dead-letter-routing-key".into(),
@@ -123,9 +150,19 @@ impl Plan {
             }
             Ok(name)
         };
+        let bind_arguments = if kind == ExchangeKind::Headers {
+            let mut args = FieldTable::default();
+            args.insert("x-match".into(), AMQPValue::LongString("all".into()));
+            args
+        } else {
+            FieldTable::default()
+        };
         let mut plan = Plan {
             address: address.clone(),
             binding,
+            exchange: (kind != ExchangeKind::Default)
+                .then(|| (exchange.to_owned(), bind_arguments)),
+            no_ack: rule.is_some_and(|r| !r.ack),
             queue: None,
             durable: false,
             exclusive: true,
@@ -135,13 +172,45 @@ impl Plan {
             dead_letters,
             prefetch,
         };
-        if let Some(durable) = &options.durable {
+        let named_queue = rule.and_then(|r| {
+            r.queue
+                .as_ref()
+                .filter(|q| q.name.is_some() || plan.exchange.is_none())
+                .map(|q| (r, q))
+        });
+        if plan.exchange.is_none() {
+            // A queue the channel is or the default exchange routes to: named by the binding,
+            // else by the (concrete) address; declared as the binding says, shared.
+            let name = match rule {
+                Some(r) => r.queue_name(address.as_str()),
+                None => address.as_str(),
+            };
+            if !address.is_concrete() && name == address.as_str() {
+                return Err(Error::InvalidAddress {
+                    address: address.as_str().to_owned(),
+                    reason: "a queue cannot be named by a template with parameters; name it in \
+                             the channel's amqp queue binding"
+                        .into(),
+                });
+            }
+            let declare = queue_declare_options(named_queue.map(|(_, q)| q));
+            plan.queue = Some(named(name.to_owned())?);
+            plan.durable = declare.durable;
+            plan.exclusive = declare.exclusive;
+            plan.auto_delete = declare.auto_delete;
+        } else if let Some((_, q)) = named_queue {
+            let declare = queue_declare_options(Some(q));
+            plan.queue = Some(named(q.name.clone().unwrap_or_default())?);
+            plan.durable = declare.durable;
+            plan.exclusive = declare.exclusive;
+            plan.auto_delete = declare.auto_delete;
+        } else if let Some(durable) = &options.durable {
             plan.queue = Some(named(durable.clone())?);
             plan.durable = true;
             plan.exclusive = false;
             plan.auto_delete = false;
         } else if let Some(group) = &options.queue_group {
-            let name = format!("{}/{}/{}", c.exchange, address.as_str(), group);
+            let name = format!("{exchange}/{}/{group}", address.as_str());
             plan.queue = Some(named(name)?);
             plan.durable = c.queue.durable || quorum;
             plan.exclusive = false;
@@ -149,7 +218,7 @@ impl Plan {
         } else if quorum {
             // Quorum queues cannot be exclusive or auto-delete: a unique name, deleted when the
             // subscription ends and expiring if the process dies first.
-            plan.queue = Some(format!("{}/sub/{}", c.exchange, unique_id()));
+            plan.queue = Some(format!("{exchange}/sub/{}", unique_id()));
             plan.durable = true;
             plan.exclusive = false;
             plan.auto_delete = false;
@@ -205,20 +274,25 @@ impl Plan {
             .queue_declare(name, options, self.arguments.clone())
             .await?;
         let queue = queue.name().clone();
-        channel
-            .queue_bind(
-                queue.clone(),
-                inner.config.exchange.as_str().into(),
-                self.binding.pattern.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        if let Some((exchange, arguments)) = &self.exchange {
+            channel
+                .queue_bind(
+                    queue.clone(),
+                    exchange.as_str().into(),
+                    self.binding.pattern.as_str().into(),
+                    QueueBindOptions::default(),
+                    arguments.clone(),
+                )
+                .await?;
+        }
         let consumer = channel
             .basic_consume(
                 queue.clone(),
                 "".into(),
-                BasicConsumeOptions::default(),
+                BasicConsumeOptions {
+                    no_ack: self.no_ack,
+                    ..BasicConsumeOptions::default()
+                },
                 FieldTable::default(),
             )
             .await?;
@@ -276,10 +350,12 @@ async fn run(inner: Arc<Inner>, plan: Plan, mut open: Open, tx: mpsc::Sender<Res
             Some(Ok(delivery)) => {
                 if plan.binding.filter && !plan.address.matches(delivery.routing_key.as_str()) {
                     // Bound wider than the template (see `topology`): not ours.
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    if !plan.no_ack {
+                        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    }
                     continue;
                 }
-                let message = AmqpMessage::new(&inner, delivery, plan.dead_letters);
+                let message = AmqpMessage::new(&inner, delivery, plan.dead_letters, plan.no_ack);
                 tokio::select! {
                     sent = tx.send(Ok(message)) => if sent.is_err() { break },
                     _ = inner.shutdown_signal() => break,
@@ -377,6 +453,8 @@ pub struct AmqpMessage {
     attempt: u32,
     redelivered: bool,
     dead_letters: bool,
+    /// Consumed without acknowledgements: settling is a no-op.
+    auto_acked: bool,
     acker: lapin::Acker,
     inner: Arc<Inner>,
 }
@@ -393,7 +471,12 @@ impl std::fmt::Debug for AmqpMessage {
 }
 
 impl AmqpMessage {
-    fn new(inner: &Arc<Inner>, delivery: lapin::message::Delivery, dead_letters: bool) -> Self {
+    fn new(
+        inner: &Arc<Inner>,
+        delivery: lapin::message::Delivery,
+        dead_letters: bool,
+        auto_acked: bool,
+    ) -> Self {
         let (headers, delivery_count) = from_properties(&delivery.properties);
         let attempt = match delivery_count {
             Some(n) => u32::try_from(n.saturating_add(1)).unwrap_or(u32::MAX),
@@ -418,6 +501,7 @@ impl AmqpMessage {
             attempt,
             redelivered: delivery.redelivered,
             dead_letters,
+            auto_acked,
             acker: delivery.acker,
             inner: inner.clone(),
         }
@@ -468,6 +552,9 @@ impl IncomingMessage for AmqpMessage {
     }
 
     async fn ack(self) -> Result<()> {
+        if self.auto_acked {
+            return Ok(());
+        }
         let r = self.acker.ack(BasicAckOptions::default()).await;
         self.settled("ack", r)
     }
@@ -476,6 +563,16 @@ impl IncomingMessage for AmqpMessage {
     /// dead-letter exchange that means an ack, since AMQP `nack` would dead-letter it
     /// (dead-lettering is [`reject`](IncomingMessage::reject)'s job).
     async fn nack(self, requeue: bool) -> Result<()> {
+        if self.auto_acked {
+            return if requeue {
+                Err(Error::unsupported(
+                    "requeue: the operation's amqp binding says `ack: false`, so RabbitMQ \
+                     considered the message settled on delivery",
+                ))
+            } else {
+                Ok(())
+            };
+        }
         let r = if !requeue && self.dead_letters {
             self.acker.ack(BasicAckOptions::default()).await
         } else {
@@ -489,6 +586,9 @@ impl IncomingMessage for AmqpMessage {
     }
 
     async fn reject(self) -> Result<()> {
+        if self.auto_acked {
+            return Ok(());
+        }
         let r = self
             .acker
             .reject(BasicRejectOptions { requeue: false })

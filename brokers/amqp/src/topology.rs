@@ -15,7 +15,8 @@
 use ruststream::address::Segment;
 use ruststream::{Address, Error, Result};
 
-use crate::config::ExchangeKind;
+use crate::binding::AddressBinding;
+use crate::config::{Config, ExchangeKind};
 
 /// Longest routing key or binding pattern AMQP carries (a short string).
 pub(crate) const MAX_KEY_LEN: usize = 255;
@@ -44,8 +45,19 @@ fn invalid(address: &str, reason: &'static str) -> Error {
     }
 }
 
-/// The exchange and routing key a concrete address is published with.
-pub(crate) fn publish_target<'a>(exchange: &'a str, address: &str) -> Result<&'a str> {
+/// Where a concrete address is published: exchange, routing key, and the address's binding
+/// rule (message properties), if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) exchange: &'a str,
+    pub(crate) routing_key: &'a str,
+    pub(crate) rule: Option<&'a AddressBinding>,
+}
+
+/// The exchange and routing key a concrete address is published with: a reply queue or an
+/// `is: queue` channel through the default exchange; an address with an exchange binding
+/// through that exchange; any other through [`Config::exchange`].
+pub(crate) fn publish_target<'a>(config: &'a Config, address: &'a str) -> Result<Target<'a>> {
     if address.len() > MAX_KEY_LEN {
         return Err(invalid(
             address,
@@ -56,10 +68,29 @@ pub(crate) fn publish_target<'a>(exchange: &'a str, address: &str) -> Result<&'a
         .iter()
         .any(|p| address.starts_with(p))
     {
-        Ok("")
-    } else {
-        Ok(exchange)
+        return Ok(Target {
+            exchange: "",
+            routing_key: address,
+            rule: None,
+        });
     }
+    let default_exchange = match config.exchange_kind {
+        ExchangeKind::Default => "",
+        _ => config.exchange.as_str(),
+    };
+    let rule = config.binding_for(address);
+    let (exchange, routing_key) = match rule {
+        Some(r) if r.is_queue => ("", r.queue_name(address)),
+        Some(AddressBinding {
+            exchange: Some(e), ..
+        }) => (e.name.as_str(), address),
+        _ => (default_exchange, address),
+    };
+    Ok(Target {
+        exchange,
+        routing_key,
+        rule,
+    })
 }
 
 /// The binding for a subscription to `address` on an exchange of type `kind`.
@@ -85,7 +116,20 @@ pub(crate) fn binding_for(address: &Address, kind: ExchangeKind) -> Result<Bindi
                 filter: false,
             })
         }
-        ExchangeKind::Fanout => Ok(Binding {
+        ExchangeKind::Default => {
+            if !address.is_concrete() {
+                return Err(invalid(
+                    raw,
+                    "the default exchange routes to the queue named by the routing key; \
+                     templates with parameters need a topic (or fanout) exchange",
+                ));
+            }
+            Ok(Binding {
+                pattern: raw.to_owned(),
+                filter: false,
+            })
+        }
+        ExchangeKind::Fanout | ExchangeKind::Headers => Ok(Binding {
             pattern: String::new(),
             filter: true,
         }),
@@ -166,11 +210,37 @@ mod tests {
 
     #[test]
     fn publish_targets() {
-        assert_eq!(publish_target("ex", "a.b").unwrap(), "ex");
+        let c = Config::default().exchange("ex", ExchangeKind::Topic);
+        let t = |c: &Config, a: &str| {
+            let t = publish_target(c, a).unwrap();
+            (t.exchange.to_owned(), t.routing_key.to_owned())
+        };
+        assert_eq!(t(&c, "a.b"), ("ex".into(), "a.b".into()));
         assert_eq!(
-            publish_target("ex", "amq.rabbitmq.reply-to.abc").unwrap(),
-            ""
+            t(&c, "amq.rabbitmq.reply-to.abc"),
+            ("".into(), "amq.rabbitmq.reply-to.abc".into())
         );
-        assert!(publish_target("ex", &"x".repeat(256)).is_err());
+        assert!(publish_target(&c, &"x".repeat(256)).is_err());
+        let bound = c
+            .clone()
+            .with_spec_bindings(
+                &[
+                    (
+                        "q",
+                        r#"{"channel":{"amqp":{"is":"queue","queue":{"name":"jobs"}}}}"#,
+                    ),
+                    (
+                        "e",
+                        r#"{"channel":{"amqp":{"exchange":{"name":"other","type":"fanout"}}}}"#,
+                    ),
+                ],
+                &[("q", "work.{id}"), ("e", "events")],
+            )
+            .unwrap();
+        assert_eq!(t(&bound, "work.1"), ("".into(), "jobs".into()));
+        assert_eq!(t(&bound, "events"), ("other".into(), "events".into()));
+        assert_eq!(t(&bound, "a.b"), ("ex".into(), "a.b".into()));
+        let default = Config::default().exchange("", ExchangeKind::Default);
+        assert_eq!(t(&default, "q1"), ("".into(), "q1".into()));
     }
 }

@@ -126,6 +126,83 @@ impl Config {
         }
     }
 
+    /// Settings from a URL: `mqtt://[user[:password]@]host[:port][?options]` (also `tcp://`;
+    /// port 1883 by default). Options: `client_id`, `keep_alive` and `session_expiry`
+    /// (seconds), `clean_start` (`true`/`false`), `qos` (default QoS, 0, 1 or 2), `retain`
+    /// (`true`/`false`), `max_packet_size` (bytes).
+    ///
+    /// ```
+    /// use ruststream_mqtt::{Config, Qos};
+    /// let c = Config::from_url("mqtt://app:s3cret@broker:1884?client_id=svc&qos=2")?;
+    /// assert_eq!((c.host.as_str(), c.port), ("broker", 1884));
+    /// assert_eq!((c.client_id.as_deref(), c.default_qos), (Some("svc"), Qos::ExactlyOnce));
+    /// let e = Config::from_url("mqtt://app:s3cret@broker?qos=3").unwrap_err().to_string();
+    /// assert!(e.contains("option `qos`") && !e.contains("s3cret"), "{e}");
+    /// # Ok::<(), ruststream::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ruststream::Error::Config`] naming the bad part (scheme, host, port, path, option or
+    /// value), without the password.
+    pub fn from_url(url: &str) -> ruststream::Result<Config> {
+        let mut u =
+            ruststream::broker::url::BrokerUrl::parse(url, &["mqtt", "tcp", "mqtts", "ssl"])?;
+        if matches!(u.scheme.as_str(), "mqtts" | "ssl") {
+            return Err(u.error(format_args!(
+                "scheme `{}`: TLS is not compiled into ruststream-mqtt",
+                u.scheme
+            )));
+        }
+        if u.hosts.len() > 1 {
+            return Err(u.error("more than one host"));
+        }
+        if !u.path.is_empty() {
+            return Err(u.error(format_args!("path `/{}`: MQTT URLs have none", u.path)));
+        }
+        let host = u.hosts[0]
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let mut config = Config::new(host, u.port_or(1883));
+        match (u.user.clone(), u.password()) {
+            (Some(user), password) => {
+                config = config.credentials(user, password.unwrap_or_default());
+            }
+            (None, Some(_)) => return Err(u.error("a password without a user name")),
+            (None, None) => {}
+        }
+        config.client_id = u.take("client_id");
+        if let Some(t) = u.seconds("keep_alive")? {
+            config = config.keep_alive(t);
+        }
+        if let Some(t) = u.seconds("session_expiry")? {
+            config.session_expiry = t;
+        }
+        if let Some(clean) = u.option("clean_start")? {
+            config.clean_start = clean;
+        }
+        if let Some(level) = u.option::<u8>("qos")? {
+            config.default_qos = Qos::from_level(level)
+                .ok_or_else(|| u.error(format_args!("option `qos`: `{level}` is not 0, 1 or 2")))?;
+        }
+        if let Some(retain) = u.option("retain")? {
+            config.retain = retain;
+        }
+        if let Some(size) = u.option("max_packet_size")? {
+            config.max_packet_size = size;
+        }
+        u.finish_known(&[
+            "client_id",
+            "keep_alive",
+            "session_expiry",
+            "clean_start",
+            "qos",
+            "retain",
+            "max_packet_size",
+        ])?;
+        Ok(config)
+    }
+
     /// Fixed client id (builder style).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.client_id = Some(id.into());
@@ -221,5 +298,50 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Config::new("127.0.0.1", 1883)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_url_reads_every_part_and_names_the_bad_one() {
+        let c = Config::from_url("mqtt://127.0.0.1").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.credentials.is_none()),
+            ("127.0.0.1", 1883, true)
+        );
+        let c = Config::from_url(
+            "tcp://u:p%40ss@[::1]:1884?keep_alive=10&session_expiry=60&clean_start=false\
+             &qos=0&retain=yes&max_packet_size=4096",
+        )
+        .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 1884));
+        let creds = c.credentials.as_ref().unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("u", "p@ss")
+        );
+        assert_eq!(c.keep_alive, Duration::from_secs(10));
+        assert_eq!(c.session_expiry, Duration::from_secs(60));
+        assert!(!c.clean_start && c.retain);
+        assert_eq!((c.default_qos, c.max_packet_size), (Qos::AtMostOnce, 4096));
+        for (url, part) in [
+            ("amqp://u:hunter2@h", "scheme `amqp`"),
+            ("mqtts://u:hunter2@h", "TLS"),
+            ("mqtt://u:hunter2@h:0", "port `0`"),
+            ("mqtt://u:hunter2@h/x", "path `/x`"),
+            ("mqtt://u:hunter2@h?qos=9", "option `qos`"),
+            (
+                "mqtt://u:hunter2@h?clean_start=maybe",
+                "option `clean_start`",
+            ),
+            ("mqtt://u:hunter2@h?colour=red", "unknown option `colour`"),
+        ] {
+            let e = Config::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(part), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
     }
 }

@@ -137,6 +137,99 @@ impl Config {
             ..Config::default()
         }
     }
+    /// Settings from a URL: `nats://[user:password@|token@]host[:port][,host[:port]…][?options]`
+    /// (also `tls://`, which requires TLS, and `ws://` / `wss://`). A user without a password
+    /// is a token. Options: `name` (client name), `separator` (address separator, see
+    /// [`Config::address_separator`]), `connect_timeout` and `request_timeout` (seconds),
+    /// `retry_on_initial_connect` (`true`/`false`), `max_reconnects`, `tls_required`,
+    /// `implicit_content_type`.
+    ///
+    /// ```
+    /// use ruststream_nats::{Auth, Config, SubjectMapping};
+    /// let c = Config::from_url("nats://app:s3cret@a:4222,b?name=svc&separator=/")?;
+    /// assert_eq!(c.servers, ["nats://a:4222", "nats://b:4222"]);
+    /// assert!(matches!(c.auth, Auth::UserPassword { .. }));
+    /// assert_eq!(c.subject_mapping, SubjectMapping::Separator('/'));
+    /// let e = Config::from_url("nats://app:s3cret@a:http").unwrap_err().to_string();
+    /// assert!(e.contains("port `http`") && !e.contains("s3cret"), "{e}");
+    /// # Ok::<(), ruststream::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad part (scheme, host, port, path, option or value),
+    /// without the password or token.
+    pub fn from_url(url: &str) -> Result<Config> {
+        let mut u = ruststream::broker::url::BrokerUrl::parse(url, &["nats", "tls", "ws", "wss"])?;
+        if !u.path.is_empty() {
+            return Err(u.error(format_args!("path `/{}`: NATS URLs have none", u.path)));
+        }
+        let mut config = Config::default();
+        let default_port = match u.scheme.as_str() {
+            "ws" => 80,
+            "wss" => 443,
+            _ => 4222,
+        };
+        config.servers = u
+            .hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}://{}:{}",
+                    u.scheme,
+                    h.host,
+                    h.port.unwrap_or(default_port)
+                )
+            })
+            .collect();
+        config.auth = match (u.user.clone(), u.password()) {
+            (Some(user), Some(password)) => Auth::UserPassword {
+                user,
+                password: password.to_owned(),
+            },
+            (Some(token), None) => Auth::Token(token),
+            (None, Some(_)) => return Err(u.error("a password without a user name")),
+            (None, None) => Auth::None,
+        };
+        config.tls.required = u.scheme == "tls" || u.scheme == "wss";
+        config.client_name = u.take("name");
+        if let Some(separator) = u.take("separator") {
+            let mut chars = separator.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => config = config.address_separator(c),
+                _ => {
+                    return Err(u.error(format_args!(
+                        "option `separator`: `{separator}` is not one character"
+                    )));
+                }
+            }
+        }
+        if let Some(t) = u.seconds("connect_timeout")? {
+            config.connect_timeout = t;
+        }
+        if let Some(t) = u.seconds("request_timeout")? {
+            config.request_timeout = t;
+        }
+        if let Some(retry) = u.option("retry_on_initial_connect")? {
+            config.retry_on_initial_connect = retry;
+        }
+        config.max_reconnects = u.option("max_reconnects")?;
+        if let Some(required) = u.option("tls_required")? {
+            config.tls.required = required;
+        }
+        config.implicit_content_type = u.take("implicit_content_type");
+        u.finish_known(&[
+            "name",
+            "separator",
+            "connect_timeout",
+            "request_timeout",
+            "retry_on_initial_connect",
+            "max_reconnects",
+            "tls_required",
+            "implicit_content_type",
+        ])?;
+        Ok(config)
+    }
+
     /// Replace the server list.
     pub fn servers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, servers: I) -> Self {
         self.servers = servers.into_iter().map(Into::into).collect();
@@ -484,6 +577,42 @@ pub(crate) fn transport(e: &dyn fmt::Display, secrets: &[String]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_url_reads_every_part_and_names_the_bad_one() {
+        let c = Config::from_url("nats://127.0.0.1").unwrap();
+        assert_eq!(c.servers, ["nats://127.0.0.1:4222"]);
+        assert_eq!(c.auth, Auth::None);
+        let c = Config::from_url(
+            "tls://t0ken@h:4443?connect_timeout=2&request_timeout=0.5&retry_on_initial_connect=true\
+             &max_reconnects=3&implicit_content_type=application/json",
+        )
+        .unwrap();
+        assert_eq!(c.servers, ["tls://h:4443"]);
+        assert_eq!(c.auth, Auth::Token("t0ken".into()));
+        assert!(c.tls.required && c.retry_on_initial_connect);
+        assert_eq!(c.connect_timeout, Duration::from_secs(2));
+        assert_eq!(c.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.max_reconnects, Some(3));
+        assert_eq!(c.implicit_content_type.as_deref(), Some("application/json"));
+        assert!(!format!("{c:?}").contains("t0ken"));
+        for (url, part) in [
+            ("redis://u:hunter2@h", "scheme `redis`"),
+            ("nats://u:hunter2@h:70000", "port `70000`"),
+            ("nats://u:hunter2@h/x", "path `/x`"),
+            ("nats://u:hunter2@h?separator=ab", "option `separator`"),
+            (
+                "nats://u:hunter2@h?max_reconnects=many",
+                "option `max_reconnects`",
+            ),
+            ("nats://u:hunter2@h?colour=red", "unknown option `colour`"),
+            ("nats://:hunter2@h", "without a user"),
+        ] {
+            let e = Config::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(part), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
+    }
 
     #[test]
     fn debug_redacts_secrets() {
