@@ -184,6 +184,8 @@ pub struct Config {
     pub topics: BTreeMap<String, TopicSpec>,
     /// Consumer group per address template (from `kafka` operation bindings' `groupId`).
     pub groups: Vec<(Address, String)>,
+    /// Addresses use this separator where topics use `.` (see [`Config::address_separator`]).
+    pub address_separator: Option<char>,
     /// Raw librdkafka settings applied last (values of keys naming a secret are redacted in
     /// `Debug`).
     pub extra: Vec<(String, String)>,
@@ -220,6 +222,7 @@ impl Config {
             reply_prefix: "ruststream.replies".to_owned(),
             topics: BTreeMap::new(),
             groups: Vec::new(),
+            address_separator: None,
             extra: Vec::new(),
         }
     }
@@ -487,6 +490,46 @@ impl Config {
         self
     }
 
+    /// Addresses separate their segments with `separator` where Kafka topics use `.`: with
+    /// `'/'`, the AsyncAPI address `smartylighting/streetlights/1/0/event/{id}/lighting/measured`
+    /// is the topic `smartylighting.streetlights.1.0.event.{id}.lighting.measured` (the
+    /// official streetlights-kafka naming), and received records report the `/` form, so the
+    /// same generated code runs on every broker. Such addresses cannot hold a `.` themselves.
+    pub fn address_separator(mut self, separator: char) -> Self {
+        self.address_separator = Some(separator).filter(|c| *c != '.');
+        self
+    }
+
+    /// The topic of `address`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAddress`] when the address holds both the separator and a `.`.
+    pub fn topic_of<'a>(&self, address: &'a str) -> Result<std::borrow::Cow<'a, str>> {
+        match self.address_separator {
+            Some(sep) if address.contains(sep) => {
+                if address.contains('.') {
+                    return Err(Error::InvalidAddress {
+                        address: address.to_owned(),
+                        reason: format!("addresses separated by `{sep}` cannot hold a `.` (it separates Kafka topic segments)").into(),
+                    });
+                }
+                Ok(std::borrow::Cow::Owned(address.replace(sep, ".")))
+            }
+            // Already a topic (a reply inbox, another client's reply topic).
+            _ => Ok(std::borrow::Cow::Borrowed(address)),
+        }
+    }
+
+    /// The address of `topic` (the reverse of [`Config::topic_of`]).
+    pub fn address_of<'a>(&self, topic: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.address_separator {
+            Some(sep) if topic.contains('.') => {
+                std::borrow::Cow::Owned(topic.replace('.', &sep.to_string()))
+            }
+            _ => std::borrow::Cow::Borrowed(topic),
+        }
+    }
+
     /// The group bound to `address` by [`Config::group_for`], if any.
     pub(crate) fn group_of(&self, address: &Address) -> Option<&str> {
         self.groups
@@ -496,14 +539,18 @@ impl Config {
     }
 
     /// How `topic` is created: its own [`TopicSpec`], or that of a template matching it.
+    /// Bindings name the application's addresses: `topic` is looked up in that form too.
     pub fn topic_spec(&self, topic: &str) -> Option<&TopicSpec> {
-        self.topics.get(topic).or_else(|| {
-            self.topics
-                .iter()
-                .find(|(k, _)| {
-                    Address::parse(k).is_ok_and(|a| !a.is_concrete() && a.matches(topic))
-                })
-                .map(|(_, s)| s)
+        let address = self.address_of(topic);
+        [topic, address.as_ref()].into_iter().find_map(|name| {
+            self.topics.get(name).or_else(|| {
+                self.topics
+                    .iter()
+                    .find(|(k, _)| {
+                        Address::parse(k).is_ok_and(|a| !a.is_concrete() && a.matches(name))
+                    })
+                    .map(|(_, s)| s)
+            })
         })
     }
 
@@ -697,6 +744,7 @@ impl fmt::Debug for Config {
             .field("reply_prefix", &self.reply_prefix)
             .field("topics", &self.topics)
             .field("groups", &self.groups)
+            .field("address_separator", &self.address_separator)
             .field("extra", &extra)
             .finish()
     }
@@ -807,6 +855,32 @@ mod tests {
             "{text}"
         );
         assert!(format!("{c:?}").contains("(\"ssl.key.password\", \"<redacted>\")"));
+    }
+
+    #[test]
+    fn slash_addresses_are_dotted_topics_and_back() {
+        let c = Config::default().address_separator('/');
+        let a = "smartylighting/streetlights/1/0/event/{id}/lighting/measured";
+        assert_eq!(
+            c.topic_of(a).unwrap(),
+            "smartylighting.streetlights.1.0.event.{id}.lighting.measured"
+        );
+        assert_eq!(
+            c.address_of("smartylighting.streetlights.1.0.event.7.lighting.measured"),
+            "smartylighting/streetlights/1/0/event/7/lighting/measured"
+        );
+        // A topic as such (a reply inbox) passes; an address mixing both is refused.
+        assert_eq!(
+            c.topic_of("ruststream.replies.x").unwrap(),
+            "ruststream.replies.x"
+        );
+        assert!(matches!(
+            c.topic_of("a/b.c"),
+            Err(Error::InvalidAddress { .. })
+        ));
+        let plain = Config::default();
+        assert_eq!(plain.topic_of("a.b").unwrap(), "a.b");
+        assert_eq!(plain.address_of("a.b"), "a.b");
     }
 
     #[test]

@@ -106,11 +106,16 @@ impl Shared {
 
     /// Publish, without the closed check (dead letters of messages settled late still go out
     /// while the producer lives).
-    pub(crate) async fn send(&self, message: OutgoingMessage) -> Result<()> {
-        check_topic(&message.address)?;
-        self.topics.ensure(&self.config, &message.address).await?;
-        let mut record =
-            FutureRecord::<[u8], [u8]>::to(&message.address).payload(&message.payload[..]);
+    pub(crate) async fn send(&self, mut message: OutgoingMessage) -> Result<()> {
+        if let Some(reply) = &message.reply_to {
+            if let std::borrow::Cow::Owned(t) = self.config.topic_of(reply)? {
+                message.reply_to = Some(t);
+            }
+        }
+        let topic = self.config.topic_of(&message.address)?;
+        check_topic(&topic)?;
+        self.topics.ensure(&self.config, &topic).await?;
+        let mut record = FutureRecord::<[u8], [u8]>::to(&topic).payload(&message.payload[..]);
         if let Some(key) = &message.key {
             record = record.key(&key[..]);
         }
@@ -123,6 +128,7 @@ impl Shared {
             .await;
         match sent {
             Ok(_) => {
+                drop(topic);
                 ruststream::client::recycle_address(message.address);
                 Ok(())
             }
@@ -225,6 +231,19 @@ impl Subscriber for KafkaConnection {
             return Err(Error::Closed);
         }
         let config = &shared.config;
+        // Groups from bindings name the application's addresses.
+        let group = self.group_for(address, &options);
+        let mapped;
+        let address = match config.topic_of(address.as_str())? {
+            std::borrow::Cow::Borrowed(_) => address,
+            std::borrow::Cow::Owned(t) => {
+                mapped = Address::parse(&t).map_err(|e| Error::InvalidAddress {
+                    address: address.as_str().to_owned(),
+                    reason: e.to_string().into(),
+                })?;
+                &mapped
+            }
+        };
         let topic = address.is_concrete().then(|| address.as_str().to_owned());
         let pattern = match &topic {
             Some(t) => {
@@ -234,7 +253,6 @@ impl Subscriber for KafkaConnection {
             }
             None => Some(template_regex(address)?),
         };
-        let group = self.group_for(address, &options);
         let tracker = Arc::new(Tracker::default());
         let (assigned_tx, mut assigned) = watch::channel(0u64);
         let context = GroupContext {

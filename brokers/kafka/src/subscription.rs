@@ -179,6 +179,8 @@ pub(crate) struct SubShared {
 /// A record delivered by a [`KafkaSubscription`].
 pub struct KafkaMessage {
     topic: Arc<str>,
+    /// The topic as an address (the same, unless `Config::address_separator` maps it).
+    address: Arc<str>,
     partition: i32,
     offset: i64,
     epoch: u64,
@@ -252,7 +254,7 @@ impl IncomingMessage for KafkaMessage {
     }
 
     fn address(&self) -> &str {
-        &self.topic
+        &self.address
     }
 
     fn reply_to(&self) -> Option<&str> {
@@ -360,7 +362,7 @@ pub(crate) fn start(
         } = consuming;
         let mut tick = tokio::time::interval(commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+        let mut topics: HashMap<String, (Arc<str>, Arc<str>)> = HashMap::new();
         loop {
             let received = tokio::select! {
                 biased;
@@ -419,15 +421,19 @@ fn commit(consumer: &StreamConsumer<GroupContext>, tracker: &Tracker, mode: Comm
 
 fn convert(
     m: &BorrowedMessage<'_>,
-    topics: &mut HashMap<String, Arc<str>>,
+    topics: &mut HashMap<String, (Arc<str>, Arc<str>)>,
     sub: &Arc<SubShared>,
 ) -> KafkaMessage {
-    let topic = match topics.get(m.topic()) {
+    let (topic, address) = match topics.get(m.topic()) {
         Some(t) => t.clone(),
         None => {
-            let t: Arc<str> = Arc::from(m.topic());
-            topics.insert(m.topic().to_owned(), t.clone());
-            t
+            let topic: Arc<str> = Arc::from(m.topic());
+            let address = match sub.conn.config.address_of(m.topic()) {
+                std::borrow::Cow::Borrowed(_) => topic.clone(),
+                std::borrow::Cow::Owned(a) => Arc::from(a),
+            };
+            topics.insert(m.topic().to_owned(), (topic.clone(), address.clone()));
+            (topic, address)
         }
     };
     let mut headers = Headers::new();
@@ -441,6 +447,7 @@ fn convert(
     let epoch = sub.tracker.delivered(&topic, m.partition(), m.offset());
     KafkaMessage {
         topic,
+        address,
         partition: m.partition(),
         offset: m.offset(),
         epoch,
