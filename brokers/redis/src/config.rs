@@ -23,6 +23,27 @@ pub struct Config {
     pub max_pipeline: usize,
     /// How long one command (or pipeline) may take before it fails with a transport error.
     pub response_timeout: Duration,
+    /// How messages are written (every format is read); see [`MessageFormat`].
+    pub message_format: MessageFormat,
+}
+
+/// How messages are written on Streams and Pub/Sub. Every format is read, whatever this says:
+/// FastStream's binary and JSON envelopes, RustStream's own layouts, and plain payloads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageFormat {
+    /// FastStream's `BinaryMessageFormatV1` (see [`crate::faststream`]), the default, so a
+    /// FastStream app (whose default it is) and this crate interoperate with no configuration:
+    /// the blob is the Pub/Sub message or the `__data__` field of a stream entry, and replies
+    /// travel over Pub/Sub (as FastStream's do), also for requests sent over a stream. A message
+    /// with no headers, correlation id, reply address or key, whose payload could not be taken
+    /// for an envelope, is written as its plain payload.
+    #[default]
+    FastStream,
+    /// The layouts this crate wrote before: stream entries as fields (see [`crate::entry`]),
+    /// Pub/Sub messages in the [`envelope`](crate::envelope), replies to Streams requests on a
+    /// reply stream. For peers running an older version of this crate.
+    RustStream,
 }
 
 impl Config {
@@ -33,7 +54,14 @@ impl Config {
             streams: StreamOptions::default(),
             max_pipeline: 1024,
             response_timeout: Duration::from_secs(5),
+            message_format: MessageFormat::default(),
         }
+    }
+
+    /// Choose how messages are written (builder style).
+    pub fn message_format(mut self, format: MessageFormat) -> Self {
+        self.message_format = format;
+        self
     }
 
     /// Replace the stream options (builder style).
@@ -85,6 +113,7 @@ impl fmt::Debug for Config {
             .field("streams", &self.streams)
             .field("max_pipeline", &self.max_pipeline)
             .field("response_timeout", &self.response_timeout)
+            .field("message_format", &self.message_format)
             .finish()
     }
 }

@@ -1,6 +1,12 @@
 //! The stream-entry field layout and parsing of stream replies.
 //!
-//! A message is one stream entry whose fields are, in this order:
+//! By default ([`MessageFormat::FastStream`](crate::MessageFormat)) a message is one stream
+//! entry with one field, `__data__`, holding the message in FastStream's format (see
+//! [`crate::faststream`]), as FastStream writes and reads it. An entry with a `__data__` field
+//! is read that way (its value may also be RustStream's Pub/Sub envelope or a plain payload).
+//!
+//! With [`MessageFormat::RustStream`](crate::MessageFormat), and for every entry without
+//! `__data__`, a message is one stream entry whose fields are, in this order:
 //!
 //! | field            | value                                   | present          |
 //! |------------------|-----------------------------------------|------------------|
@@ -16,7 +22,11 @@
 
 use bytes::Bytes;
 use redis::{Cmd, Value};
-use ruststream::{Headers, OutgoingMessage};
+use ruststream::{Headers, OutgoingMessage, Result};
+
+use crate::MessageFormat;
+use crate::envelope::{self, Source};
+use crate::faststream::DATA_FIELD;
 
 /// Field name of the payload.
 pub const PAYLOAD: &str = "payload";
@@ -38,6 +48,8 @@ pub(crate) struct Entry {
     pub reply_to: Option<String>,
     pub correlation_id: Option<String>,
     pub key: Option<Bytes>,
+    /// The reply address is a Pub/Sub channel (FastStream's rule), not a stream.
+    pub pubsub_reply: bool,
 }
 
 /// Append the fields of a message to an `XADD` command.
@@ -68,14 +80,23 @@ pub(crate) fn push_fields(
     }
 }
 
-/// `XADD <stream> [MAXLEN ~ n] * <fields>` for an outgoing message.
-pub(crate) fn xadd(message: &OutgoingMessage, maxlen: Option<usize>) -> Cmd {
+/// `XADD <stream> [MAXLEN ~ n] * <fields>` for an outgoing message in `format`.
+pub(crate) fn xadd(
+    message: &OutgoingMessage,
+    maxlen: Option<usize>,
+    format: MessageFormat,
+) -> Result<Cmd> {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(&message.address);
     if let Some(n) = maxlen {
         cmd.arg("MAXLEN").arg("~").arg(n);
     }
     cmd.arg("*");
+    if format == MessageFormat::FastStream {
+        cmd.arg(DATA_FIELD)
+            .arg(&envelope::encode_as(format, message)?[..]);
+        return Ok(cmd);
+    }
     push_fields(
         &mut cmd,
         &message.payload,
@@ -84,7 +105,7 @@ pub(crate) fn xadd(message: &OutgoingMessage, maxlen: Option<usize>) -> Cmd {
         message.key.as_deref(),
         &message.headers,
     );
-    cmd
+    Ok(cmd)
 }
 
 fn bytes_of(v: Value) -> Option<Vec<u8>> {
@@ -133,6 +154,18 @@ pub(crate) fn parse_entry(v: Value) -> Option<(String, Option<Entry>)> {
             continue;
         }
         match k.as_str() {
+            DATA_FIELD => {
+                let (d, source) =
+                    envelope::decode_any(bytes_of(v).map(Bytes::from).unwrap_or_default());
+                entry.payload = d.payload;
+                entry.headers = d.headers;
+                entry.pubsub_reply = source == Source::FastStream && d.reply_to.is_some();
+                entry.reply_to = d.reply_to;
+                entry.correlation_id = d.correlation_id;
+                entry.key = d.key;
+                // The envelope is the whole message: other fields are another writer's.
+                return Some((id, Some(entry)));
+            }
             PAYLOAD => entry.payload = bytes_of(v).map(Bytes::from).unwrap_or_default(),
             REPLY_TO => entry.reply_to = string_of(v),
             CORRELATION_ID => entry.correlation_id = string_of(v),
@@ -210,7 +243,7 @@ mod tests {
             .reply_to("r")
             .correlation_id("c")
             .with_headers([("a", "1"), ("b", ""), ("a", "2")].into_iter().collect());
-        let cmd = xadd(&msg, Some(10));
+        let cmd = xadd(&msg, Some(10), MessageFormat::RustStream).unwrap();
         let args: Vec<Vec<u8>> = cmd
             .args_iter()
             .filter_map(|a| match a {
@@ -231,5 +264,37 @@ mod tests {
         assert_eq!(entry.headers, msg.headers);
         assert_eq!(entry.reply_to.as_deref(), Some("r"));
         assert_eq!(entry.correlation_id.as_deref(), Some("c"));
+        assert!(!entry.pubsub_reply);
+    }
+
+    #[test]
+    fn faststream_entries_round_trip() {
+        let msg = OutgoingMessage::new("s", &b"\x00\xffbin"[..])
+            .reply_to("r")
+            .correlation_id("c")
+            .with_headers([("a", "1"), ("b", ""), ("a", "2")].into_iter().collect());
+        let cmd = xadd(&msg, None, MessageFormat::FastStream).unwrap();
+        let args: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        // XADD s * __data__ <blob>
+        assert_eq!(args[3], DATA_FIELD.as_bytes());
+        assert_eq!(args.len(), 5);
+        let fields: Vec<Value> = args[3..].iter().cloned().map(Value::BulkString).collect();
+        let (_, entry) = parse_entry(Value::Array(vec![
+            Value::BulkString(b"1-0".to_vec()),
+            Value::Array(fields),
+        ]))
+        .unwrap();
+        let entry = entry.unwrap();
+        assert_eq!(&entry.payload[..], b"\x00\xffbin");
+        assert_eq!(entry.headers, msg.headers);
+        assert_eq!(entry.reply_to.as_deref(), Some("r"));
+        assert_eq!(entry.correlation_id.as_deref(), Some("c"));
+        assert!(entry.pubsub_reply, "FastStream replies go over Pub/Sub");
     }
 }

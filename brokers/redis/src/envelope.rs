@@ -1,6 +1,10 @@
 //! The Pub/Sub envelope: how headers travel over Redis Pub/Sub, which has none.
 //!
-//! A message with no headers, reply address, correlation id or key is published as its raw
+//! By default messages are written in FastStream's format ([`crate::faststream`]); the envelope
+//! below is RustStream's own, written with [`MessageFormat::RustStream`](crate::MessageFormat)
+//! and always read. [`encode_as`] and [`decode_any`] choose between them.
+//!
+//! In RustStream's envelope, a message with no headers, reply address, correlation id or key is published as its raw
 //! payload (so plain Redis clients interoperate). Otherwise the published bytes are:
 //!
 //! ```text
@@ -18,7 +22,10 @@
 //! exact. Bytes that do not start with the magic are a raw payload.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use ruststream::{Headers, OutgoingMessage};
+use ruststream::{Headers, OutgoingMessage, Result};
+
+use crate::MessageFormat;
+use crate::faststream;
 
 /// The first bytes of an enveloped message.
 pub const MAGIC: &[u8; 5] = b"\x00RSE1";
@@ -43,7 +50,75 @@ pub struct Decoded {
     pub key: Option<Bytes>,
 }
 
-/// Encode a message as published on the channel.
+/// Whether `message` carries nothing but a payload that no reader takes for an envelope (so
+/// FastStream's format writes it as it is).
+fn plain_for_faststream(message: &OutgoingMessage) -> bool {
+    message.headers.is_empty()
+        && message.reply_to.is_none()
+        && message.correlation_id.is_none()
+        && message.key.is_none()
+        && !message.payload.starts_with(MAGIC)
+        && !faststream::is_binary(&message.payload)
+        && message.payload.first() != Some(&b'{')
+}
+
+/// Encode a message in `format`: the bytes of a Pub/Sub message, or of a stream entry's
+/// `__data__` field ([`MessageFormat::FastStream`]).
+///
+/// # Errors
+/// `Error::InvalidHeader` when a header does not fit FastStream's format.
+pub fn encode_as(format: MessageFormat, message: &OutgoingMessage) -> Result<Bytes> {
+    match format {
+        MessageFormat::FastStream if plain_for_faststream(message) => Ok(message.payload.clone()),
+        MessageFormat::FastStream => faststream::encode(message),
+        MessageFormat::RustStream => Ok(encode(message)),
+    }
+}
+
+/// Where a decoded message's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// FastStream's binary or JSON envelope (its reply address is a Pub/Sub channel).
+    FastStream,
+    /// RustStream's envelope.
+    RustStream,
+    /// A plain payload (or a malformed envelope, delivered as it is).
+    Plain,
+}
+
+/// Decode the bytes of a Pub/Sub message (or of a stream entry's `__data__` field) in any
+/// format: FastStream's binary envelope, its JSON envelope, RustStream's envelope, or a plain
+/// payload. A malformed envelope is delivered as a plain payload (a warning is logged).
+pub fn decode_any(bytes: Bytes) -> (Decoded, Source) {
+    let plain = |bytes: Bytes| Decoded {
+        payload: bytes,
+        ..Decoded::default()
+    };
+    if faststream::is_binary(&bytes) {
+        return match faststream::decode_binary(&bytes) {
+            Some(d) => (d, Source::FastStream),
+            None => {
+                tracing::warn!("redis: malformed FastStream message; delivered as raw payload");
+                (plain(bytes), Source::Plain)
+            }
+        };
+    }
+    if bytes.starts_with(MAGIC) {
+        return match decode(bytes.clone()) {
+            Some(d) => (d, Source::RustStream),
+            None => {
+                tracing::warn!("redis: malformed pub/sub envelope; delivered as raw payload");
+                (plain(bytes), Source::Plain)
+            }
+        };
+    }
+    if let Some(d) = faststream::decode_json(&bytes) {
+        return (d, Source::FastStream);
+    }
+    (plain(bytes), Source::Plain)
+}
+
+/// Encode a message in RustStream's envelope.
 pub fn encode(message: &OutgoingMessage) -> Bytes {
     let plain = message.headers.is_empty()
         && message.reply_to.is_none()
@@ -160,6 +235,35 @@ mod tests {
         assert_eq!(d.reply_to.as_deref(), Some("r"));
         assert_eq!(d.correlation_id.as_deref(), Some("id"));
         assert_eq!(d.key.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn every_format_is_read() {
+        let m = OutgoingMessage::new("c", "{}")
+            .correlation_id("id")
+            .reply_to("r");
+        for format in [MessageFormat::FastStream, MessageFormat::RustStream] {
+            let (d, _) = decode_any(encode_as(format, &m).unwrap());
+            assert_eq!(d.correlation_id.as_deref(), Some("id"), "{format:?}");
+            assert_eq!(d.reply_to.as_deref(), Some("r"), "{format:?}");
+            assert_eq!(&d.payload[..], b"{}", "{format:?}");
+        }
+        let (_, source) = decode_any(encode_as(MessageFormat::FastStream, &m).unwrap());
+        assert_eq!(source, Source::FastStream);
+        // Plain payloads stay plain, unless a reader could take them for an envelope.
+        let plain = OutgoingMessage::new("c", "hello");
+        assert_eq!(
+            &encode_as(MessageFormat::FastStream, &plain).unwrap()[..],
+            b"hello"
+        );
+        let json = OutgoingMessage::new("c", r#"{"data":"x"}"#);
+        let enc = encode_as(MessageFormat::FastStream, &json).unwrap();
+        assert!(faststream::is_binary(&enc));
+        assert_eq!(decode_any(enc).0.payload, json.payload);
+        assert_eq!(
+            decode_any(Bytes::from_static(b"\x89BIN\r\n\x1a\n\x00\x01junk")).1,
+            Source::Plain
+        );
     }
 
     #[test]

@@ -54,8 +54,8 @@ impl Transaction for StreamsTransaction {
         let result = if self.conn.is_closed() {
             Err(Error::Closed)
         } else {
-            self.staged.push(entry::xadd(&message, self.conn.maxlen()));
-            Ok(())
+            entry::xadd(&message, self.conn.maxlen(), self.conn.format())
+                .map(|cmd| self.staged.push(cmd))
         };
         async move { result }
     }

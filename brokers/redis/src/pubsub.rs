@@ -1,6 +1,7 @@
 //! Redis Pub/Sub: fire-and-forget.
 //!
-//! Publish = `PUBLISH` (pipelined like Streams) of the [`envelope`](crate::envelope); subscribe
+//! Publish = `PUBLISH` (pipelined like Streams) of the message in the configured
+//! [`MessageFormat`](crate::MessageFormat) (FastStream's by default; every format is read); subscribe
 //! = `SUBSCRIBE` for a concrete address, `PSUBSCRIBE` for a template (`{param}` → `*`, results
 //! filtered so a parameter never spans a `/` or `.`). Nothing is stored: a subscriber gets what
 //! is published while it is connected; after a reconnect it resubscribes and what was
@@ -127,24 +128,30 @@ pub(crate) fn glob_pattern(address: &Address) -> String {
 
 impl Publisher for PubSubConnection {
     fn publish(&self, message: OutgoingMessage) -> impl Future<Output = Result<()>> + Send {
-        let pending = (!self.inner.closed.load(Ordering::Acquire)).then(|| {
-            let mut cmd = redis::cmd("PUBLISH");
-            cmd.arg(&message.address)
-                .arg(&envelope::encode(&message)[..]);
-            self.inner.writer.send(cmd)
-        });
-        async move {
-            match pending {
-                Some(rx) => reply(rx).await.map(|_| ()),
-                None => Err(Error::Closed),
-            }
-        }
+        let pending = if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            publish_cmd(self.inner.config.message_format, &message)
+                .map(|cmd| self.inner.writer.send(cmd))
+        };
+        async move { reply(pending?).await.map(|_| ()) }
     }
 
     fn flush(&self) -> impl Future<Output = Result<()>> + Send {
         let done = self.inner.writer.flush();
         async move { done.await.map_err(|_| Error::Closed) }
     }
+}
+
+/// `PUBLISH <channel> <message in format>`.
+pub(crate) fn publish_cmd(
+    format: crate::MessageFormat,
+    message: &OutgoingMessage,
+) -> Result<redis::Cmd> {
+    let mut cmd = redis::cmd("PUBLISH");
+    cmd.arg(&message.address)
+        .arg(&envelope::encode_as(format, message)?[..]);
+    Ok(cmd)
 }
 
 async fn open(
@@ -247,17 +254,7 @@ async fn forward(
             continue;
         }
         let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
-        let Some(d) = envelope::decode(payload.clone()) else {
-            tracing::warn!(
-                channel,
-                "redis: malformed pub/sub envelope; delivered as raw payload"
-            );
-            let m = PubSubMessage::raw(channel.to_owned(), payload);
-            if tx.send(Ok(m)).await.is_err() {
-                return;
-            }
-            continue;
-        };
+        let (d, _) = envelope::decode_any(payload);
         let m = PubSubMessage {
             channel: channel.to_owned(),
             decoded: d,
@@ -306,7 +303,7 @@ impl ruststream::capability::RequestReply for PubSubConnection {
         }
         self.inner
             .inbox
-            .request(self, message, timeout, &self.inner.instance)
+            .request(self, self, message, timeout, &self.inner.instance)
             .await
     }
 }
@@ -337,18 +334,6 @@ impl Stream for PubSubSubscription {
 pub struct PubSubMessage {
     channel: String,
     decoded: envelope::Decoded,
-}
-
-impl PubSubMessage {
-    fn raw(channel: String, payload: Bytes) -> Self {
-        PubSubMessage {
-            channel,
-            decoded: envelope::Decoded {
-                payload,
-                ..envelope::Decoded::default()
-            },
-        }
-    }
 }
 
 impl IncomingMessage for PubSubMessage {

@@ -17,6 +17,54 @@ use tokio::sync::{OnceCell, oneshot};
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
 
+/// Reply addresses that are Pub/Sub channels, learned from delivered stream entries written in
+/// FastStream's format (whose replies go over Pub/Sub): a Streams connection publishes to
+/// these with `PUBLISH`. Bounded: the oldest are forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyChannels {
+    known: Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
+}
+
+impl ReplyChannels {
+    const MAX: usize = 4096;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        (
+            std::collections::HashSet<String>,
+            std::collections::VecDeque<String>,
+        ),
+    > {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remember that `address` is a Pub/Sub channel.
+    pub(crate) fn learn(&self, address: &str) {
+        let mut known = self.lock();
+        if known.0.contains(address) {
+            return;
+        }
+        if known.1.len() >= Self::MAX
+            && let Some(old) = known.1.pop_front()
+        {
+            known.0.remove(&old);
+        }
+        known.0.insert(address.to_owned());
+        known.1.push_back(address.to_owned());
+    }
+
+    /// Whether `address` was learned as a Pub/Sub channel.
+    pub(crate) fn is_channel(&self, address: &str) -> bool {
+        let known = self.lock();
+        !known.0.is_empty() && known.0.contains(address)
+    }
+}
+
 /// A connection's reply inbox.
 pub(crate) struct Inbox {
     address: String,
@@ -49,9 +97,9 @@ impl Inbox {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn start<C>(&self, conn: &C) -> Result<()>
+    async fn start<S>(&self, conn: &S) -> Result<()>
     where
-        C: Subscriber,
+        S: Subscriber,
     {
         self.started
             .get_or_try_init(|| async {
@@ -80,18 +128,21 @@ impl Inbox {
             .map(|_| ())
     }
 
-    /// Send `message` as a request from `conn` and await its reply.
-    pub(crate) async fn request<C>(
+    /// Send `message` as a request from `conn`, with the inbox subscribed on `inbox`, and
+    /// await its reply.
+    pub(crate) async fn request<C, S>(
         &self,
         conn: &C,
+        inbox: &S,
         mut message: OutgoingMessage,
         timeout: Duration,
         instance: &str,
     ) -> Result<Reply>
     where
-        C: Publisher + Subscriber,
+        C: Publisher,
+        S: Subscriber,
     {
-        self.start(conn).await?;
+        self.start(inbox).await?;
         let corr = message
             .correlation_id
             .clone()

@@ -14,11 +14,7 @@ async fn redeliver(sub: Arc<SubShared>, id: String, attempt: u32) -> Result<()> 
         return reply(sub.writer.send(sub.xack(&id))).await.map(|_| ());
     };
     if let Some(tx) = sub.tx.upgrade() {
-        let m = StreamMessage {
-            sub: sub.clone(),
-            entry,
-            attempt: attempt.saturating_add(1),
-        };
+        let m = StreamMessage::new(sub.clone(), entry, attempt.saturating_add(1));
         // Not awaited here: the caller may be the one who has to drain the subscription.
         tokio::spawn(async move {
             let _ = tx.send(Ok(m)).await;
@@ -47,6 +43,20 @@ impl std::fmt::Debug for StreamMessage {
 }
 
 impl StreamMessage {
+    /// A delivery of `entry`; a Pub/Sub reply address it carries is learned by the connection.
+    pub(super) fn new(sub: Arc<SubShared>, entry: Entry, attempt: u32) -> Self {
+        if entry.pubsub_reply
+            && let Some(r) = &entry.reply_to
+        {
+            sub.replies.learn(r);
+        }
+        StreamMessage {
+            sub,
+            entry,
+            attempt,
+        }
+    }
+
     /// The stream entry id (`<ms>-<seq>`).
     pub fn id(&self) -> &str {
         &self.entry.id

@@ -98,6 +98,8 @@ impl Broker for RedisStreams {
                 next_id: AtomicU64::new(0),
                 inbox: crate::reply::Inbox::new(&format!("streams.{instance}")),
                 instance,
+                replies: Arc::default(),
+                inbox_channel: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -113,6 +115,10 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     instance: String,
     inbox: crate::reply::Inbox,
+    /// Reply addresses learned to be Pub/Sub channels (FastStream's replies).
+    replies: Arc<crate::reply::ReplyChannels>,
+    /// The Pub/Sub connection the reply inbox is subscribed on, with FastStream's format.
+    inbox_channel: tokio::sync::OnceCell<crate::PubSubConnection>,
 }
 
 /// A live Redis Streams connection (cheap to clone).
@@ -141,6 +147,10 @@ impl StreamsConnection {
     pub(crate) fn maxlen(&self) -> Option<usize> {
         self.inner.config.streams.maxlen
     }
+
+    pub(crate) fn format(&self) -> crate::MessageFormat {
+        self.inner.config.message_format
+    }
 }
 
 async fn create_group_at(writer: &Writer, key: &str, group: &str, start: &str) -> Result<()> {
@@ -160,17 +170,20 @@ async fn create_group_at(writer: &Writer, key: &str, group: &str, start: &str) -
 impl Publisher for StreamsConnection {
     fn publish(&self, message: OutgoingMessage) -> impl Future<Output = Result<()>> + Send {
         // Enqueue now, so call order is publish order even before the future is polled.
-        let pending = (!self.is_closed()).then(|| {
-            self.inner
-                .writer
-                .send(entry::xadd(&message, self.inner.config.streams.maxlen))
-        });
-        async move {
-            match pending {
-                Some(rx) => reply(rx).await.map(|_| ()),
-                None => Err(Error::Closed),
-            }
-        }
+        let inner = &self.inner;
+        let format = inner.config.message_format;
+        let pending = if self.is_closed() {
+            Err(Error::Closed)
+        } else if format == crate::MessageFormat::FastStream
+            && inner.replies.is_channel(&message.address)
+        {
+            // A reply to a FastStream-format request: over Pub/Sub, where the requester waits.
+            crate::pubsub::publish_cmd(format, &message).map(|cmd| inner.writer.send(cmd))
+        } else {
+            entry::xadd(&message, inner.config.streams.maxlen, format)
+                .map(|cmd| inner.writer.send(cmd))
+        };
+        async move { reply(pending?).await.map(|_| ()) }
     }
 
     fn flush(&self) -> impl Future<Output = Result<()>> + Send {
@@ -226,6 +239,7 @@ impl Subscriber for StreamsConnection {
             max_attempts: options.max_deliver.unwrap_or(so.max_attempts).max(1),
             claim_idle: so.claim_idle,
             scrub: inner.scrub.clone(),
+            replies: inner.replies.clone(),
         };
         let streams: reader::Streams = Arc::new(Mutex::new(Vec::new()));
         let discovery = if address.is_concrete() {
@@ -306,6 +320,9 @@ impl Connection for StreamsConnection {
             return Ok(());
         }
         self.inner.shutdown.send_replace(true);
+        if let Some(channel) = self.inner.inbox_channel.get() {
+            let _ = channel.clone().shutdown().await;
+        }
         if self.inner.inbox.started() {
             // The inbox stream belongs to this connection only.
             let mut del = redis::cmd("DEL");
@@ -319,8 +336,10 @@ impl Connection for StreamsConnection {
 }
 
 impl ruststream::capability::RequestReply for StreamsConnection {
-    /// The reply stream is `ruststream.inbox.streams.<connection id>`, read by a per-connection
-    /// subscription started on the first request and deleted at shutdown.
+    /// With [`MessageFormat::FastStream`](crate::MessageFormat) (the default) replies arrive on
+    /// the Pub/Sub channel `ruststream.inbox.streams.<connection id>`, as FastStream's
+    /// repliers publish them; with `RustStream`, on the reply stream of that name. Either is
+    /// subscribed on the first request (the stream is deleted at shutdown).
     async fn request(
         &self,
         message: OutgoingMessage,
@@ -329,9 +348,20 @@ impl ruststream::capability::RequestReply for StreamsConnection {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        self.inner
+        let inner = &self.inner;
+        if inner.config.message_format == crate::MessageFormat::RustStream {
+            return inner
+                .inbox
+                .request(self, self, message, timeout, &inner.instance)
+                .await;
+        }
+        let channel = inner
+            .inbox_channel
+            .get_or_try_init(|| crate::RedisPubSub::new(inner.config.clone()).connect())
+            .await?;
+        inner
             .inbox
-            .request(self, message, timeout, &self.inner.instance)
+            .request(self, channel, message, timeout, &inner.instance)
             .await
     }
 }
@@ -349,6 +379,7 @@ struct SubShared {
     max_attempts: u32,
     claim_idle: Duration,
     scrub: Scrubber,
+    replies: Arc<crate::reply::ReplyChannels>,
 }
 
 impl SubShared {

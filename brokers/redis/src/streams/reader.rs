@@ -19,6 +19,7 @@ pub(super) struct SubSpec {
     pub(super) max_attempts: u32,
     pub(super) claim_idle: Duration,
     pub(super) scrub: Scrubber,
+    pub(super) replies: Arc<crate::reply::ReplyChannels>,
 }
 
 impl SubSpec {
@@ -37,6 +38,7 @@ impl SubSpec {
             max_attempts: self.max_attempts,
             claim_idle: self.claim_idle,
             scrub: self.scrub.clone(),
+            replies: self.replies.clone(),
         })
     }
 }
@@ -209,11 +211,7 @@ pub(super) async fn read_loop(
                         };
                         match entry {
                             Some(entry) => {
-                                let m = StreamMessage {
-                                    sub: sh.clone(),
-                                    entry,
-                                    attempt: 1,
-                                };
+                                let m = StreamMessage::new(sh.clone(), entry, 1);
                                 if !deliver(&tx, &mut stop, m).await {
                                     return;
                                 }
@@ -333,11 +331,11 @@ async fn reclaim(
                     tracing::warn!(error = %e, stream = %sh.key, "redis: dead-lettering failed");
                 }
             }
-            Some(entry) => out.push(StreamMessage {
-                sub: sh.clone(),
+            Some(entry) => out.push(StreamMessage::new(
+                sh.clone(),
                 entry,
-                attempt: delivered.saturating_add(1),
-            }),
+                delivered.saturating_add(1),
+            )),
         }
     }
     Ok(out)
