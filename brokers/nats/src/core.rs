@@ -14,7 +14,6 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use ruststream::capability::{BatchSubscriber, Batched, Reply, RequestReply};
-use ruststream::message::names;
 use ruststream::{
     Address, Broker, Capabilities, Connection, Error, Headers, IncomingMessage, OutgoingMessage,
     Publisher, Result, SubscribeOptions, Subscriber,
@@ -485,8 +484,7 @@ impl RequestReply for NatsConnection {
                 _ => self.shared.err(e),
             })?;
         let headers = from_nats_headers(reply.headers.as_ref());
-        let correlation_id = headers
-            .get(names::CORRELATION_ID)
+        let correlation_id = crate::util::correlation_of(&headers)
             .map(str::to_owned)
             .or(Some(correlation));
         Ok(Reply::new(reply.payload, headers, correlation_id))
@@ -587,7 +585,7 @@ impl IncomingMessage for NatsMessage {
         self.reply_to.as_deref()
     }
     fn correlation_id(&self) -> Option<&str> {
-        self.headers.get(names::CORRELATION_ID)
+        crate::util::correlation_of(&self.headers)
     }
     fn attempt(&self) -> u32 {
         1

@@ -30,7 +30,6 @@ use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_core::Stream;
 use futures_util::StreamExt;
 use ruststream::capability::{BatchSubscriber, Batched, DelayedRedelivery};
-use ruststream::message::names;
 use ruststream::{
     Address, Broker, Capabilities, Connection, Headers, IncomingMessage, OutgoingMessage,
     Publisher, Result, SubscribeOptions, Subscriber,
@@ -511,7 +510,7 @@ impl IncomingMessage for JetStreamMessage {
         self.reply_to.as_deref()
     }
     fn correlation_id(&self) -> Option<&str> {
-        self.headers.get(names::CORRELATION_ID)
+        crate::util::correlation_of(&self.headers)
     }
     fn attempt(&self) -> u32 {
         self.attempt

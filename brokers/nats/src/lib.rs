@@ -31,11 +31,12 @@
 //! [`bindings::operation_queue`] / [`bindings::subscribe_options`].
 //!
 //! Interoperability with other NATS clients: payloads are sent as-is, the contract's
-//! `content-type` header travels as NATS's conventional `Content-Type` (and any spelling of it
-//! is read back as `content-type`; [`Config::implicit_content_type`] leaves one content type
-//! out, for consumers whose routes declare it), the correlation id travels in the
-//! `correlation-id` header, and requests use standard reply subjects (`_INBOX.…`), so a plain
-//! `nats req` or `msg.Respond` interoperates.
+//! `content-type` header travels as `content-type`, the spelling FastStream reads (and any
+//! spelling of it is read back as `content-type`; [`Config::implicit_content_type`] leaves one
+//! content type out, for consumers whose routes declare it), the correlation id travels in the
+//! `correlation-id` header and in FastStream's `correlation_id` (either is read), and requests
+//! use standard reply subjects (`_INBOX.…`), so a plain `nats req`, `msg.Respond` or a
+//! FastStream app (`broker.request`, handlers that return a value) interoperates.
 //!
 //! ```no_run
 //! # async fn demo() -> ruststream::Result<()> {
@@ -65,4 +66,4 @@ pub use jetstream::{
     JetStreamBatches, JetStreamBroker, JetStreamConnection, JetStreamMessage, JetStreamSubscription,
 };
 pub use subject::SubjectMapping;
-pub use util::{NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};
+pub use util::{FASTSTREAM_CORRELATION_ID, NATS_CONTENT_TYPE, REPLY_TO_HEADER, subject_for};

@@ -14,8 +14,21 @@ use ruststream::message::names;
 use ruststream::{Address, Error, Headers, OutgoingMessage, Result};
 use tokio::sync::watch;
 
-/// The NATS spelling of the contract's `content-type` header (what other NATS clients use).
-pub const NATS_CONTENT_TYPE: &str = "Content-Type";
+/// The wire spelling of the contract's `content-type` header: lowercase, as FastStream (the most
+/// used framework on NATS besides this one) writes and reads it; any spelling is read back.
+pub const NATS_CONTENT_TYPE: &str = "content-type";
+
+/// FastStream's correlation id header, written beside `correlation-id` (which RustStream reads
+/// first) and read when `correlation-id` is absent.
+pub const FASTSTREAM_CORRELATION_ID: &str = "correlation_id";
+
+/// The correlation id of received `headers`: `correlation-id`, else FastStream's `correlation_id`.
+#[inline]
+pub fn correlation_of(headers: &Headers) -> Option<&str> {
+    headers
+        .get(names::CORRELATION_ID)
+        .or_else(|| headers.get(FASTSTREAM_CORRELATION_ID))
+}
 
 /// Header carrying [`OutgoingMessage::reply_to`] where the transport cannot (JetStream stores
 /// no reply subject).
@@ -220,6 +233,10 @@ fn build_nats_headers(
         .as_deref()
         .filter(|_| message.headers.get(names::CORRELATION_ID).is_none());
     let extra_reply = message.reply_to.as_deref().filter(|_| reply_header);
+    // FastStream reads only `correlation_id`: mirror the correlation id there.
+    let faststream_corr = extra_corr
+        .or_else(|| message.headers.get(names::CORRELATION_ID))
+        .filter(|_| message.headers.get(FASTSTREAM_CORRELATION_ID).is_none());
     let implicit = |name: &str, value: &str| {
         name == names::CONTENT_TYPE && implicit_content_type == Some(value)
     };
@@ -229,10 +246,10 @@ fn build_nats_headers(
         1 => sent().next().is_none(),
         _ => false,
     };
-    if nothing_sent && extra_corr.is_none() && extra_reply.is_none() {
+    if nothing_sent && faststream_corr.is_none() && extra_reply.is_none() {
         return Ok(None);
     }
-    if extra_corr.is_none() && extra_reply.is_none() && message.headers.len() == 1 {
+    if faststream_corr.is_none() && extra_reply.is_none() && message.headers.len() == 1 {
         if let Some((names::CONTENT_TYPE, value)) = sent().next() {
             // The default configuration's typed publish: only the content type.
             return content_type_map(value).map(Some);
@@ -260,6 +277,12 @@ fn build_nats_headers(
         // No header of that name was sent (`extra_corr` says so): an insert.
         map.insert(CORRELATION_ID_NAME, header_value(names::CORRELATION_ID, c)?);
     }
+    if let Some(c) = faststream_corr {
+        map.insert(
+            FASTSTREAM_CORRELATION_ID_NAME,
+            header_value(names::CORRELATION_ID, c)?,
+        );
+    }
     if let Some(r) = extra_reply {
         map.insert(REPLY_TO_HEADER, r);
     }
@@ -270,6 +293,9 @@ fn build_nats_headers(
 const NATS_CONTENT_TYPE_NAME: HeaderName = HeaderName::from_static(NATS_CONTENT_TYPE);
 /// The `correlation-id` header name.
 const CORRELATION_ID_NAME: HeaderName = HeaderName::from_static(names::CORRELATION_ID);
+/// The `correlation_id` header name.
+const FASTSTREAM_CORRELATION_ID_NAME: HeaderName =
+    HeaderName::from_static(FASTSTREAM_CORRELATION_ID);
 
 /// Most content types [`content_type_map`] keeps per thread.
 const CONTENT_TYPE_MAPS_MAX: usize = 8;
@@ -429,6 +455,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn correlation_ids_travel_where_faststream_looks_too() {
+        // Set on the message, or carried over as a header (the router's propagation).
+        for m in [
+            OutgoingMessage::new("s", "{}").correlation_id("c1"),
+            OutgoingMessage::new("s", "{}").header(names::CORRELATION_ID, "c1"),
+        ] {
+            let map = to_nats_headers(&m, false, None).unwrap().expect("headers");
+            assert_eq!(map.get("correlation-id").map(|v| v.as_str()), Some("c1"));
+            assert_eq!(
+                map.get(FASTSTREAM_CORRELATION_ID).map(|v| v.as_str()),
+                Some("c1")
+            );
+        }
+        // A FastStream message has only `correlation_id`.
+        let mut h = HeaderMap::new();
+        h.insert(FASTSTREAM_CORRELATION_ID, "fs-1");
+        h.insert("content-type", "application/json");
+        let back = from_nats_headers(Some(&h));
+        assert_eq!(correlation_of(&back), Some("fs-1"));
+        assert_eq!(back.get(names::CONTENT_TYPE), Some("application/json"));
+    }
 
     #[test]
     fn templates_map_to_wildcards() {

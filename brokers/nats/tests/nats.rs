@@ -67,7 +67,7 @@ async fn plain_nats_clients_interoperate() {
         Some("42")
     );
 
-    // Our `content-type` arrives as NATS's `Content-Type` at a plain subscriber.
+    // Our `content-type` arrives as `content-type` (FastStream's spelling) at a plain subscriber.
     let mut plain_sub = plain.subscribe(format!("{base}.out")).await.unwrap();
     plain.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -80,7 +80,7 @@ async fn plain_nats_clients_interoperate() {
         .await
         .unwrap()
         .unwrap();
-    let ct = raw.headers.as_ref().and_then(|h| h.get("Content-Type"));
+    let ct = raw.headers.as_ref().and_then(|h| h.get("content-type"));
     assert_eq!(ct.map(|v| v.as_str()), Some("application/json"));
 
     // Our request, answered by a plain responder through the standard reply subject.
@@ -161,18 +161,18 @@ async fn an_implicit_content_type_is_not_sent_as_a_header() {
     let a = next_raw().await;
     assert_eq!(a.subject.as_str(), format!("{base}.a"));
     assert!(a.headers.is_none(), "{:?}", a.headers);
-    // Another content type still travels as `Content-Type`.
+    // Another content type still travels as `content-type`.
     let b = next_raw().await;
     let h = b.headers.expect("headers");
     assert_eq!(
-        h.get("Content-Type").map(|v| v.as_str()),
+        h.get("content-type").map(|v| v.as_str()),
         Some("application/msgpack")
     );
     // Other headers are sent; only the implicit content type is left out.
     let c = next_raw().await;
     let h = c.headers.expect("headers");
     assert_eq!(h.get("x-kept").map(|v| v.as_str()), Some("1"));
-    assert!(h.get("Content-Type").is_none());
+    assert!(h.get("content-type").is_none());
     conn.shutdown().await.unwrap();
 }
 

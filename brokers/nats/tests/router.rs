@@ -53,7 +53,7 @@ async fn a_reply_route_answers_a_plain_nats_request() {
         .unwrap();
     let body: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(body, json!({"id": "42", "fields": ["name"]}));
-    let ct = reply.headers.as_ref().and_then(|h| h.get("Content-Type"));
+    let ct = reply.headers.as_ref().and_then(|h| h.get("content-type"));
     assert_eq!(ct.map(|v| v.as_str()), Some("application/json"));
     running.shutdown(Duration::from_secs(2)).await.unwrap();
 }
