@@ -20,6 +20,7 @@ const RESERVED: &[&str] = &[
     "ASYNCAPI_JSON",
     "BINDINGS",
     "ADDRESSES",
+    "SERVERS",
     "Connection",
     "Context",
     "Router",
@@ -96,6 +97,29 @@ fn op_bindings(
         out.insert("messages".into(), Value::Object(messages));
     }
     (!out.is_empty()).then(|| Value::Object(out).to_string())
+}
+
+/// `SERVERS`: the document's servers with their variables' defaults, so the runtime can pick
+/// one by name (`--server`) and hand its URL to a broker crate's `Config::from_url`.
+fn servers_table(doc: &Document) -> TokenStream {
+    let servers = doc.servers.iter().map(|s| {
+        let (name, protocol, host) = (&s.name, &s.protocol, &s.host);
+        let pathname = s.pathname.as_deref().unwrap_or("");
+        let variables = s.variables.iter().map(|v| {
+            let (name, default) = (&v.name, v.default.as_deref().unwrap_or(""));
+            quote!((#name, #default))
+        });
+        quote! {
+            ::ruststream::broker::url::ServerSpec::new(#name, #protocol, #host, #pathname, &[#(#variables),*])
+        }
+    });
+    quote! {
+        /// The document's servers (name, protocol, host, pathname, variables with their
+        /// defaults): `ServerSpec::url` renders one's URL for a broker crate's
+        /// `Config::from_url`; an app's `--server <name>` picks one
+        /// (`ruststream::app::run_cli_with_servers`).
+        pub const SERVERS: &[::ruststream::broker::url::ServerSpec] = &[#(#servers),*];
+    }
 }
 
 /// Generate the formatted Rust file for `doc`.
@@ -488,6 +512,9 @@ impl<'d> Plan<'d> {
         if side.client() {
             parts.push(Part::Item(Item::ClientStruct));
             parts.push(Part::Block(Block::ClientImpl));
+        }
+        if !doc.servers.is_empty() {
+            parts.push(Part::Item(Item::Tokens(servers_table(doc).into())));
         }
         parts.push(Part::Item(Item::Bindings));
         parts.push(Part::Item(Item::Addresses));

@@ -7,19 +7,19 @@
 //! spec, to show that such routes appear in the emitted document too.
 //!
 //! This `main` is written by hand and calls [`ruststream::app::run_cli`] (the quickstart uses
-//! `#[ruststream::app]` instead) to pick the broker from the environment: the in-memory broker
-//! by default, MQTT with `STREETLIGHTS_BROKER=mqtt` and `STREETLIGHTS_SERVER_URL=mqtt://…`,
-//! NATS with `STREETLIGHTS_BROKER=nats` and `STREETLIGHTS_SERVER_URL=nats://…` (the spec's `/`
-//! addresses travel as `.` subjects: `smartylighting.streetlights.1.0.event.42.lighting.measured`).
+//! `#[ruststream::app]` instead) to pick the broker from the command line: the in-memory broker
+//! by default; `--server production` (the spec's server, `RUSTSTREAM_SERVER`) or
+//! `--broker-url mqtt://…` (`RUSTSTREAM_BROKER_URL`) for MQTT; `--broker-url nats://…` for NATS
+//! (the spec's `/` addresses travel as `.` subjects:
+//! `smartylighting.streetlights.1.0.event.42.lighting.measured`).
 //! Run with no command for a demo, `run` to serve, `asyncapi gen` for the document.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ruststream::app::{App, RouteDoc, ServerDoc};
+use ruststream::app::{App, ChosenServer, RouteDoc, ServerDoc, chosen_server, run_cli};
 use std::process::ExitCode;
 
-use ruststream::app::run_cli;
 use ruststream::memory::MemoryBroker;
 use ruststream::router::{Context, HandlerError, Route};
 use ruststream::{Broker, Connection, Error, IncomingMessage, SubscribeOptions};
@@ -160,11 +160,13 @@ async fn demo<C: Connection>(conn: C) -> ruststream::Result<()> {
 }
 
 /// Build the app on `broker`: generated service, one hand-written route, the embedded spec,
-/// and `server` (if any) in the document — without its credentials.
-fn build<B: Broker>(broker: B, server: Option<&str>) -> ruststream::Result<App<B>> {
+/// and the chosen server (if any) in the document, as the spec's `production` unless the
+/// command line named another — without its credentials.
+fn build<B: Broker>(broker: B, server: Option<&ChosenServer>) -> ruststream::Result<App<B>> {
     let mut app = App::new(broker);
-    if let Some(url) = server {
-        app = app.server(ServerDoc::new("production", url).description("Where the lights live."));
+    if let Some(server) = server {
+        let name = server.name.as_deref().unwrap_or("production");
+        app = app.server(ServerDoc::new(name, &server.url).description("Where the lights live."));
     }
     app.name("streetlights")
         .version(env!("CARGO_PKG_VERSION"))
@@ -189,75 +191,35 @@ fn build<B: Broker>(broker: B, server: Option<&str>) -> ruststream::Result<App<B
         .with_router(|router| spec::register(router, Streetlights))
 }
 
-/// MQTT settings from a `mqtt://[user:password@]host[:port]` URL.
-fn mqtt_config(url: &str) -> Result<ruststream_mqtt::Config, String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or("STREETLIGHTS_SERVER_URL must start with mqtt://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (credentials, host_port) = match authority.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, authority),
-    };
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| format!("bad port `{p}`"))?),
-        None => (host_port, 1883),
-    };
-    let mut config = ruststream_mqtt::Config::new(host, port);
-    if let Some(c) = credentials {
-        let (user, password) = c.split_once(':').unwrap_or((c, ""));
-        config = config.credentials(user, password);
-    }
-    Ok(config)
-}
-
-/// NATS settings from a `nats://[user:password@]host[:port]` URL (several separated by `,`).
-/// The spec's addresses use `/`, which becomes NATS's `.` on the wire.
-fn nats_config(url: &str) -> Result<ruststream_nats::Config, String> {
-    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
-    if servers
-        .iter()
-        .any(|s| !(s.starts_with("nats://") || s.starts_with("tls://")))
-    {
-        return Err("STREETLIGHTS_SERVER_URL must start with nats:// (or tls://)".to_owned());
-    }
-    Ok(ruststream_nats::Config::default()
-        .servers(servers)
-        .client_name("streetlights")
-        .address_separator('/'))
-}
-
-/// `STREETLIGHTS_BROKER` picks the broker: `memory` (default), `mqtt` (at
-/// `STREETLIGHTS_SERVER_URL`, default `mqtt://127.0.0.1:1883`) or `nats` (default
-/// `nats://127.0.0.1:4222`).
+/// The broker comes from the command line: `--server production` (`RUSTSTREAM_SERVER`, the
+/// spec's server) or `--broker-url mqtt://…|nats://…` (`RUSTSTREAM_BROKER_URL`) picks MQTT or
+/// NATS by the URL's scheme, its broker crate's `Config::from_url` reads the rest; neither:
+/// the in-memory broker.
 fn main() -> ExitCode {
-    let server = std::env::var("STREETLIGHTS_SERVER_URL").ok();
-    match std::env::var("STREETLIGHTS_BROKER").as_deref() {
-        Err(_) | Ok("memory") => {
-            run_cli(|| async { build(MemoryBroker::default(), server.as_deref()) })
+    let server = match chosen_server(spec::SERVERS) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("streetlights: {e}");
+            return ExitCode::from(2);
         }
-        Ok("mqtt") => {
-            let url = server.unwrap_or_else(|| "mqtt://127.0.0.1:1883".to_owned());
-            match mqtt_config(&url) {
-                Ok(config) => run_cli(|| async { build(Mqtt::new(config), Some(&url)) }),
-                Err(e) => {
-                    eprintln!("streetlights: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
-        Ok("nats") => {
-            let url = server.unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-            match nats_config(&url) {
-                Ok(config) => run_cli(|| async { build(NatsBroker::new(config), Some(&url)) }),
-                Err(e) => {
-                    eprintln!("streetlights: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
-        Ok(other) => {
-            eprintln!("streetlights: unknown STREETLIGHTS_BROKER `{other}` (memory, mqtt or nats)");
+    };
+    let Some(server) = server else {
+        return run_cli(|| async { build(MemoryBroker::default(), None) });
+    };
+    match server.scheme().as_str() {
+        "mqtt" => run_cli(|| async {
+            let config = ruststream_mqtt::Config::from_url(&server.url)?;
+            build(Mqtt::new(config), Some(&server))
+        }),
+        // The spec's `/` addresses travel as NATS's `.` subjects.
+        "nats" => run_cli(|| async {
+            let config = ruststream_nats::Config::from_url(&server.url)?
+                .client_name("streetlights")
+                .address_separator('/');
+            build(NatsBroker::new(config), Some(&server))
+        }),
+        other => {
+            eprintln!("streetlights: no broker for `{other}` URLs (mqtt:// or nats://)");
             ExitCode::from(2)
         }
     }

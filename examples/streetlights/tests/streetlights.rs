@@ -34,7 +34,7 @@ fn asyncapi_gen_is_valid_and_strips_credentials() {
     let out = Command::new(BIN)
         .args(["asyncapi", "gen", "--format", "json"])
         .env(
-            "STREETLIGHTS_SERVER_URL",
+            "RUSTSTREAM_BROKER_URL",
             "mqtt://lamplighter:s3cr3t@lights.example:1883",
         )
         .output()
@@ -73,7 +73,7 @@ fn asyncapi_gen_is_valid_and_strips_credentials() {
     // Without a configured server the spec's own servers stay.
     let out = Command::new(BIN)
         .args(["asyncapi", "gen", "--format", "json"])
-        .env_remove("STREETLIGHTS_SERVER_URL")
+        .env_remove("RUSTSTREAM_BROKER_URL")
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -90,8 +90,7 @@ fn demo_runs_on_mqtt_too() {
         return;
     }
     let out = Command::new(BIN)
-        .env("STREETLIGHTS_BROKER", "mqtt")
-        .env("STREETLIGHTS_SERVER_URL", "mqtt://127.0.0.1:1883")
+        .args(["--broker-url", "mqtt://127.0.0.1:1883"])
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -125,8 +124,7 @@ async fn demo_runs_on_nats_too() {
     plain.flush().await.unwrap();
     let out = tokio::task::spawn_blocking(|| {
         Command::new(BIN)
-            .env("STREETLIGHTS_BROKER", "nats")
-            .env("STREETLIGHTS_SERVER_URL", "nats://127.0.0.1:4222")
+            .env("RUSTSTREAM_BROKER_URL", "nats://127.0.0.1:4222")
             .output()
     })
     .await
@@ -196,8 +194,7 @@ async fn run_on_nats_serves_plain_nats_clients() {
     let mut service = KillOnDrop(Some(
         Command::new(BIN)
             .arg("run")
-            .env("STREETLIGHTS_BROKER", "nats")
-            .env("STREETLIGHTS_SERVER_URL", "nats://127.0.0.1:4222")
+            .env("RUSTSTREAM_BROKER_URL", "nats://127.0.0.1:4222")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -256,23 +253,48 @@ async fn run_on_nats_serves_plain_nats_clients() {
 }
 
 #[test]
-fn a_bad_nats_url_is_a_usage_error() {
+fn a_bad_url_or_server_names_the_bad_part() {
     let out = Command::new(BIN)
-        .env("STREETLIGHTS_BROKER", "nats")
-        .env("STREETLIGHTS_SERVER_URL", "mqtt://127.0.0.1:1883")
+        .args(["--broker-url", "nats://127.0.0.1:notaport"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("port `notaport`"));
+    let out = Command::new(BIN)
+        .args(["--server", "staging"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nats://"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lists: production"));
+}
+
+#[test]
+fn the_spec_server_is_chosen_by_name() {
+    // `--server production` renders the spec's `test.mosquitto.org:{port}` with a variable
+    // value; `asyncapi gen` does not connect.
+    let out = Command::new(BIN)
+        .args(["asyncapi", "gen", "--format", "json"])
+        .args(["--server", "production", "--server-var", "port=8883"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["servers"]["production"]["host"],
+        "test.mosquitto.org:8883"
+    );
 }
 
 #[test]
 fn asyncapi_gen_on_nats_names_the_nats_server_without_credentials() {
     let out = Command::new(BIN)
         .args(["asyncapi", "gen", "--format", "json"])
-        .env("STREETLIGHTS_BROKER", "nats")
         .env(
-            "STREETLIGHTS_SERVER_URL",
+            "RUSTSTREAM_BROKER_URL",
             "nats://lamplighter:s3cr3t@lights.example:4222",
         )
         .output()
@@ -300,9 +322,9 @@ fn asyncapi_gen_on_nats_names_the_nats_server_without_credentials() {
 #[test]
 fn an_unknown_broker_is_a_usage_error() {
     let out = Command::new(BIN)
-        .env("STREETLIGHTS_BROKER", "carrier-pigeon")
+        .args(["--broker-url", "carrier-pigeon://coop"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown STREETLIGHTS_BROKER"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no broker for `carrier-pigeon`"));
 }

@@ -12,6 +12,12 @@
 //! - no command — run the app's [demo](App::demo) if it has one (start, run the demo against
 //!   the live connection, shut down), else `run`.
 //!
+//! Every command takes `--server <name>` (`RUSTSTREAM_SERVER`: a server of the document, its
+//! URL rendered from the generated `SERVERS` with `--server-var name=value` over the
+//! variables' defaults) and `--broker-url <url>` (`RUSTSTREAM_BROKER_URL`, which wins):
+//! [`run_cli_with_servers`] hands the choice to the builder, which turns the URL into a
+//! broker with that broker crate's `Config::from_url` (the core names no broker).
+//!
 //! Every handled message goes through the telemetry middleware (a `tracing` span, `traceparent`
 //! on the handler's publishes) and the metrics middleware unless switched off with
 //! [`App::telemetry`] / [`App::metrics`]; with the `otel` feature, `App::otel` records and
@@ -53,7 +59,7 @@ use crate::router::{BoxFuture, Route, Router, RunningRouter, ShutdownReport, Sta
 use crate::telemetry::TelemetryMiddleware;
 use crate::{Broker, Connection, Error, Result};
 
-pub use cli::{AsyncapiCommand, Cli, Command, Format, init_tracing};
+pub use cli::{AsyncapiCommand, ChosenServer, Cli, Command, Format, init_tracing};
 pub use spec::{Action, RouteDoc, SafeUrl, ServerDoc};
 
 type ConnHook<C> = Box<dyn FnOnce(C) -> BoxFuture<'static, Result<()>> + Send>;
@@ -566,7 +572,37 @@ where
     Fut: Future,
     Fut::Output: IntoApp<B>,
 {
-    let mut app = build().await.into_app()?;
+    let app = build().await.into_app()?;
+    execute_app(cli, app).await
+}
+
+/// [`execute`] for an app whose broker the command line chooses: `build` gets the server
+/// `--broker-url` or `--server` (from `servers`, the generated `SERVERS`) names, or `None`
+/// when neither is given. This is [`run_cli_with_servers`] without the argument parsing,
+/// tracing set-up and runtime.
+///
+/// # Errors
+/// An unknown server or variable (see [`Cli::chosen_server`]), then as [`execute`].
+pub async fn execute_with_servers<B, F, Fut>(
+    cli: Cli,
+    servers: &[crate::broker::url::ServerSpec],
+    build: F,
+) -> Result<()>
+where
+    B: Broker,
+    F: FnOnce(Option<ChosenServer>) -> Fut,
+    Fut: Future,
+    Fut::Output: IntoApp<B>,
+{
+    let chosen = cli.chosen_server(servers)?;
+    if let Some(c) = &chosen {
+        tracing::info!(server = ?c.name, url = %crate::broker::url::redact(&c.url), "broker server chosen");
+    }
+    let app = build(chosen).await.into_app()?;
+    execute_app(cli, app).await
+}
+
+async fn execute_app<B: Broker>(cli: Cli, mut app: App<B>) -> Result<()> {
     match cli.command {
         Some(Command::Asyncapi {
             command: AsyncapiCommand::Gen { format, out },
@@ -627,6 +663,63 @@ where
     Fut: Future,
     Fut::Output: IntoApp<B>,
 {
+    main_with(|cli| execute(cli, build))
+}
+
+/// [`run_cli`] for an app whose broker the command line chooses: `--server <name>`
+/// (`RUSTSTREAM_SERVER`) picks a server of `servers` (the generated `SERVERS`; `--server-var
+/// name=value` overrides a variable's default), `--broker-url <url>`
+/// (`RUSTSTREAM_BROKER_URL`) gives the URL itself. `build` receives the choice (`None` when
+/// the command line makes none) and turns the URL into a broker with that broker crate's
+/// `Config::from_url`:
+///
+/// ```no_run
+/// use ruststream::app::{App, ChosenServer, run_cli_with_servers};
+/// use ruststream::broker::url::ServerSpec;
+/// use ruststream::memory::MemoryBroker;
+/// # const SERVERS: &[ServerSpec] = &[];
+/// fn main() -> std::process::ExitCode {
+///     run_cli_with_servers(SERVERS, |server: Option<ChosenServer>| async move {
+///         match server {
+///             // e.g. Some(s) if s.scheme() == "nats" => NatsBroker::new(Config::from_url(&s.url)?)
+///             Some(s) => Err(format!("no broker for `{}` in this example", s.scheme())),
+///             None => Ok(App::new(MemoryBroker::default())),
+///         }
+///     })
+/// }
+/// ```
+pub fn run_cli_with_servers<B, F, Fut>(
+    servers: &[crate::broker::url::ServerSpec],
+    build: F,
+) -> ExitCode
+where
+    B: Broker,
+    F: FnOnce(Option<ChosenServer>) -> Fut,
+    Fut: Future,
+    Fut::Output: IntoApp<B>,
+{
+    main_with(|cli| execute_with_servers(cli, servers, build))
+}
+
+/// The server this process's command line chooses (see [`Cli::chosen_server`]), for a `main`
+/// that picks its broker type by the URL's [scheme](ChosenServer::scheme) and then calls
+/// [`run_cli`] (as `examples/streetlights` does). A command line that does not parse gives
+/// `Ok(None)`: [`run_cli`] reports it.
+///
+/// # Errors
+/// As [`Cli::chosen_server`].
+pub fn chosen_server(servers: &[crate::broker::url::ServerSpec]) -> Result<Option<ChosenServer>> {
+    match Cli::try_parse() {
+        Ok(cli) => cli.chosen_server(servers),
+        Err(_) => Ok(None),
+    }
+}
+
+fn main_with<F, Fut>(run: F) -> ExitCode
+where
+    F: FnOnce(Cli) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -654,7 +747,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli, build)) {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "failed");
