@@ -64,6 +64,113 @@ impl Config {
         self
     }
 
+    /// Settings from a URL: `redis://[[user]:password@]host[:port][/db][?options]`. The db
+    /// is a number (default 0). Options (removed from [`Config::url`]): `max_pipeline`,
+    /// `response_timeout` (seconds), and the [`StreamOptions`] `group`, `consumer`, `block`,
+    /// `claim_idle` (seconds), `max_attempts`, `dead_letter`, `maxlen`, `batch`, and
+    /// `message_format` (`faststream`, `ruststream`: [`MessageFormat`]); redis-rs's `protocol`
+    /// stays in the URL.
+    ///
+    /// ```
+    /// let c = ruststream_redis::Config::from_url("redis://:s3cret@cache:6380/2?group=billing&maxlen=1000")?;
+    /// assert_eq!(c.url, "redis://:s3cret@cache:6380/2");
+    /// assert_eq!((c.streams.group.as_deref(), c.streams.maxlen), (Some("billing"), Some(1000)));
+    /// let e = ruststream_redis::Config::from_url("redis://:s3cret@cache/x").unwrap_err().to_string();
+    /// assert!(e.contains("database `x`") && !e.contains("s3cret"), "{e}");
+    /// # Ok::<(), ruststream::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ruststream::Error::Config`] naming the bad part (scheme, host, port, database, option
+    /// or value), without the password.
+    pub fn from_url(url: &str) -> ruststream::Result<Config> {
+        let mut u = ruststream::broker::url::BrokerUrl::parse(url, &["redis", "rediss"])?;
+        if u.scheme == "rediss" {
+            return Err(u.error("scheme `rediss`: TLS is not compiled into ruststream-redis"));
+        }
+        if u.hosts.len() > 1 {
+            return Err(u.error("more than one host"));
+        }
+        if !u.path.is_empty() && u.path.parse::<u32>().is_err() {
+            return Err(u.error(format_args!("database `{}` is not a number", u.path)));
+        }
+        let mut config = Config::new(String::new());
+        if let Some(n) = u.option::<usize>("max_pipeline")? {
+            config = config.max_pipeline(n);
+        }
+        if let Some(t) = u.seconds("response_timeout")? {
+            config.response_timeout = t;
+        }
+        let s = &mut config.streams;
+        s.group = u.take("group").or(s.group.take());
+        if let Some(consumer) = u.take("consumer") {
+            s.consumer = consumer;
+        }
+        if let Some(t) = u.seconds("block")? {
+            s.block = t;
+        }
+        if let Some(t) = u.seconds("claim_idle")? {
+            s.claim_idle = t;
+        }
+        if let Some(n) = u.option::<u32>("max_attempts")? {
+            s.max_attempts = n.max(1);
+        }
+        s.dead_letter = u.take("dead_letter");
+        s.maxlen = u.option("maxlen")?;
+        if let Some(n) = u.option::<usize>("batch")? {
+            s.batch = n.max(1);
+        }
+        if let Some(format) = u.take("message_format") {
+            config.message_format = match format.as_str() {
+                "faststream" => MessageFormat::FastStream,
+                "ruststream" => MessageFormat::RustStream,
+                _ => {
+                    return Err(u.error(format_args!(
+                        "option `message_format`: `{format}` is not faststream or ruststream"
+                    )));
+                }
+            };
+        }
+        let protocol = u.take("protocol");
+        u.finish_known(&[
+            "max_pipeline",
+            "response_timeout",
+            "group",
+            "consumer",
+            "block",
+            "claim_idle",
+            "max_attempts",
+            "dead_letter",
+            "maxlen",
+            "batch",
+            "message_format",
+            "protocol",
+        ])?;
+        let raw = u.as_str();
+        let authority = raw
+            .split_once("://")
+            .map_or("", |(_, r)| r)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
+        let credentials = authority
+            .rsplit_once('@')
+            .map(|(c, _)| format!("{c}@"))
+            .unwrap_or_default();
+        let host = &u.hosts[0].host;
+        let port = u.port_or(6379);
+        config.url = format!("redis://{credentials}{host}:{port}");
+        if !u.path.is_empty() {
+            config.url.push('/');
+            config.url.push_str(&u.path);
+        }
+        if let Some(protocol) = protocol {
+            config.url.push_str("?protocol=");
+            config.url.push_str(&protocol);
+        }
+        Ok(config)
+    }
+
     /// Replace the stream options (builder style).
     pub fn streams(mut self, streams: StreamOptions) -> Self {
         self.streams = streams;
@@ -263,6 +370,48 @@ impl Scrubber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_url_reads_every_part_and_names_the_bad_one() {
+        let c = Config::from_url("redis://127.0.0.1").unwrap();
+        assert_eq!(c.url, "redis://127.0.0.1:6379");
+        let c = Config::from_url(
+            "redis://app:p%40ss@h:6380/3?max_pipeline=8&response_timeout=2&consumer=c&block=0.5\
+             &claim_idle=10&max_attempts=2&dead_letter=dlq&batch=16&protocol=resp3\
+             &message_format=ruststream",
+        )
+        .unwrap();
+        assert_eq!(c.url, "redis://app:p%40ss@h:6380/3?protocol=resp3");
+        assert_eq!(c.secret().as_deref(), Some("p%40ss"));
+        assert_eq!(
+            (c.max_pipeline, c.response_timeout),
+            (8, Duration::from_secs(2))
+        );
+        let s = &c.streams;
+        assert_eq!(
+            (s.consumer.as_str(), s.block),
+            ("c", Duration::from_millis(500))
+        );
+        assert_eq!((s.claim_idle, s.max_attempts), (Duration::from_secs(10), 2));
+        assert_eq!((s.dead_letter.as_deref(), s.batch), (Some("dlq"), 16));
+        assert_eq!(c.message_format, MessageFormat::RustStream);
+        for (url, part) in [
+            ("nats://u:hunter2@h", "scheme `nats`"),
+            ("rediss://u:hunter2@h", "TLS"),
+            ("redis://u:hunter2@h:x", "port `x`"),
+            ("redis://u:hunter2@h/db0", "database `db0`"),
+            ("redis://u:hunter2@h?maxlen=lots", "option `maxlen`"),
+            (
+                "redis://u:hunter2@h?message_format=xml",
+                "option `message_format`",
+            ),
+            ("redis://u:hunter2@h?colour=red", "unknown option `colour`"),
+        ] {
+            let e = Config::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(part), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
+    }
 
     #[test]
     fn redacts_password() {
