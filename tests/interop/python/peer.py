@@ -2,8 +2,9 @@
 
 A peer script builds its FastStream broker and subscribers, then calls `serve(broker, target)`:
 this starts the broker, prints `{"event": "ready"}`, and runs the commands read as JSON lines on
-stdin until stdin closes. `target(cmd)` turns a command into the broker's destination keyword
-arguments (`{"subject": ...}` for NATS, `{"stream": ...}` or `{"channel": ...}` for Redis, ...).
+stdin until stdin closes. `target(cmd)` turns a command into the broker's destination: keyword
+arguments (`{"subject": ...}` for NATS, `{"stream": ...}` or `{"channel": ...}` for Redis, ...)
+or a string passed as the positional argument after the message (MQTT's `topic`).
 
 Commands:
   {"id": N, "op": "publish", "to": ADDRESS, "body": JSON, "headers": {...}?, "correlation_id": "..."?}
@@ -50,24 +51,28 @@ def describe(msg: Any) -> dict[str, Any]:
     }
 
 
-async def _run(broker: Any, target: Callable[[dict], dict], cmd: dict) -> dict:
+async def _run(broker: Any, target: Callable[[dict], Any], cmd: dict) -> dict:
     op = cmd.get("op")
     common = dict(
         headers=cmd.get("headers"),
         correlation_id=cmd.get("correlation_id"),
     )
+    # `target` gives the destination as keyword arguments (a dict) or as the positional
+    # argument after the message (a str).
+    where = target(cmd)
+    args, kwargs = ((where,), {}) if isinstance(where, str) else ((), where)
     if op == "publish":
-        await broker.publish(cmd["body"], **target(cmd), **common)
+        await broker.publish(cmd["body"], *args, **kwargs, **common)
         return {}
     if op == "request":
         reply = await broker.request(
-            cmd["body"], **target(cmd), **common, timeout=float(cmd.get("timeout", 10))
+            cmd["body"], *args, **kwargs, **common, timeout=float(cmd.get("timeout", 10))
         )
         return describe(reply)
     raise ValueError(f"unknown op {op!r}")
 
 
-async def _command(broker: Any, target: Callable[[dict], dict], cmd: dict) -> None:
+async def _command(broker: Any, target: Callable[[dict], Any], cmd: dict) -> None:
     try:
         result = await _run(broker, target, cmd)
         emit("result", id=cmd.get("id"), **result)
@@ -75,7 +80,7 @@ async def _command(broker: Any, target: Callable[[dict], dict], cmd: dict) -> No
         emit("error", id=cmd.get("id"), error=f"{type(e).__name__}: {e}")
 
 
-async def serve(broker: Any, target: Callable[[dict], dict]) -> None:
+async def serve(broker: Any, target: Callable[[dict], Any]) -> None:
     """Start `broker`, report readiness, run stdin commands until EOF, stop."""
     await broker.start()
     emit("ready")

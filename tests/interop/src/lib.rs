@@ -57,6 +57,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+pub mod scenario;
+
 /// Code generated from `specs/*.yaml` by `build.rs` (one module per document).
 pub mod spec {
     /// Generated from `specs/interop.yaml`: the document both stacks implement.
