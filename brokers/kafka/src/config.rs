@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use ruststream::broker::url::{BrokerUrl, redact};
 use ruststream::{Address, Error, Result};
 
 /// Producer acknowledgements (`acks`).
@@ -227,142 +228,118 @@ impl Config {
         }
     }
 
-    /// Parse `kafka://[user:password@]host:port[,host:port…][?option=value&…]`
-    /// (`kafka-secure://` or `kafka+ssl://` for TLS). Options: `client_id`, `group_id`,
-    /// `acks` (`0`, `1`, `all`), `idempotence`, `linger_ms`, `batch_size`, `compression`
-    /// (`none`, `gzip`, `snappy`, `lz4`), `partitions`, `replicas`, `offset_reset`
-    /// (`earliest`, `latest`), `create_topics`, `prefetch`, `sasl_mechanism` (default `PLAIN`
-    /// when credentials are given), `ca_location`, `request_timeout_ms`, `session_timeout_ms`.
+    /// Parse `kafka://[user:password@]host[:port][,host[:port]…][?option=value&…]`
+    /// (`kafka-secure://` or `kafka+ssl://` for TLS; the port defaults to 9092). Options:
+    /// `client_id`, `group_id`, `acks` (`0`, `1`, `all`), `idempotence`, `linger_ms`,
+    /// `batch_size`, `compression` (`none`, `gzip`, `snappy`, `lz4`), `partitions`,
+    /// `replicas`, `offset_reset` (`earliest`, `latest`), `create_topics`, `prefetch`,
+    /// `sasl_mechanism` (default `PLAIN` when credentials are given), `ca_location`,
+    /// `request_timeout_ms`, `session_timeout_ms`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the bad part; the password never appears in it.
     pub fn from_url(url: &str) -> Result<Config> {
-        let bad = |what: String| Error::Config(format!("kafka url `{}`: {what}", redact_url(url)));
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected `kafka://host:port`".to_owned()))?;
-        let tls = match scheme.to_ascii_lowercase().as_str() {
-            "kafka" => false,
-            "kafka-secure" | "kafka+ssl" | "kafkas" => true,
-            other => {
-                return Err(bad(format!(
-                    "unknown scheme `{other}` (use kafka:// or kafka-secure://)"
-                )));
-            }
+        const KNOWN: &[&str] = &[
+            "client_id",
+            "group_id",
+            "acks",
+            "idempotence",
+            "linger_ms",
+            "batch_size",
+            "compression",
+            "partitions",
+            "replicas",
+            "offset_reset",
+            "create_topics",
+            "prefetch",
+            "sasl_mechanism",
+            "ca_location",
+            "request_timeout_ms",
+            "session_timeout_ms",
+        ];
+        let mut u = BrokerUrl::parse(url, &["kafka", "kafka-secure", "kafka+ssl", "kafkas"])?;
+        let tls = u.scheme != "kafka";
+        let hosts: Vec<String> = u
+            .hosts
+            .iter()
+            .map(|h| format!("{}:{}", h.host, h.port.unwrap_or(9092)))
+            .collect();
+        let mut config = Config::new(hosts.join(","));
+        let choice = |u: &BrokerUrl, key: &str, value: &str, allowed: &str| {
+            u.error(format_args!("option `{key}`: `{value}` (use {allowed})"))
         };
-        let (authority, query) = match rest.split_once('?') {
-            Some((a, q)) => (a, Some(q)),
-            None => (rest, None),
-        };
-        let authority = authority.trim_end_matches('/');
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        if hosts.is_empty() {
-            return Err(bad("no host".to_owned()));
+        if let Some(v) = u.take("client_id") {
+            config.client_id = v;
         }
-        for host in hosts.split(',') {
-            let port = host.rsplit_once(':').map(|(_, p)| p);
-            match port {
-                Some(p) if p.parse::<u16>().is_ok() => {}
-                Some(p) => return Err(bad(format!("port `{p}` of `{host}` is not a number"))),
-                None => return Err(bad(format!("`{host}` has no port"))),
-            }
-        }
-        let mut config = Config::new(hosts);
-        let mut sasl_mechanism = None;
-        let mut ca_location = None;
-        for pair in query
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter(|p| !p.is_empty())
-        {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
-            let number = |v: &str| {
-                v.parse::<u64>()
-                    .map_err(|_| bad(format!("option `{key}`: `{v}` is not a number")))
+        config.group_id = u.take("group_id");
+        if let Some(v) = u.take("acks") {
+            config.acks = match v.as_str() {
+                "0" => Acks::None,
+                "1" => Acks::Leader,
+                "all" | "-1" => Acks::All,
+                _ => return Err(choice(&u, "acks", &v, "0, 1 or all")),
             };
-            let boolean = |v: &str| match v {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(bad(format!("option `{key}`: `{v}` is not a boolean"))),
+        }
+        if let Some(v) = u.option("idempotence")? {
+            config.idempotence = v;
+        }
+        if let Some(ms) = u.option::<u64>("linger_ms")? {
+            config.linger = Duration::from_millis(ms);
+        }
+        config.batch_size = u.option("batch_size")?;
+        if let Some(v) = u.take("compression") {
+            config.compression = match v.as_str() {
+                "none" => Compression::None,
+                "gzip" => Compression::Gzip,
+                "snappy" => Compression::Snappy,
+                "lz4" => Compression::Lz4,
+                _ => return Err(choice(&u, "compression", &v, "none, gzip, snappy or lz4")),
             };
-            match key {
-                "client_id" => config.client_id = value,
-                "group_id" => config.group_id = Some(value),
-                "acks" => {
-                    config.acks = match value.as_str() {
-                        "0" => Acks::None,
-                        "1" => Acks::Leader,
-                        "all" | "-1" => Acks::All,
-                        v => return Err(bad(format!("option `acks`: `{v}` (use 0, 1 or all)"))),
-                    }
+        }
+        for key in ["partitions", "replicas"] {
+            if let Some(n) = u.option::<i32>(key)? {
+                if n < 1 {
+                    return Err(u.error(format_args!("option `{key}` must be at least 1")));
                 }
-                "idempotence" => config.idempotence = boolean(&value)?,
-                "linger_ms" => config.linger = Duration::from_millis(number(&value)?),
-                "batch_size" => config.batch_size = Some(number(&value)? as usize),
-                "compression" => {
-                    config.compression = match value.as_str() {
-                        "none" => Compression::None,
-                        "gzip" => Compression::Gzip,
-                        "snappy" => Compression::Snappy,
-                        "lz4" => Compression::Lz4,
-                        v => {
-                            return Err(bad(format!(
-                                "option `compression`: `{v}` (use none, gzip, snappy or lz4)"
-                            )));
-                        }
-                    }
-                }
-                "partitions" => {
-                    config.partitions = positive(number(&value)?)
-                        .ok_or_else(|| bad("option `partitions` must be at least 1".to_owned()))?
-                }
-                "replicas" => {
-                    config.replicas = positive(number(&value)?)
-                        .ok_or_else(|| bad("option `replicas` must be at least 1".to_owned()))?
-                }
-                "offset_reset" => {
-                    config.offset_reset = match value.as_str() {
-                        "earliest" => OffsetReset::Earliest,
-                        "latest" => OffsetReset::Latest,
-                        v => {
-                            return Err(bad(format!(
-                                "option `offset_reset`: `{v}` (use earliest or latest)"
-                            )));
-                        }
-                    }
-                }
-                "create_topics" => config.create_topics = boolean(&value)?,
-                "prefetch" => config.prefetch = number(&value)?.max(1) as usize,
-                "sasl_mechanism" => sasl_mechanism = Some(value),
-                "ca_location" => ca_location = Some(value),
-                "request_timeout_ms" => {
-                    config.request_timeout = Duration::from_millis(number(&value)?)
-                }
-                "session_timeout_ms" => {
-                    config.session_timeout = Duration::from_millis(number(&value)?)
-                }
-                other => return Err(bad(format!("unknown option `{other}`"))),
+                *(if key == "partitions" {
+                    &mut config.partitions
+                } else {
+                    &mut config.replicas
+                }) = n;
             }
         }
-        let sasl = match userinfo {
-            Some(u) => {
-                let (user, password) = u.split_once(':').unwrap_or((u, ""));
-                Some(Sasl {
-                    mechanism: sasl_mechanism.unwrap_or_else(|| "PLAIN".to_owned()),
-                    username: percent_decode(user),
-                    password: percent_decode(password),
-                })
+        if let Some(v) = u.take("offset_reset") {
+            config.offset_reset = match v.as_str() {
+                "earliest" => OffsetReset::Earliest,
+                "latest" => OffsetReset::Latest,
+                _ => return Err(choice(&u, "offset_reset", &v, "earliest or latest")),
+            };
+        }
+        if let Some(v) = u.option("create_topics")? {
+            config.create_topics = v;
+        }
+        if let Some(n) = u.option::<usize>("prefetch")? {
+            config.prefetch = n.max(1);
+        }
+        if let Some(ms) = u.option::<u64>("request_timeout_ms")? {
+            config.request_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = u.option::<u64>("session_timeout_ms")? {
+            config.session_timeout = Duration::from_millis(ms);
+        }
+        let sasl_mechanism = u.take("sasl_mechanism");
+        let ca_location = u.take("ca_location");
+        u.finish_known(KNOWN)?;
+        let sasl = match (u.user.clone(), sasl_mechanism) {
+            (Some(username), mechanism) => Some(Sasl {
+                mechanism: mechanism.unwrap_or_else(|| "PLAIN".to_owned()),
+                username,
+                password: u.password().unwrap_or_default().to_owned(),
+            }),
+            (None, Some(_)) => {
+                return Err(u.error("`sasl_mechanism` needs `user:password@` in the url"));
             }
-            None if sasl_mechanism.is_some() => {
-                return Err(bad(
-                    "`sasl_mechanism` needs `user:password@` in the url".to_owned()
-                ));
-            }
-            None => None,
+            (None, None) => None,
         };
         config.security = match (tls, sasl) {
             (false, None) => Security::Plaintext,
@@ -673,7 +650,7 @@ impl Config {
 
     /// `text` without any secret of this configuration.
     pub(crate) fn scrub(&self, text: impl fmt::Display) -> String {
-        let mut text = redact_url(&text.to_string());
+        let mut text = redact(&text.to_string());
         let mut secrets: Vec<&str> = self
             .extra
             .iter()
@@ -693,10 +670,6 @@ impl Config {
     pub(crate) fn transport(&self, what: &str, e: impl fmt::Display) -> Error {
         Error::transport("kafka", self.scrub(format_args!("{what}: {e}")))
     }
-}
-
-fn positive(n: u64) -> Option<i32> {
-    i32::try_from(n).ok().filter(|n| *n >= 1)
 }
 
 fn is_secret_key(key: &str) -> bool {
@@ -750,43 +723,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `url` with the password of `user:password@` replaced.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:<redacted>@{}", &rest[at + 1..])
-        }
-        None => url.to_owned(),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,14 +762,13 @@ mod tests {
     #[test]
     fn url_errors_name_the_bad_part_and_hide_the_password() {
         let e = config_err(Config::from_url("amqp://h:1"));
-        assert!(e.contains("unknown scheme `amqp`"), "{e}");
-        let e = config_err(Config::from_url("kafka://u:hunter2@host"));
-        assert!(
-            e.contains("`host` has no port") && !e.contains("hunter2"),
-            "{e}"
+        assert!(e.contains("scheme `amqp`"), "{e}");
+        let e = config_err(Config::from_url("kafka://u:hunter2@host:x9"));
+        assert!(e.contains("port `x9`") && !e.contains("hunter2"), "{e}");
+        assert_eq!(
+            Config::from_url("kafka://k1,k2:9093").unwrap().bootstrap_servers,
+            "k1:9092,k2:9093"
         );
-        let e = config_err(Config::from_url("kafka://h:x9"));
-        assert!(e.contains("port `x9`"), "{e}");
         let e = config_err(Config::from_url("kafka://h:9092?acks=2"));
         assert!(e.contains("option `acks`: `2`"), "{e}");
         let e = config_err(Config::from_url("kafka://h:9092?colour=red"));

@@ -168,6 +168,22 @@ impl KafkaConnection {
         &self.shared.config
     }
 
+    /// Create `address`'s topic now when it is missing (as publishing and subscribing do on
+    /// first use), for peers that must see it before anything is published.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after shutdown, [`Error::InvalidAddress`] for names Kafka refuses,
+    /// [`Error::Transport`] when the server refuses to create it.
+    pub async fn create_topic(&self, address: &str) -> Result<()> {
+        if self.shared.is_closed() {
+            return Err(Error::Closed);
+        }
+        let config = &self.shared.config;
+        let topic = config.topic_of(address)?;
+        check_topic(&topic)?;
+        self.shared.topics.ensure(config, &topic).await
+    }
+
     fn group_for(&self, address: &Address, options: &SubscribeOptions) -> Option<String> {
         options
             .queue_group

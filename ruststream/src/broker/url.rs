@@ -374,7 +374,6 @@ impl ServerSpec {
     pub fn scheme(&self) -> &'static str {
         match self.protocol {
             "secure-mqtt" => "mqtts",
-            "kafka-secure" => "kafka",
             p => p,
         }
     }
