@@ -66,6 +66,18 @@ pub mod spec {
     pub mod interop {
         ruststream::include_spec!("interop");
     }
+    /// Generated from `data/pricing-nats.asyncapi.json`: the document FastStream 0.7.8 exports
+    /// for `python/pricing_app.py --broker nats`.
+    #[allow(dead_code)]
+    pub mod pricing_nats {
+        ruststream::include_spec!("pricing_nats");
+    }
+    /// Generated from `data/pricing-redis.asyncapi.json`: the document FastStream 0.7.8
+    /// exports for `python/pricing_app.py --broker redis` (Pub/Sub channels).
+    #[allow(dead_code)]
+    pub mod pricing_redis {
+        ruststream::include_spec!("pricing_redis");
+    }
 }
 
 /// How long [`Peer::start`] waits for the readiness line (the Python interpreter and
