@@ -1,5 +1,6 @@
 //! The server dies mid-stream: this test starts its own tansu on a free loopback port with
-//! durable storage (SQLite, tansu's `libsql` feature), publishes 100,000 records while a
+//! durable storage (SQLite, tansu's `libsql` feature), publishes `RELIABILITY_MESSAGES`
+//! records (5,000 by default, as the other restart tests; RELIABILITY.md has a 100,000 run) while a
 //! consumer group handles them, kills the server with SIGKILL a third of the way through and
 //! starts it again on the same storage. Every record must be handled at least once; the
 //! duplicates (records handled again after the restart, published again by producer
@@ -20,7 +21,13 @@ use ruststream::{
 use ruststream_kafka::{Config, KafkaBroker};
 use tokio::sync::Mutex;
 
-const TOTAL: usize = 100_000;
+/// Records to publish: `RELIABILITY_MESSAGES`, default 5,000.
+fn total() -> usize {
+    std::env::var("RELIABILITY_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000)
+}
 const IN_FLIGHT: usize = 256;
 
 fn free_port() -> u16 {
@@ -106,6 +113,7 @@ fn log_of(dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_mid_stream_loses_nothing() {
+    let total = total();
     let Some(tansu) = tansu() else { return };
     let dir = std::env::temp_dir().join(format!("rskafka-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -147,7 +155,7 @@ async fn a_server_restart_mid_stream_loses_nothing() {
                 *seen.lock().await.entry(id).or_default() += 1;
                 handled.fetch_add(1, Ordering::Relaxed);
                 m.ack().await.expect("ack");
-                if seen.lock().await.len() == TOTAL {
+                if seen.lock().await.len() == total {
                     break;
                 }
             }
@@ -159,7 +167,7 @@ async fn a_server_restart_mid_stream_loses_nothing() {
         let publisher = publisher.clone();
         let retries = retries.clone();
         tokio::spawn(async move {
-            futures_util::stream::iter(0..TOTAL)
+            futures_util::stream::iter(0..total)
                 .map(|i| {
                     let publisher = publisher.clone();
                     let retries = retries.clone();
@@ -190,7 +198,7 @@ async fn a_server_restart_mid_stream_loses_nothing() {
 
     // A third of the way: SIGKILL, a pause, the same storage again.
     let start = Instant::now();
-    while handled.load(Ordering::Relaxed) < TOTAL / 3 {
+    while handled.load(Ordering::Relaxed) < total / 3 {
         assert!(
             start.elapsed() < Duration::from_secs(180),
             "stuck before the kill at {} handled",
@@ -216,17 +224,17 @@ async fn a_server_restart_mid_stream_loses_nothing() {
     let distinct = seen.len();
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
     println!(
-        "kafka restart: {TOTAL} published, {distinct} distinct handled, {duplicates} duplicates, \
+        "kafka restart: {total} published, {distinct} distinct handled, {duplicates} duplicates, \
          {} publish retries, killed at {at_kill} handled, down {downtime:?}, total {:?}",
         retries.load(Ordering::Relaxed),
         start.elapsed(),
     );
     assert!(
         finished.is_ok(),
-        "not everything arrived: {distinct} of {TOTAL} distinct; server log:\n{}",
+        "not everything arrived: {distinct} of {total} distinct; server log:\n{}",
         log_of(&dir)
     );
-    assert_eq!(distinct, TOTAL, "every record handled at least once");
+    assert_eq!(distinct, total, "every record handled at least once");
     let _ = consumer.shutdown().await;
     let _ = publisher.shutdown().await;
     drop(server);
