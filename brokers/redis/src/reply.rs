@@ -2,8 +2,8 @@
 //! channel named `ruststream.inbox.<connection id>`), subscribed on the first request; replies
 //! are matched to requests by correlation id.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,46 +22,44 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
 /// these with `PUBLISH`. Bounded: the oldest are forgotten first.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyChannels {
-    known: Mutex<(
-        std::collections::HashSet<String>,
-        std::collections::VecDeque<String>,
-    )>,
+    /// Whether anything was learned (so publishes skip the lock until then).
+    any: AtomicBool,
+    known: Mutex<Learned>,
+}
+
+/// The learned channels, and the order they were learned in.
+#[derive(Debug, Default)]
+struct Learned {
+    set: HashSet<String>,
+    order: VecDeque<String>,
 }
 
 impl ReplyChannels {
     const MAX: usize = 4096;
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        (
-            std::collections::HashSet<String>,
-            std::collections::VecDeque<String>,
-        ),
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Learned> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Remember that `address` is a Pub/Sub channel.
     pub(crate) fn learn(&self, address: &str) {
         let mut known = self.lock();
-        if known.0.contains(address) {
+        if known.set.contains(address) {
             return;
         }
-        if known.1.len() >= Self::MAX
-            && let Some(old) = known.1.pop_front()
+        if known.order.len() >= Self::MAX
+            && let Some(old) = known.order.pop_front()
         {
-            known.0.remove(&old);
+            known.set.remove(&old);
         }
-        known.0.insert(address.to_owned());
-        known.1.push_back(address.to_owned());
+        known.set.insert(address.to_owned());
+        known.order.push_back(address.to_owned());
+        self.any.store(true, Ordering::Release);
     }
 
     /// Whether `address` was learned as a Pub/Sub channel.
     pub(crate) fn is_channel(&self, address: &str) -> bool {
-        let known = self.lock();
-        !known.0.is_empty() && known.0.contains(address)
+        self.any.load(Ordering::Acquire) && self.lock().set.contains(address)
     }
 }
 
@@ -169,5 +167,23 @@ impl Inbox {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learned_channels_are_bounded() {
+        let r = ReplyChannels::default();
+        assert!(!r.is_channel("a"));
+        r.learn("a");
+        assert!(r.is_channel("a") && !r.is_channel("b"));
+        for i in 0..ReplyChannels::MAX {
+            r.learn(&i.to_string());
+        }
+        assert!(!r.is_channel("a"), "the oldest is forgotten");
+        assert!(r.is_channel("0") && r.is_channel(&(ReplyChannels::MAX - 1).to_string()));
     }
 }

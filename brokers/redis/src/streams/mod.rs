@@ -174,11 +174,11 @@ impl Publisher for StreamsConnection {
         let format = inner.config.message_format;
         let pending = if self.is_closed() {
             Err(Error::Closed)
-        } else if format == crate::MessageFormat::FastStream
-            && inner.replies.is_channel(&message.address)
-        {
-            // A reply to a FastStream-format request: over Pub/Sub, where the requester waits.
-            crate::pubsub::publish_cmd(format, &message).map(|cmd| inner.writer.send(cmd))
+        } else if inner.replies.is_channel(&message.address) {
+            // A reply to a FastStream-format request: over Pub/Sub, where the requester waits,
+            // in the format it reads.
+            crate::pubsub::publish_cmd(crate::MessageFormat::FastStream, &message)
+                .map(|cmd| inner.writer.send(cmd))
         } else {
             entry::xadd(&message, inner.config.streams.maxlen, format)
                 .map(|cmd| inner.writer.send(cmd))
