@@ -37,7 +37,13 @@
 //! - `ADDRESSES`: `(operation id, address template)` of every operation whose channel has an
 //!   address, so broker configurations that take per-operation addresses need none by hand
 //!   (`ruststream_mqtt::Config::default().with_spec_bindings(BINDINGS, ADDRESSES)`);
+//! - `SERVERS` (when the document has servers): each server's name, protocol, host, pathname
+//!   and variable defaults as a `ruststream::broker::url::ServerSpec`, whose `url` an app's
+//!   `--server <name>` hands to a broker crate's `Config::from_url`;
 //! - `ASYNCAPI_JSON`: the normalised document as AsyncAPI 3.0 JSON.
+//!
+//! [`Config::compile`] prints a `cargo:warning` naming the operation for every field of an
+//! AMQP, MQTT, NATS or Kafka binding that the AsyncAPI binding does not define.
 //!
 //! Generated code uses only `::ruststream` and `::serde` (derive): the including crate depends
 //! on those two. `serde_json` and `futures_core` are reached through
@@ -76,6 +82,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod bindings;
 mod generate;
 mod naming;
 mod service;
@@ -270,6 +277,17 @@ impl Config {
             }
         }
         let generated = generated?;
+        // Binding fields the AsyncAPI bindings do not define: never silently ignored.
+        for warning in generated.warnings.warnings() {
+            if warning.message.contains("is not defined by the AsyncAPI binding") {
+                let line = warning.line.map(|l| format!(":{l}")).unwrap_or_default();
+                println!(
+                    "cargo:warning={}{line}: {}",
+                    warning.file.display(),
+                    warning.message
+                );
+            }
+        }
         let dir = match &self.out_dir {
             Some(d) => d.clone(),
             None => std::env::var_os("OUT_DIR")
@@ -312,7 +330,11 @@ impl Config {
             module_name,
             code,
             files: loaded.files,
-            warnings: asyncapi::Diagnostics(loaded.warnings),
+            warnings: asyncapi::Diagnostics({
+                let mut warnings = loaded.warnings;
+                warnings.extend(bindings::check(&loaded.document));
+                warnings
+            }),
         })
     }
 

@@ -539,7 +539,11 @@ impl ruststream::Connection for AmqpConnection {
         caps.ordered = true;
         caps.durable = true;
         caps.request_reply = true;
-        caps.wildcards = c.exchange_kind != ExchangeKind::Direct;
+        // The default exchange routes to the queue named by the routing key: no templates.
+        caps.wildcards = !matches!(
+            c.exchange_kind,
+            ExchangeKind::Direct | ExchangeKind::Default
+        );
         caps
     }
 
