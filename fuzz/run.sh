@@ -13,13 +13,14 @@ shift || true
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(loader json msgpack cbor text)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(loader generate json msgpack cbor text)
 TARGET_DIR="${FUZZ_TARGET_DIR:-$HERE/target}"
 
 # Seeds: every AsyncAPI document of the vendored corpus for the loader, a few payloads for JSON.
-mkdir -p "$HERE/corpus/loader" "$HERE/corpus/json"
+mkdir -p "$HERE/corpus/loader" "$HERE/corpus/generate" "$HERE/corpus/json"
 find "$ROOT/tests/data" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -size -64k \
     -exec cp -n {} "$HERE/corpus/loader/" \; 2>/dev/null || true
+cp -n "$HERE/corpus/loader/"* "$HERE/corpus/generate/" 2>/dev/null || true
 printf '%s' '{"id":1,"name":"a","ts":2,"tags":["x"],"status":"new","shape":{"kind":"circle","radius":1.5},"value":[1,"b"],"extra":{"k":null},"child":{"id":2,"name":"c"}}' \
     >"$HERE/corpus/json/sample.json"
 

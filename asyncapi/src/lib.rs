@@ -37,6 +37,7 @@ pub mod emit;
 mod merge;
 mod model;
 mod normalize;
+mod official;
 mod resolve;
 mod schemas;
 mod source;
@@ -125,13 +126,30 @@ fn run(text: &str, path: &Path, options: &LoadOptions, read: bool) -> Result<Loa
     if read {
         ctx.files_read.push(path.to_path_buf());
     }
-    let document = ctx
-        .add_main(text)
+    let main = ctx.add_main(text);
+    if let Some(version) = main
+        .as_ref()
+        .and_then(|m| m.value().get("asyncapi"))
+        .and_then(serde_json::Value::as_str)
+    {
+        ctx.version = version.to_string();
+    }
+    let document = main
+        .clone()
         .and_then(|main| normalize::normalize(&mut ctx, main));
+    // After the loader, which reports the problems of the references themselves.
+    let official = match &main {
+        Some(main) if !ctx.version.is_empty() => {
+            let version = ctx.version.clone();
+            official::validate(&mut ctx, main, &version)
+        }
+        _ => Vec::new(),
+    };
     let mut diags = std::mem::take(&mut ctx.diags);
     if let Some(doc) = &document {
         validate::validate(doc, &mut diags);
     }
+    official::merge(official, &mut diags);
     diags.sort_by_key(|d| d.severity);
     dedup(&mut diags);
     match document {

@@ -193,6 +193,11 @@ pub(crate) struct Ctx<'o> {
     pub files_read: Vec<PathBuf>,
     /// Diagnostics so far.
     pub diags: Vec<Diagnostic>,
+    /// How many pointer walks through `$ref`s are nested (a ref whose pointer passes through
+    /// a ref whose pointer passes through …): bounded by [`MAX_REF_CHAIN`].
+    follow_depth: usize,
+    /// The main document's `asyncapi` version (empty when it has none).
+    pub version: String,
 }
 
 /// Lexically normalises a path (`a/./b/../c` → `a/c`).
@@ -386,6 +391,8 @@ impl<'o> Ctx<'o> {
             failed: HashSet::new(),
             files_read: Vec::new(),
             diags: Vec::new(),
+            follow_depth: 0,
+            version: String::new(),
         }
     }
 
@@ -549,9 +556,22 @@ impl<'o> Ctx<'o> {
             );
             return None;
         }
-        match lookup(&file.value, &frag) {
-            Some(_) => Some(Target::Found(Node::in_file(file, frag))),
-            None => {
+        if lookup(&file.value, &frag).is_some() {
+            return Some(Target::Found(Node::in_file(file, frag)));
+        }
+        // The official parser follows the references met along a pointer
+        // (`#/channels/echo/messages/m` where `channels/echo` is a `$ref` to another file).
+        let segments: Vec<String> = frag
+            .split('/')
+            .skip(1)
+            .map(unescape_pointer_segment)
+            .collect();
+        let before = self.diags.len();
+        let through = self.follow_segments(Node::in_file(file.clone(), String::new()), &segments);
+        self.diags.truncate(before);
+        match through {
+            Ok(node) => Some(Target::Found(node)),
+            Err(_) => {
                 let shown = frag
                     .split('/')
                     .skip(1)
@@ -573,6 +593,50 @@ impl<'o> Ctx<'o> {
                 None
             }
         }
+    }
+
+    /// Walks `segments` (unescaped) down from `node`, following every `$ref` met on the way
+    /// (into other files too). `Err` with the deepest node reached when the walk fails.
+    /// Iterative along the path; nested walks (a ref on the path whose own pointer needs a
+    /// walk) are bounded by [`MAX_REF_CHAIN`].
+    pub fn follow_segments(&mut self, node: Node, segments: &[String]) -> Result<Node, Node> {
+        if self.follow_depth > MAX_REF_CHAIN {
+            return Err(node);
+        }
+        self.follow_depth += 1;
+        let result = self.follow_segments_inner(node, segments);
+        self.follow_depth -= 1;
+        result
+    }
+
+    fn follow_segments_inner(&mut self, node: Node, segments: &[String]) -> Result<Node, Node> {
+        let mut cur = node;
+        for seg in segments {
+            let mut hops = 0;
+            while let Some(r) = cur.ref_str().map(str::to_string) {
+                hops += 1;
+                if hops > MAX_REF_CHAIN {
+                    return Err(cur);
+                }
+                match self.resolve_ref(&cur, &r) {
+                    Some(Target::Found(n)) => cur = n,
+                    _ => return Err(cur),
+                }
+            }
+            let next = match cur.value() {
+                Value::Object(m) if m.contains_key(seg.as_str()) => child_pointer(&cur.ptr, seg),
+                Value::Array(a)
+                    if !seg.starts_with('+')
+                        && (seg == "0" || !seg.starts_with('0'))
+                        && seg.parse::<usize>().is_ok_and(|i| i < a.len()) =>
+                {
+                    format!("{}/{seg}", cur.ptr)
+                }
+                _ => return Err(cur),
+            };
+            cur = cur.below(next);
+        }
+        Ok(cur)
     }
 
     /// Follows a chain of references from `node` to a non-reference value. `None` (with a

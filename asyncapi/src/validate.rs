@@ -118,11 +118,13 @@ pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
                 Ok(names) => {
                     for name in &names {
                         if !ch.parameters.iter().any(|p| &p.name == name) {
+                            // The official parser accepts this (the parameter is then a plain
+                            // string); RustStream too, with a warning.
                             diags.push(
-                                Diagnostic::error(
+                                Diagnostic::warning(
                                     &ch.source,
                                     format!(
-                                        "channel `{}` uses parameter `{{{name}}}` in its address but does not define it",
+                                        "channel `{}` uses parameter `{{{name}}}` in its address but does not define it (accepted, as by the official parser: it is a string)",
                                         ch.id
                                     ),
                                 )
@@ -132,11 +134,12 @@ pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
                     }
                     for p in &ch.parameters {
                         if !names.contains(&p.name) {
+                            // The official parser accepts this; RustStream ignores the parameter.
                             diags.push(
-                                Diagnostic::error(
+                                Diagnostic::warning(
                                     &p.source,
                                     format!(
-                                        "channel `{}` defines parameter `{}` that its address `{address}` does not use",
+                                        "channel `{}` defines parameter `{}` that its address `{address}` does not use (accepted, as by the official parser: it is ignored)",
                                         ch.id, p.name
                                     ),
                                 )
@@ -200,6 +203,7 @@ pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+    ref_only_schema_cycles(doc, diags);
     let mut msg_ids: HashMap<&str, &Location> = HashMap::new();
     for m in &doc.messages {
         if let Some(first) = msg_ids.insert(&m.id, &m.source) {
@@ -228,6 +232,52 @@ pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
                     .with_hint("known formats: AsyncAPI schema, JSON Schema, Avro, OpenAPI, RAML, Protobuf"),
                 );
             }
+        }
+    }
+}
+
+/// Schemas that are nothing but a `$ref` to each other (`A: {$ref: B}`, `B: {$ref: A}`) name
+/// no type at all. The chain is followed iteratively and stops at the first repeat.
+fn ref_only_schema_cycles(doc: &Document, diags: &mut Vec<Diagnostic>) {
+    let target = |schema: &serde_json::Value| {
+        schema
+            .get("$ref")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .map(crate::diagnostic::unescape_pointer_segment)
+    };
+    for (key, schema) in &doc.schemas {
+        let mut chain = vec![key.clone()];
+        let mut current = target(schema);
+        while let Some(next) = current {
+            if next == *key {
+                let location = Location {
+                    pointer: format!(
+                        "#/components/schemas/{}",
+                        crate::diagnostic::escape_pointer_segment(key)
+                    ),
+                    line: None,
+                    column: None,
+                    ..doc.source.clone()
+                };
+                chain.push(next);
+                diags.push(
+                    Diagnostic::error(
+                        &location,
+                        format!(
+                            "schema `{key}` is a reference cycle with no type in it: {}",
+                            chain.join(" -> ")
+                        ),
+                    )
+                    .with_hint("give one of the schemas in the cycle a type or properties"),
+                );
+                break;
+            }
+            if chain.contains(&next) {
+                break;
+            }
+            current = doc.schemas.get(&next).and_then(target);
+            chain.push(next);
         }
     }
 }

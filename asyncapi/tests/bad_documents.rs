@@ -246,33 +246,6 @@ const CASES: &[Case] = &[
         line: Some(13),
     },
     Case {
-        name: "address_parameter_undefined",
-        file: "asyncapi.yaml",
-        text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user/{userId}'\n",
-        extra: &[],
-        message: "uses parameter `{userId}` in its address but does not define it",
-        pointer: "#/channels/user",
-        line: Some(6),
-    },
-    Case {
-        name: "parameter_unused",
-        file: "asyncapi.yaml",
-        text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user'\n    parameters:\n      userId:\n        description: id\n",
-        extra: &[],
-        message: "defines parameter `userId` that its address `user` does not use",
-        pointer: "#/channels/user/parameters/userId",
-        line: Some(9),
-    },
-    Case {
-        name: "address_parameter_undefined_v2",
-        file: "asyncapi.yaml",
-        text: "asyncapi: 2.6.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user/{userId}:\n    publish:\n      message:\n        payload:\n          type: string\n",
-        extra: &[],
-        message: "uses parameter `{userId}`",
-        pointer: "#/channels/user~1{userId}",
-        line: Some(6),
-    },
-    Case {
         name: "address_unclosed_brace",
         file: "asyncapi.yaml",
         text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user/{userId'\n",
@@ -316,15 +289,6 @@ const CASES: &[Case] = &[
         message: "has action `publish`; it must be `send` or `receive`",
         pointer: "#/operations/op/action",
         line: Some(10),
-    },
-    Case {
-        name: "reply_address_with_fixed_channel",
-        file: "asyncapi.yaml",
-        text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  req:\n    address: req\n  res:\n    address: res\noperations:\n  op:\n    action: receive\n    channel:\n      $ref: '#/channels/req'\n    reply:\n      channel:\n        $ref: '#/channels/res'\n      address:\n        location: '$message.header#/replyTo'\n",
-        extra: &[],
-        message: "its reply channel `res` has the fixed address `res`",
-        pointer: "#/operations/op/reply/address",
-        line: Some(18),
     },
     Case {
         name: "reply_address_not_runtime_expression",
@@ -443,6 +407,55 @@ fn bad_documents_give_precise_errors() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The official parser accepts a channel address whose parameters and `parameters` do not
+/// match, and a dynamic reply address beside a reply channel with a fixed address;
+/// RustStream loads them too, with a warning that says so.
+#[test]
+fn rules_the_official_parser_does_not_enforce_are_warnings() {
+    let cases = [
+        (
+            "reply_address_with_fixed_channel",
+            "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  req:\n    address: req\n  res:\n    address: res\noperations:\n  op:\n    action: receive\n    channel:\n      $ref: '#/channels/req'\n    reply:\n      channel:\n        $ref: '#/channels/res'\n      address:\n        location: '$message.header#/replyTo'\n",
+            "its reply channel `res` has the fixed address `res`",
+            "#/operations/op/reply/address",
+        ),
+        (
+            "address_parameter_undefined",
+            "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user/{userId}'\n",
+            "uses parameter `{userId}` in its address but does not define it",
+            "#/channels/user",
+        ),
+        (
+            "parameter_unused",
+            "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user'\n    parameters:\n      userId:\n        description: id\n",
+            "defines parameter `userId` that its address `user` does not use",
+            "#/channels/user/parameters/userId",
+        ),
+        (
+            "address_parameter_undefined_v2",
+            "asyncapi: 2.6.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user/{userId}:\n    publish:\n      message:\n        payload:\n          type: string\n",
+            "uses parameter `{userId}`",
+            "#/channels/user~1{userId}",
+        ),
+    ];
+    for (name, text, message, pointer) in cases {
+        let dir = scratch(name);
+        let main = write(&dir, "asyncapi.yaml", text);
+        let loaded = load(&main, &LoadOptions::default()).unwrap_or_else(|d| panic!("{name}: {d}"));
+        let w = loaded
+            .warnings
+            .iter()
+            .find(|w| w.message.contains(message))
+            .unwrap_or_else(|| panic!("{name}: no warning {message:?}: {:?}", loaded.warnings));
+        assert_eq!(w.pointer, pointer, "{name}");
+        assert!(
+            w.message.contains("official parser"),
+            "{name}: {}",
+            w.message
+        );
+    }
+}
+
 #[test]
 fn unknown_schema_format_is_a_warning() {
     let dir = scratch("unknown_schema_format");
@@ -468,19 +481,19 @@ fn unknown_schema_format_is_a_warning() {
 }
 
 #[test]
-fn unknown_fields_are_warned_about_with_a_suggestion() {
+fn unknown_fields_are_errors_where_the_official_schema_allows_none() {
     let dir = scratch("unknown_fields");
     let main = write(
         &dir,
         "asyncapi.yaml",
         "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchanels: {}\nx-ok: 1\n",
     );
-    let loaded = load(&main, &LoadOptions::default()).expect("loads with a warning");
-    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
-    let w = &loaded.warnings[0];
+    let diags = load(&main, &LoadOptions::default()).expect_err("the official schema refuses it");
+    assert_eq!(diags.0.len(), 1, "{diags}");
+    let w = &diags.0[0];
     assert_eq!(
         w.message,
-        "unknown field `chanels` in the document root is ignored"
+        "unknown field `chanels` in the document root is not allowed by the official schema"
     );
     assert_eq!(w.hint.as_deref(), Some("did you mean `channels`?"));
     assert_eq!(
@@ -490,7 +503,7 @@ fn unknown_fields_are_warned_about_with_a_suggestion() {
     assert_eq!(
         w.to_string(),
         format!(
-            "warning: unknown field `chanels` in the document root is ignored\n  --> {}:5:1\n   = at #/chanels\n   = hint: did you mean `channels`?",
+            "error: unknown field `chanels` in the document root is not allowed by the official schema\n  --> {}:5:1\n   = at #/chanels\n   = hint: did you mean `channels`?",
             main.display()
         )
     );
@@ -511,7 +524,9 @@ fn every_error_is_reported_in_one_pass() {
         "{diags}"
     );
     assert!(
-        messages.iter().any(|m| m.contains("uses parameter `{x}`")),
+        diags
+            .warnings()
+            .any(|w| w.message.contains("uses parameter `{x}`")),
         "{diags}"
     );
     assert!(
@@ -519,7 +534,7 @@ fn every_error_is_reported_in_one_pass() {
         "{diags}"
     );
     assert!(
-        diags.to_string().ends_with("3 errors, 0 warnings"),
+        diags.to_string().ends_with("2 errors, 1 warning"),
         "{diags}"
     );
 }

@@ -158,6 +158,15 @@ fn text_never_panics() {
 
 #[test]
 fn loader_never_panics() {
+    run("loader", targets::loader, loader_seeds(), 300);
+}
+
+#[test]
+fn generate_never_panics() {
+    run("generate", targets::generate, loader_seeds(), 100);
+}
+
+fn loader_seeds() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/codegen");
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .expect("tests/data/codegen exists")
@@ -193,5 +202,5 @@ fn loader_never_panics() {
         b"asyncapi: 3.0.0\ninfo: {title: x, version: '1'}\ncomponents:\n  schemas:\n    a: {$ref: '#/components/schemas/b'}\n    b: {$ref: '#/components/schemas/a'}\n    c: {$ref: '../../../../etc/passwd'}\n    d: {$ref: 'http://127.0.0.1:9/x.yaml'}\n"
             .to_vec(),
     );
-    run("loader", targets::loader, seeds, 300);
+    seeds
 }

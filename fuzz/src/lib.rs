@@ -120,6 +120,17 @@ pub fn text(data: &[u8]) {
     decode_all("application/octet-stream", data);
 }
 
+/// The code generator (`ruststream-build`) on `data` as an AsyncAPI document.
+pub fn generate(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // Whatever loads must generate (or refuse with diagnostics) without panicking or
+    // overflowing the stack. (The code comes from a parsed `syn::File`, printed back.)
+    let config = ruststream_build::Config::new().emit_rerun_if_changed(false);
+    let _ = config.generate_str(text, Path::new("/nonexistent-ruststream-fuzz/doc.yaml"));
+}
+
 /// The AsyncAPI loader, on `data` as YAML and as JSON. The virtual root folder does not
 /// exist, so relative `$ref`s read nothing; network refs are refused by default.
 pub fn loader(data: &[u8]) {

@@ -315,12 +315,30 @@ impl Config {
     /// # Errors
     /// As [`Config::generate_string`].
     pub fn generate(&self, path: &Path) -> Result<Generated> {
-        let options = asyncapi::LoadOptions {
+        let loaded = asyncapi::load(path, &self.load_options()).map_err(Error::Spec)?;
+        self.generate_loaded(loaded, path)
+    }
+
+    /// Like [`Config::generate`], from the document's text; `virtual_path` names it in
+    /// diagnostics and is the base for relative references (read from disk).
+    ///
+    /// # Errors
+    /// As [`Config::generate_string`].
+    pub fn generate_str(&self, text: &str, virtual_path: &Path) -> Result<Generated> {
+        let loaded =
+            asyncapi::load_str(text, virtual_path, &self.load_options()).map_err(Error::Spec)?;
+        self.generate_loaded(loaded, virtual_path)
+    }
+
+    fn load_options(&self) -> asyncapi::LoadOptions {
+        asyncapi::LoadOptions {
             allow_network: self.allow_network_refs,
             root: self.root.clone(),
             ..Default::default()
-        };
-        let loaded = asyncapi::load(path, &options).map_err(Error::Spec)?;
+        }
+    }
+
+    fn generate_loaded(&self, loaded: asyncapi::Loaded, path: &Path) -> Result<Generated> {
         let module_name = match &self.module_name {
             Some(name) => name.clone(),
             None => default_module_name(&loaded.document.info.title, path),

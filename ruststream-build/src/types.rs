@@ -103,6 +103,9 @@ pub(crate) struct TypeOptions {
 
 const REF_PREFIX: &str = "#/components/schemas/";
 
+/// Deepest nesting of schema types generated; deeper schemas become `serde_json::Value`.
+const MAX_TYPE_DEPTH: usize = 96;
+
 fn ref_target(schema: &Value) -> Option<&str> {
     schema
         .get("$ref")
@@ -126,6 +129,19 @@ pub(crate) struct TypeGen<'a> {
     items: Vec<TypeItem>,
     uses_map: bool,
     arena: Vec<std::rc::Rc<Value>>,
+    /// The `null`-less copy of each nullable schema (by the original's address), made once so
+    /// its address is stable: a schema that reaches itself is then recognised by [`TypeGen::memo`]
+    /// and [`TypeGen::in_progress`].
+    stripped: HashMap<*const Value, std::rc::Rc<Value>>,
+    /// Inline schemas whose named type is being defined (by address): met again inside their
+    /// own definition, they stand for themselves, boxed (a cycle through inline objects).
+    in_progress: HashMap<*const Value, String>,
+    /// Component schemas that would be type aliases on a cycle of aliases (`type A = Vec<A>`
+    /// does not compile): they become newtype structs.
+    alias_cycles: BTreeSet<String>,
+    /// How deep [`TypeGen::ty`] calls are nested: past [`MAX_TYPE_DEPTH`] a schema becomes
+    /// `serde_json::Value` instead of overflowing the stack.
+    depth: usize,
     /// The next [`TypeGen::ty`] call is for an object property (where `serde(with)` can go).
     property: bool,
     /// The last property type was a `time::OffsetDateTime` that needs `serde(with)`.
@@ -169,6 +185,10 @@ impl<'a> TypeGen<'a> {
             items: Vec::new(),
             uses_map: false,
             arena: Vec::new(),
+            stripped: HashMap::new(),
+            in_progress: HashMap::new(),
+            alias_cycles: BTreeSet::new(),
+            depth: 0,
             property: false,
             rfc3339: false,
         };
@@ -179,6 +199,7 @@ impl<'a> TypeGen<'a> {
             }
         }
         generator.compute_reach();
+        generator.compute_alias_cycles();
         generator
     }
 
@@ -236,6 +257,33 @@ impl<'a> TypeGen<'a> {
         }
     }
 
+    /// Component schemas that would be aliases reaching themselves through aliases only.
+    fn compute_alias_cycles(&mut self) {
+        let aliases: BTreeMap<&String, BTreeSet<String>> = self
+            .schemas
+            .iter()
+            .filter(|(_, schema)| is_alias(schema))
+            .map(|(key, schema)| {
+                let mut out = BTreeSet::new();
+                alias_refs(schema, &mut out, 0);
+                (key, out)
+            })
+            .collect();
+        for &key in aliases.keys() {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<&String> = aliases.get(key).into_iter().flatten().collect();
+            while let Some(next) = stack.pop() {
+                if next == key {
+                    self.alias_cycles.insert(key.clone());
+                    break;
+                }
+                if seen.insert(next.clone()) {
+                    stack.extend(aliases.get(next).into_iter().flatten());
+                }
+            }
+        }
+    }
+
     fn attributes_for(&self, schema_key: &str, rust_name: &str) -> TokenStream {
         let attrs = self
             .opts
@@ -269,6 +317,17 @@ impl<'a> TypeGen<'a> {
 
     /// The type of `schema` in a field/item position.
     fn ty(&mut self, schema: &Value, hint: &str) -> TokenStream {
+        if self.depth >= MAX_TYPE_DEPTH {
+            self.property = false;
+            return quote!(::ruststream::reexports::serde_json::Value);
+        }
+        self.depth += 1;
+        let ty = self.ty_nested(schema, hint);
+        self.depth -= 1;
+        ty
+    }
+
+    fn ty_nested(&mut self, schema: &Value, hint: &str) -> TokenStream {
         let property = std::mem::take(&mut self.property);
         if let Some(target) = ref_target(schema) {
             return self.ref_type(target);
@@ -276,16 +335,29 @@ impl<'a> TypeGen<'a> {
         let Some(obj) = schema.as_object() else {
             return quote!(::ruststream::reexports::serde_json::Value);
         };
-        if let Some(inner) = strip_null(obj) {
-            // Keep the stripped copy alive so its address (the memo key) is never reused.
-            let inner = std::rc::Rc::new(inner);
-            self.arena.push(std::rc::Rc::clone(&inner));
+        let key = schema as *const Value;
+        let stripped = match self.stripped.get(&key) {
+            Some(inner) => Some(std::rc::Rc::clone(inner)),
+            None => strip_null(obj).map(|inner| {
+                // Kept alive (and reused) so its address, the memo key, is stable.
+                let inner = std::rc::Rc::new(inner);
+                self.arena.push(std::rc::Rc::clone(&inner));
+                self.stripped.insert(key, std::rc::Rc::clone(&inner));
+                inner
+            }),
+        };
+        if let Some(inner) = stripped {
             self.property = property;
             let inner_ty = self.ty(&inner, hint);
             return quote!(::core::option::Option<#inner_ty>);
         }
-        if let Some(ty) = self.memo.get(&(schema as *const Value)) {
+        if let Some(ty) = self.memo.get(&key) {
             return ty.clone();
+        }
+        if let Some(name) = self.in_progress.get(&key) {
+            // The schema reaches itself through inline objects: the type being defined.
+            let id = format_ident!("{}", name);
+            return quote!(::std::boxed::Box<#id>);
         }
         self.property = property;
         let ty = self.ty_uncached(schema, obj, hint);
@@ -305,7 +377,10 @@ impl<'a> TypeGen<'a> {
                 .map(pascal)
                 .unwrap_or_else(|| pascal(hint));
             let name = self.scope.claim(&base);
+            let key = schema as *const Value;
+            self.in_progress.insert(key, name.clone());
             self.define(&name, &name.clone(), schema);
+            self.in_progress.remove(&key);
             let id = format_ident!("{}", name);
             return quote!(#id);
         }
@@ -461,6 +536,17 @@ impl<'a> TypeGen<'a> {
             }
         }
         let ty = self.ty(schema, &format!("{name}Inner"));
+        if self.alias_cycles.contains(key) {
+            // `type A = Vec<A>` would be a cycle of aliases: a newtype breaks it.
+            return quote! {
+                #docs
+                #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+                #[serde(transparent)]
+                #attrs
+                pub struct #id(pub #ty);
+            }
+            .into();
+        }
         quote! {
             #docs
             pub type #id = #ty;
@@ -972,6 +1058,57 @@ fn needs_definition(obj: &Map<String, Value>) -> bool {
     }
     obj.contains_key("properties")
         || (obj.get("additionalProperties") == Some(&Value::Bool(false)) && is_objectish(obj))
+}
+
+/// Does [`TypeGen::define_item`] make this schema a type alias (not a struct or enum)?
+fn is_alias(schema: &Value) -> bool {
+    let Some(obj) = schema.as_object() else {
+        return true;
+    };
+    if ref_target(schema).is_some() || strip_null(obj).is_some() {
+        return true;
+    }
+    !(string_enum(obj).is_some()
+        || obj.get("oneOf").and_then(Value::as_array).is_some()
+        || obj.get("anyOf").and_then(Value::as_array).is_some()
+        || obj.contains_key("properties")
+        || obj
+            .get("allOf")
+            .and_then(Value::as_array)
+            .is_some_and(|parts| parts.len() > 1)
+        || (obj.get("additionalProperties") == Some(&Value::Bool(false)) && is_objectish(obj)))
+}
+
+/// Component names an alias's type mentions: every `$ref` in it, except inside inline schemas
+/// that get a named type of their own (those are nominal and break a cycle of aliases).
+fn alias_refs(schema: &Value, out: &mut BTreeSet<String>, depth: usize) {
+    if depth > MAX_TYPE_DEPTH {
+        return;
+    }
+    match schema {
+        Value::Object(obj) => {
+            if let Some(target) = ref_target(schema) {
+                out.insert(target.to_owned());
+            }
+            if depth > 0 && strip_null(obj).is_none() && needs_definition(obj) {
+                return;
+            }
+            for (k, v) in obj {
+                if !matches!(
+                    k.as_str(),
+                    "enum" | "const" | "default" | "examples" | "example"
+                ) {
+                    alias_refs(v, out, depth + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                alias_refs(v, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Component names a schema contains directly (not through arrays or maps).

@@ -413,13 +413,31 @@ impl Norm<'_, '_> {
 
     /// `tags`.
     pub fn tags(&mut self, node: &Node) -> Vec<Tag> {
-        let mut out = Vec::new();
+        let mut out: Vec<Tag> = Vec::new();
         for item in self.items(node, "tags") {
             let Some(t) = self.deref(&item) else { continue };
             if !t.value().is_object() {
                 let msg = format!("a tag must be a mapping, found {}", kind(t.value()));
                 self.ctx.error(&t.loc(), msg);
                 continue;
+            }
+            if let Some(name) = t.value().get("name").and_then(Value::as_str) {
+                if out.iter().any(|tag| tag.name == name) {
+                    let msg = format!("duplicate tag name `{name}`");
+                    let hint = "each tag of a list must have a unique name";
+                    if self.ctx.version.starts_with('2') {
+                        // The official parser's `asyncapi2-tags-uniqueness` rule.
+                        self.ctx.error_hint(&t.loc_of("name"), msg, hint);
+                    } else {
+                        // 3.x requires it too, but the official parser does not check it.
+                        let d = crate::Diagnostic::warning(
+                            &t.loc_of("name"),
+                            format!("{msg} (accepted, as by the official parser for 3.x)"),
+                        )
+                        .with_hint(hint);
+                        self.ctx.diags.push(d);
+                    }
+                }
             }
             out.push(Tag {
                 name: self.req_str(&t, "name", "a tag"),

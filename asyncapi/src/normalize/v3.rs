@@ -195,6 +195,7 @@ pub(super) fn normalize(n: &mut Norm<'_, '_>, root: &Node) -> Document {
             channel.as_deref(),
             &format!("operation `{id}`"),
         );
+        messages_through_channel(n, &op, &format!("operation `{id}`"));
         let reply = n.child(&op, "reply").map(|r| reply(n, &t, &doc, &r, &id));
         doc.operations.push(Operation {
             action,
@@ -311,6 +312,40 @@ fn message_refs(
     out
 }
 
+/// The official parser's `asyncapi3-operation-messages-from-referred-channel` rule: each of an
+/// operation's `messages` must be written as a reference below its channel reference
+/// (`<channel $ref>/messages/…`), even when another path reaches the same message.
+fn messages_through_channel(n: &mut Norm<'_, '_>, op: &Node, what: &str) {
+    let Some(channel_ref) = op
+        .value()
+        .get("channel")
+        .and_then(|c| c.get("$ref"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    let prefix = format!("{channel_ref}/messages");
+    let Some(Value::Array(items)) = op.value().get("messages") else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        if let Some(r) = item.get("$ref").and_then(Value::as_str) {
+            if !r.starts_with(&prefix) {
+                let at = op.below(format!("{}/messages/{i}", op.ptr));
+                n.ctx.error_hint(
+                    &at.loc(),
+                    format!(
+                        "{what}: message `{r}` is not referenced through the operation's channel `{channel_ref}`"
+                    ),
+                    &format!(
+                        "write `$ref: '{prefix}/<key>'` (the official parser rejects any other path, even to the same message)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn op_messages(
     n: &mut Norm<'_, '_>,
     t: &Tables,
@@ -345,14 +380,16 @@ fn reply(n: &mut Norm<'_, '_>, t: &Tables, doc: &Document, r: &Node, op: &str) -
         channel.as_deref().and_then(|c| t.channel(doc, c)),
     ) {
         if let Some(fixed) = &ch.address {
-            n.ctx.error_hint(
+            // The official parser accepts it.
+            let d = crate::Diagnostic::warning(
                 &a.loc(),
                 format!(
-                    "{what} gives a dynamic address, but its reply channel `{}` has the fixed address `{fixed}`",
+                    "{what} gives a dynamic address, but its reply channel `{}` has the fixed address `{fixed}` (accepted, as by the official parser)",
                     ch.id
                 ),
-                "when a reply `address` is given, the reply channel's `address` must be null (or drop the reply `address`)",
-            );
+            )
+            .with_hint("when a reply `address` is given, the reply channel's `address` should be null (or drop the reply `address`)");
+            n.ctx.diags.push(d);
         }
     }
     if channel.is_none() && address.is_none() && r.value().get("channel").is_none() {

@@ -1,0 +1,362 @@
+//! Validation against the official AsyncAPI JSON Schemas (draft-07, embedded from
+//! `schemas/`), as the official parser does: the document as written (`$ref`s kept) and the
+//! document with its `$ref`s replaced by what they point at (across files, cycles left as
+//! references). Each complaint is located by following the instance path through the files.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use jsonschema::output::BasicOutput;
+use serde_json::{Map, Value};
+
+use crate::diagnostic::{Diagnostic, Location, unescape_pointer_segment};
+use crate::resolve::{Ctx, Node, NodeId, Target};
+
+/// The embedded schemas, by version.
+const SCHEMAS: &[(&str, &str)] = &[
+    ("2.0.0", include_str!("../schemas/2.0.0.json")),
+    ("2.1.0", include_str!("../schemas/2.1.0.json")),
+    ("2.2.0", include_str!("../schemas/2.2.0.json")),
+    ("2.3.0", include_str!("../schemas/2.3.0.json")),
+    ("2.4.0", include_str!("../schemas/2.4.0.json")),
+    ("2.5.0", include_str!("../schemas/2.5.0.json")),
+    ("2.6.0", include_str!("../schemas/2.6.0.json")),
+    ("3.0.0", include_str!("../schemas/3.0.0.json")),
+    ("3.1.0", include_str!("../schemas/3.1.0.json")),
+];
+
+/// Most values the resolved copy may hold; past it only the document as written is checked.
+const MAX_RESOLVED_NODES: usize = 2_000_000;
+
+/// Most complaints reported per document.
+const MAX_REPORTED: usize = 50;
+
+/// Validators of the document as written and as resolved, by version.
+struct Validators {
+    written: jsonschema::Validator,
+    resolved: jsonschema::Validator,
+}
+
+static VALIDATORS: [OnceLock<Option<Validators>>; 9] = [const { OnceLock::new() }; 9];
+
+/// The compiled validators of `version`, built once per process.
+fn validators(version: &str) -> Option<&'static Validators> {
+    let index = SCHEMAS.iter().position(|(v, _)| *v == version)?;
+    VALIDATORS[index]
+        .get_or_init(|| {
+            let schema: Value = serde_json::from_str(SCHEMAS[index].1).ok()?;
+            let build = |schema: &Value| {
+                jsonschema::draft7::options()
+                    .should_validate_formats(false)
+                    .build(schema)
+                    .ok()
+            };
+            let written = build(&schema)?;
+            let resolved = if version.starts_with('3') {
+                build(&resolved_schema(schema, version))?
+            } else {
+                build(&schema)?
+            };
+            Some(Validators { written, resolved })
+        })
+        .as_ref()
+}
+
+/// The 3.x schema for resolved documents, as the official parser prepares it: where 3.x
+/// requires a Reference object (a channel's servers, an operation's or a reply's channel and
+/// messages) the resolved document holds the object itself.
+fn resolved_schema(mut schema: Value, version: &str) -> Value {
+    let id = |name: &str| format!("http://asyncapi.com/definitions/{version}/{name}.json");
+    let patches = [
+        ("channel", "/properties/servers/items", "server"),
+        ("operation", "/properties/channel", "channel"),
+        ("operation", "/properties/messages/items", "messageObject"),
+        ("operationReply", "/properties/channel", "channel"),
+        (
+            "operationReply",
+            "/properties/messages/items",
+            "messageObject",
+        ),
+    ];
+    for (definition, at, target) in patches {
+        let target = id(target);
+        if let Some(Value::Object(slot)) = schema
+            .get_mut("definitions")
+            .and_then(|d| d.get_mut(id(definition)))
+            .and_then(|d| d.pointer_mut(at))
+        {
+            slot.insert("$ref".to_string(), Value::String(target));
+        }
+    }
+    schema
+}
+
+/// The message jsonschema gives when `$ref` is where no Reference object may be.
+const REF_UNEXPECTED: &str = "'$ref' was unexpected";
+
+/// One complaint: where (instance path, `/a/b`) and what.
+struct Complaint {
+    path: String,
+    message: String,
+}
+
+/// The most specific complaints of a failed validation: the leaves of the official schema's
+/// `oneOf`/`anyOf` branches (their "no branch matched" summaries and the "must be a
+/// reference" complaints of the `Reference` branches dropped), and of those only the ones
+/// that no other complaint is deeper than.
+fn complaints(
+    validator: &jsonschema::Validator,
+    instance: &Value,
+    written: bool,
+) -> Vec<Complaint> {
+    let BasicOutput::Invalid(units) = validator.apply(instance).basic() else {
+        return Vec::new();
+    };
+    let mut all: Vec<Complaint> = Vec::new();
+    let mut refs: Vec<Complaint> = Vec::new();
+    for unit in units {
+        let keyword = unit.keyword_location().to_string();
+        let last = keyword.rsplit('/').next().unwrap_or_default();
+        let message = unit.error_description().to_string();
+        // "No branch matched" summaries: their branches' complaints say more. "More than one
+        // matched" is a complaint of its own.
+        if matches!(
+            last,
+            "oneOf" | "anyOf" | "allOf" | "if" | "then" | "else" | "not"
+        ) && !message.contains("more than one")
+        {
+            continue;
+        }
+        if message.contains("\"$ref\" is a required property") {
+            continue;
+        }
+        let mut path = unit.instance_location().to_string();
+        if message.contains(REF_UNEXPECTED) {
+            refs.push(Complaint {
+                path: format!("{path}/$ref"),
+                message: "referencing in this place is not allowed".to_string(),
+            });
+            continue;
+        }
+        if let Some(rest) = message.strip_prefix("Additional properties are not allowed ('") {
+            // Located at the first unexpected property, as the official parser does.
+            if let Some(end) = rest.find('\'') {
+                path = format!(
+                    "{path}/{}",
+                    crate::diagnostic::escape_pointer_segment(&rest[..end])
+                );
+            }
+        }
+        all.push(Complaint { path, message });
+    }
+    if written {
+        // As written, only misplaced references count (the official parser's rule).
+        return refs;
+    }
+    let mut kept: Vec<Complaint> = Vec::new();
+    for c in &all {
+        let deeper = all
+            .iter()
+            .any(|o| o.path.len() > c.path.len() && o.path.starts_with(&format!("{}/", c.path)));
+        if !deeper
+            && !kept
+                .iter()
+                .any(|k| k.path == c.path && k.message == c.message)
+        {
+            kept.push(Complaint {
+                path: c.path.clone(),
+                message: shorten(&c.message),
+            });
+        }
+    }
+    if kept.is_empty() && !written {
+        // Only summaries: report the document as a whole.
+        kept.push(Complaint {
+            path: String::new(),
+            message: "the document does not match the official schema".to_string(),
+        });
+    }
+    kept
+}
+
+/// jsonschema's messages quote the offending value; long values are cut.
+fn shorten(message: &str) -> String {
+    const MAX: usize = 200;
+    if message.len() <= MAX {
+        return message.to_string();
+    }
+    let mut cut = MAX;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &message[..cut])
+}
+
+/// Validates the main document (`root`, as written and resolved) against the official schema
+/// of `version`; the errors, located in the files they come from.
+pub(crate) fn validate(ctx: &mut Ctx<'_>, root: &Node, version: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(validators) = validators(version) else {
+        return out;
+    };
+    let written = root.value();
+    let mut found: Vec<Complaint> = Vec::new();
+    if !validators.written.is_valid(written) {
+        found.extend(complaints(&validators.written, written, true));
+    }
+    let mut budget = MAX_RESOLVED_NODES;
+    let before = ctx.diags.len();
+    let resolved = resolve_all(ctx, root, &mut Vec::new(), &mut budget, 0);
+    // Problems with the references themselves are reported by the loader.
+    ctx.diags.truncate(before);
+    if let Some(resolved) = resolved {
+        if !validators.resolved.is_valid(&resolved) {
+            for c in complaints(&validators.resolved, &resolved, false) {
+                if !found
+                    .iter()
+                    .any(|f| f.path == c.path && f.message == c.message)
+                {
+                    found.push(c);
+                }
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for c in found.into_iter().take(MAX_REPORTED) {
+        let loc = ctx.locate(root, &c.path);
+        if seen.insert((loc.clone(), c.message.clone())) {
+            out.push(
+                Diagnostic::error(
+                    &loc,
+                    format!("not valid by the official AsyncAPI {version} schema: {}", c.message),
+                )
+                .with_hint("the official AsyncAPI parser rejects this too; see the specification of this object"),
+            );
+        }
+    }
+    out
+}
+
+/// Merges the official schema's errors into the loader's diagnostics: an official error is
+/// dropped where the loader already reports an error at or below its place (that one says
+/// more), and where the loader only warned about unknown fields below it, those warnings
+/// become errors (the official schema allows no other fields there) in its stead.
+pub(crate) fn merge(official: Vec<Diagnostic>, diags: &mut Vec<Diagnostic>) {
+    let under = |d: &Diagnostic, e: &Diagnostic| {
+        d.file == e.file
+            && (d.pointer == e.pointer
+                || e.pointer == "#"
+                || e.pointer.is_empty()
+                || d.pointer.starts_with(&format!("{}/", e.pointer)))
+    };
+    for e in official {
+        if diags.iter().any(|d| d.is_error() && under(d, &e)) {
+            continue;
+        }
+        let mut promoted = false;
+        if e.message.contains("unexpected") || e.message.contains("not allowed") {
+            for d in diags.iter_mut() {
+                if !d.is_error() && d.message.starts_with("unknown field") && under(d, &e) {
+                    d.severity = crate::Severity::Error;
+                    d.message = d
+                        .message
+                        .replace(" is ignored", " is not allowed by the official schema");
+                    promoted = true;
+                }
+            }
+        }
+        if !promoted {
+            diags.push(e);
+        }
+    }
+}
+
+/// A copy of `node`'s value with every `$ref` replaced by its target's (resolved) value; a
+/// reference back into a value being resolved is kept as written (a cycle), and so are refs
+/// that do not resolve. `None` when the copy would exceed `budget` values.
+fn resolve_all(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    stack: &mut Vec<NodeId>,
+    budget: &mut usize,
+    depth: usize,
+) -> Option<Value> {
+    *budget = budget.checked_sub(1)?;
+    if depth > 256 {
+        return Some(node.value().clone());
+    }
+    let value = node.value();
+    if let Some(r) = node.ref_str().map(str::to_owned) {
+        let id = node.id();
+        if stack.contains(&id) || stack.len() > 64 {
+            return Some(value.clone());
+        }
+        return match ctx.resolve_ref(node, &r) {
+            Some(Target::Found(target)) => {
+                if stack.contains(&target.id()) {
+                    return Some(value.clone());
+                }
+                stack.push(id);
+                let out = resolve_all(ctx, &target, stack, budget, depth + 1);
+                stack.pop();
+                out
+            }
+            _ => Some(value.clone()),
+        };
+    }
+    match value {
+        Value::Object(m) => {
+            let id = node.id();
+            stack.push(id);
+            let mut out = Map::with_capacity(m.len());
+            for (key, child) in node.entries() {
+                // Examples and defaults are data: never resolved.
+                let v = if matches!(
+                    key.as_str(),
+                    "examples" | "example" | "default" | "const" | "enum"
+                ) {
+                    child.value().clone()
+                } else {
+                    match resolve_all(ctx, &child, stack, budget, depth + 1) {
+                        Some(v) => v,
+                        None => {
+                            stack.pop();
+                            return None;
+                        }
+                    }
+                };
+                out.insert(key, v);
+            }
+            stack.pop();
+            Some(Value::Object(out))
+        }
+        Value::Array(_) => {
+            let mut out = Vec::new();
+            for item in node.items() {
+                out.push(resolve_all(ctx, &item, stack, budget, depth + 1)?);
+            }
+            Some(Value::Array(out))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+impl Ctx<'_> {
+    /// The location of the instance path `path` (`/a/b`, unescaped segments escaped as in a
+    /// pointer) of the resolved document rooted at `root`: the `$ref`s met on the way are
+    /// followed, into other files too.
+    pub(crate) fn locate(&mut self, root: &Node, path: &str) -> Location {
+        let before = self.diags.len();
+        let segments: Vec<String> = path
+            .split('/')
+            .skip(1)
+            .map(unescape_pointer_segment)
+            .collect();
+        let found = self.follow_segments(root.clone(), &segments);
+        self.diags.truncate(before);
+        match found {
+            Ok(node) => node.loc(),
+            Err(last) => last.loc(),
+        }
+    }
+}
