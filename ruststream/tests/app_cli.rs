@@ -210,3 +210,67 @@ async fn a_failing_start_hook_fails_the_start_and_closes_the_connection() {
     let conn = rx.await.unwrap();
     assert!(conn.is_closed(), "the connection is shut down");
 }
+
+/// `execute_with_servers`: the builder receives the server the command line chose, rendered
+/// from the document's `SERVERS`, and an unknown server fails before anything is built.
+#[tokio::test]
+async fn the_builder_gets_the_chosen_server() {
+    use ruststream::app::{ChosenServer, execute_with_servers};
+    use ruststream::broker::url::ServerSpec;
+    const SERVERS: &[ServerSpec] = &[ServerSpec::new(
+        "production",
+        "mqtt",
+        "lights.example:{port}",
+        "",
+        &[("port", "1883")],
+    )];
+    let dir = std::env::temp_dir().join(format!("rs-servers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("doc.json");
+    let out_arg = out.display().to_string();
+    let args = [
+        "svc",
+        "asyncapi",
+        "gen",
+        "--format",
+        "json",
+        "--out",
+        &out_arg,
+        "--server",
+        "production",
+        "--server-var",
+        "port=8883",
+    ];
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let keep = seen.clone();
+    execute_with_servers(
+        Cli::try_parse_from(args).unwrap(),
+        SERVERS,
+        |server| async move {
+            *keep.lock().unwrap() = server.clone();
+            let server: ChosenServer = server.expect("a server was chosen");
+            App::new(MemoryBroker::default())
+                .name("lights")
+                .server(ServerDoc::new(server.name.unwrap_or_default(), server.url))
+        },
+    )
+    .await
+    .unwrap();
+    let chosen = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(chosen.url, "mqtt://lights.example:8883");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["servers"]["production"]["host"], "lights.example:8883");
+
+    let unknown = Cli::try_parse_from(["svc", "--server", "staging"]).unwrap();
+    let built = Arc::new(AtomicU32::new(0));
+    let count = built.clone();
+    let err = execute_with_servers(unknown, SERVERS, |_| async move {
+        count.fetch_add(1, Ordering::SeqCst);
+        App::new(MemoryBroker::default())
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("lists: production"), "{err}");
+    assert_eq!(built.load(Ordering::SeqCst), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
