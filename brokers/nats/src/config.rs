@@ -449,6 +449,10 @@ pub struct JetStreamConfig {
     pub create_stream: bool,
     /// Keep messages in memory instead of on disk (default `false`: file storage).
     pub memory_storage: bool,
+    /// Copies of the stream kept on distinct servers of a cluster (default 1; at most 5).
+    /// With 3, the stream and its consumers survive the loss of any one server. Applies
+    /// when the stream is created; an existing stream keeps its own.
+    pub replicas: usize,
     /// Discard messages older than this (`Duration::ZERO`: keep forever).
     pub max_age: Duration,
     /// Window in which a repeated `Nats-Msg-Id` header is dropped as a duplicate (default 2 min).
@@ -479,6 +483,7 @@ impl JetStreamConfig {
             subjects: subjects.into_iter().map(Into::into).collect(),
             create_stream: true,
             memory_storage: false,
+            replicas: 1,
             max_age: Duration::ZERO,
             duplicate_window: Duration::from_secs(120),
             ack_wait: Duration::from_secs(30),
@@ -491,6 +496,17 @@ impl JetStreamConfig {
     /// Memory storage.
     pub fn memory_storage(mut self, memory: bool) -> Self {
         self.memory_storage = memory;
+        self
+    }
+    /// Replicas of the stream across a cluster (see [`JetStreamConfig::replicas`]).
+    ///
+    /// ```
+    /// use ruststream_nats::JetStreamConfig;
+    /// let js = JetStreamConfig::new("ORDERS", ["orders.>"]).replicas(3);
+    /// assert_eq!(js.replicas, 3);
+    /// ```
+    pub fn replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas.max(1);
         self
     }
     /// Maximum message age.

@@ -83,6 +83,7 @@ impl Broker for JetStreamBroker {
                     } else {
                         stream::StorageType::File
                     },
+                    num_replicas: cfg.replicas,
                     max_age: cfg.max_age,
                     duplicate_window: cfg.duplicate_window,
                     ..Default::default()

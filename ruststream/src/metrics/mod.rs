@@ -15,6 +15,14 @@
 //! | `ruststream_messages_published_total` | counter | `status` = `ok`, `error` |
 //! | `ruststream_publish_duration_seconds` | histogram | |
 //!
+//! Per-instance progress: when several instances of one service share the work (a queue
+//! group, a consumer group, competing consumers on one queue), give each a name with
+//! [`Metrics::with_instance`] or the `RUSTSTREAM_INSTANCE` environment variable (read by
+//! [`Metrics::new`], so by the app runner) and every series of the table
+//! also carries a `service_instance` label, so `sum by (service_instance) (ruststream_messages_handled_total)`
+//! shows the spread. (Not `instance`: Prometheus sets that to the scrape target itself and
+//! would rename ours to `exported_instance`.) Without a name there is no such label.
+//!
 //! With an OpenTelemetry pipeline (feature `otel`), the app also exports
 //! `ruststream_otel_spans_total{app, outcome}` (`exported`, `dropped`, `failed`).
 //!
@@ -41,6 +49,12 @@ use crate::router::{RouterStats, StatsSnapshot};
 use crate::{Error, Result};
 
 const LABELS: &[&str] = &["app", "broker", "operation"];
+
+/// The label naming the instance of a service (see [`Metrics::with_instance`]).
+pub const INSTANCE_LABEL: &str = "service_instance";
+
+/// The environment variable [`Metrics::new`] reads the instance name from.
+pub const INSTANCE_ENV: &str = "RUSTSTREAM_INSTANCE";
 
 /// Buckets for handler and publish durations, in seconds (100 µs … 10 s).
 const DURATION_BUCKETS: &[f64] = &[
@@ -80,6 +94,7 @@ pub struct Metrics {
 
 struct Inner {
     app: String,
+    instance: Option<String>,
     registry: Registry,
     received: IntCounterVec,
     handled: IntCounterVec,
@@ -102,6 +117,7 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")
             .field("app", &self.inner.app)
+            .field("instance", &self.inner.instance)
             .finish_non_exhaustive()
     }
 }
@@ -111,19 +127,49 @@ fn config_error(e: prometheus::Error) -> Error {
 }
 
 impl Metrics {
-    /// A fresh registry with every RustStream series, labelled with `app`.
+    /// A fresh registry with every RustStream series, labelled with `app`, and with
+    /// `service_instance` when the `RUSTSTREAM_INSTANCE` environment variable is set and not
+    /// empty (see [`Metrics::with_instance`]).
     pub fn new(app: impl Into<String>) -> Result<Self> {
+        let instance = std::env::var(INSTANCE_ENV).ok().filter(|v| !v.is_empty());
+        Metrics::build(app.into(), instance)
+    }
+
+    /// A fresh registry whose series also carry `service_instance="<instance>"`, to tell the
+    /// instances of one service apart (an empty `instance` adds no label).
+    ///
+    /// ```
+    /// use ruststream::metrics::Metrics;
+    /// let metrics = Metrics::with_instance("billing", "billing-7f9c")?;
+    /// metrics.operation("nats", "onInvoice");
+    /// assert!(metrics.render().contains(r#"service_instance="billing-7f9c""#));
+    /// assert_eq!(metrics.instance(), Some("billing-7f9c"));
+    /// # Ok::<(), ruststream::Error>(())
+    /// ```
+    pub fn with_instance(app: impl Into<String>, instance: impl Into<String>) -> Result<Self> {
+        let instance = instance.into();
+        Metrics::build(app.into(), (!instance.is_empty()).then_some(instance))
+    }
+
+    fn build(app: String, instance: Option<String>) -> Result<Self> {
         let registry = Registry::new();
+        let opts = |name: &str, help: &str| match &instance {
+            Some(i) => Opts::new(name, help).const_label(INSTANCE_LABEL, i.as_str()),
+            None => Opts::new(name, help),
+        };
         let counter = |name: &str, help: &str, extra: &[&str]| -> Result<IntCounterVec> {
             let labels: Vec<&str> = LABELS.iter().chain(extra).copied().collect();
-            let vec = IntCounterVec::new(Opts::new(name, help), &labels).map_err(config_error)?;
+            let vec = IntCounterVec::new(opts(name, help), &labels).map_err(config_error)?;
             registry
                 .register(Box::new(vec.clone()))
                 .map_err(config_error)?;
             Ok(vec)
         };
         let histogram = |name: &str, help: &str| -> Result<HistogramVec> {
-            let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+            let opts = HistogramOpts {
+                common_opts: opts(name, help),
+                buckets: DURATION_BUCKETS.to_vec(),
+            };
             let vec = HistogramVec::new(opts, LABELS).map_err(config_error)?;
             registry
                 .register(Box::new(vec.clone()))
@@ -169,7 +215,7 @@ impl Metrics {
             "Time a publish took until the broker took the message.",
         )?;
         let in_flight = IntGaugeVec::new(
-            Opts::new(
+            opts(
                 "ruststream_messages_in_flight",
                 "Messages being handled right now.",
             ),
@@ -181,7 +227,8 @@ impl Metrics {
             .map_err(config_error)?;
         Ok(Metrics {
             inner: Arc::new(Inner {
-                app: app.into(),
+                app,
+                instance,
                 registry,
                 received,
                 handled,
@@ -201,6 +248,11 @@ impl Metrics {
     /// The `app` label value.
     pub fn app(&self) -> &str {
         &self.inner.app
+    }
+
+    /// The `service_instance` label value, if this instance has a name.
+    pub fn instance(&self) -> Option<&str> {
+        self.inner.instance.as_deref()
     }
 
     /// The registry, to register your own collectors beside RustStream's.
@@ -397,5 +449,29 @@ mod tests {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }
         assert_eq!(op.handled(Outcome::Ack), 1);
+        assert!(
+            !text.contains(INSTANCE_LABEL),
+            "no instance label by default"
+        );
+    }
+
+    #[test]
+    fn instances_are_told_apart_by_a_label() {
+        let metrics = Metrics::with_instance("svc", "svc-2").unwrap();
+        let op = metrics.operation("nats", "onJob");
+        let stats = RouterStats::default();
+        stats.acked.fetch_add(7, Ordering::Relaxed);
+        op.sync(&stats.snapshot());
+        op.handler_took(Duration::from_millis(1));
+        let text = metrics.render();
+        for line in [
+            r#"ruststream_messages_handled_total{app="svc",broker="nats",operation="onJob",outcome="ack",service_instance="svc-2"} 7"#,
+            r#"ruststream_messages_in_flight{app="svc",broker="nats",operation="onJob",service_instance="svc-2"} 0"#,
+            r#"ruststream_handler_duration_seconds_count{app="svc",broker="nats",operation="onJob",service_instance="svc-2"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+        assert_eq!(metrics.instance(), Some("svc-2"));
+        assert_eq!(Metrics::with_instance("svc", "").unwrap().instance(), None);
     }
 }
