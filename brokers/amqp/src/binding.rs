@@ -8,7 +8,7 @@
 //! | binding | effect |
 //! |---|---|
 //! | channel `is: routingKey` (default) + `exchange` | publish to that exchange with routing key = address; subscribe by binding a queue to it (`type`: `topic`, `direct`, `fanout`, `headers`, or `default`: the nameless default exchange, which routes to the queue named by the routing key) |
-//! | channel `is: queue` + `queue` | the channel is a queue (`queue.name`, else the address): publish to it through the default exchange, subscribe by consuming it (consumers share it) |
+//! | channel `is: queue` + `queue` | the channel is a queue (`queue.name`, else the address): publish to it through the default exchange, subscribe by consuming it (consumers share it; messages report the channel's address when it has no parameters) |
 //! | `exchange.durable`/`autoDelete`, `queue.durable`/`exclusive`/`autoDelete` | how they are declared, on connect (exchanges, `is: queue` queues) or on subscribe (a named subscriber queue of `is: routingKey`) |
 //! | `vhost` | must be the connection's virtual host (a warning otherwise) |
 //! | operation `ack: false` | consume without acknowledgements (settling is then a no-op) |

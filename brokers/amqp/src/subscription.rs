@@ -33,6 +33,9 @@ pub(crate) struct Plan {
     exchange: Option<(String, FieldTable)>,
     /// Consume without acknowledgements (operation binding `ack: false`).
     no_ack: bool,
+    /// The address delivered messages report when it is not their routing key (a queue
+    /// consumed directly carries the queue's name there).
+    fixed_address: Option<String>,
     /// `None`: server-named (exclusive classic queue).
     queue: Option<String>,
     durable: bool,
@@ -163,6 +166,7 @@ impl Plan {
             exchange: (kind != ExchangeKind::Default)
                 .then(|| (exchange.to_owned(), bind_arguments)),
             no_ack: rule.is_some_and(|r| !r.ack),
+            fixed_address: None,
             queue: None,
             durable: false,
             exclusive: true,
@@ -194,6 +198,9 @@ impl Plan {
                 });
             }
             let declare = queue_declare_options(named_queue.map(|(_, q)| q));
+            if address.is_concrete() && name != address.as_str() {
+                plan.fixed_address = Some(address.as_str().to_owned());
+            }
             plan.queue = Some(named(name.to_owned())?);
             plan.durable = declare.durable;
             plan.exclusive = declare.exclusive;
@@ -228,7 +235,30 @@ impl Plan {
                     .insert("x-expires".into(), millis(Duration::from_secs(60)));
             }
         }
-        if plan.queue.is_some()
+        if plan.exchange.is_none() || named_queue.is_some() {
+            // A queue the binding describes is declared as it says (and as on connect, and as
+            // other clients of the document declare it): no arguments of the connection's
+            // defaults (queue type, TTLs, its dead-letter exchange), only what this
+            // subscription asks for.
+            let keep: &[&str] = match (&options.dead_letter, options.max_deliver) {
+                (Some(_), Some(_)) => &[
+                    "x-dead-letter-exchange",
+                    "x-dead-letter-routing-key",
+                    "x-delivery-limit",
+                ],
+                (Some(_), None) => &["x-dead-letter-exchange", "x-dead-letter-routing-key"],
+                (None, Some(_)) => &["x-delivery-limit"],
+                (None, None) => &[],
+            };
+            let mut kept = FieldTable::default();
+            for (key, value) in plan.arguments.inner() {
+                if keep.contains(&key.as_str()) {
+                    kept.insert(key.clone(), value.clone());
+                }
+            }
+            plan.arguments = kept;
+            plan.dead_letters = !keep.is_empty() && options.dead_letter.is_some();
+        } else if plan.queue.is_some()
             && let Some(expires) = c.queue.expires
         {
             plan.arguments.insert("x-expires".into(), millis(expires));
@@ -355,7 +385,11 @@ async fn run(inner: Arc<Inner>, plan: Plan, mut open: Open, tx: mpsc::Sender<Res
                     }
                     continue;
                 }
-                let message = AmqpMessage::new(&inner, delivery, plan.dead_letters, plan.no_ack);
+                let mut message =
+                    AmqpMessage::new(&inner, delivery, plan.dead_letters, plan.no_ack);
+                if let Some(address) = &plan.fixed_address {
+                    message.address.clone_from(address);
+                }
                 tokio::select! {
                     sent = tx.send(Ok(message)) => if sent.is_err() { break },
                     _ = inner.shutdown_signal() => break,

@@ -209,3 +209,49 @@ async fn one_connection_serves_each_operation_on_its_own_exchange_or_queue() {
         .unwrap();
     conn.shutdown().await.unwrap();
 }
+
+/// A queue the binding describes is declared as the binding says, whatever the connection's
+/// queue defaults (here quorum queues with an expiry): the same declaration another client of
+/// the document makes, so neither is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_queues_ignore_the_connection_queue_defaults() {
+    if !rabbit() {
+        return;
+    }
+    let queue = unique("plain");
+    let json = format!(
+        r#"{{"channel":{{"amqp":{{"is":"queue","queue":{{"name":"{queue}","durable":false,"autoDelete":true}}}}}}}}"#
+    );
+    let config = Config::default()
+        .queue_type(ruststream_amqp::QueueType::Quorum)
+        .queue_expires(std::time::Duration::from_secs(30))
+        .with_spec_bindings(&[("onPlain", json.as_str())], &[("onPlain", "plain")])
+        .unwrap();
+    let conn = AmqpBroker::new(config).connect().await.unwrap();
+    // Another client declared it first, as the binding says (a classic queue, no arguments).
+    let (_raw, channel) = raw().await;
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declared on connect");
+    let mut sub = conn
+        .subscribe(&Address::parse("plain").unwrap(), SubscribeOptions::new())
+        .await
+        .expect("the subscription declares it the same way");
+    conn.publish(OutgoingMessage::new("plain", "p"))
+        .await
+        .unwrap();
+    let m = next(&mut sub).await;
+    // The channel's address, not the queue name it was routed by.
+    assert_eq!((m.address(), m.payload()), ("plain", &b"p"[..]));
+    m.ack().await.unwrap();
+    drop(sub);
+    conn.shutdown().await.unwrap();
+}
