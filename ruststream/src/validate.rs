@@ -225,6 +225,28 @@ pub fn decode<T: DeserializeOwned + Validate>(
     Ok(value)
 }
 
+/// Implement [`Validate`] with nothing to check for each of the given types (what generated code
+/// writes for a type whose schema has no constraint).
+///
+/// ```
+/// struct Ping;
+/// ruststream::validate::unconstrained!(Ping);
+/// assert!(ruststream::validate::check(&Ping).is_ok());
+/// ```
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __validate_unconstrained {
+    ($($t:ty),+ $(,)?) => {
+        $(impl $crate::validate::Validate for $t {
+            #[inline]
+            fn validate(&self, _: &$crate::validate::Path<'_>, _: &mut $crate::validate::Violations) {}
+        })+
+    };
+}
+
+#[doc(inline)]
+pub use crate::__validate_unconstrained as unconstrained;
+
 macro_rules! nothing_to_check {
     ($($t:ty),* $(,)?) => {
         $(impl Validate for $t {

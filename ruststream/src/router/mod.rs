@@ -85,6 +85,7 @@ pub struct Router<C: Connection> {
     after_start: Vec<Hook>,
     on_shutdown: Vec<Hook>,
     max_payload: Option<usize>,
+    on_decode_error: Option<DecodePolicy>,
 }
 
 impl<C: Connection> std::fmt::Debug for Router<C> {
@@ -112,6 +113,7 @@ impl<C: Connection> Default for Router<C> {
             after_start: Vec::new(),
             on_shutdown: Vec::new(),
             max_payload: None,
+            on_decode_error: None,
         }
     }
 }
@@ -247,6 +249,15 @@ impl<C: Connection> Router<C> {
         self
     }
 
+    /// Default settlement, for the routes that set none with [`Route::on_decode_error`], of
+    /// messages that cannot be decoded or violate their schema: how to dead-letter what the
+    /// routes of a generated `register` refuse. Applies to every route at
+    /// [`start`](Self::start), whenever it was added. Default: [`DecodePolicy::Reject`].
+    pub fn on_decode_error(&mut self, policy: DecodePolicy) -> &mut Self {
+        self.on_decode_error = Some(policy);
+        self
+    }
+
     /// Add middleware; the first added is the outermost.
     pub fn layer<M: Middleware>(&mut self, middleware: M) -> &mut Self {
         self.middleware.push(Arc::new(middleware));
@@ -300,6 +311,9 @@ impl<C: Connection> Router<C> {
         for mut entry in self.routes {
             if entry.route.max_payload.is_none() {
                 entry.route.max_payload = self.max_payload;
+            }
+            if entry.route.on_decode_error.is_none() {
+                entry.route.on_decode_error.clone_from(&self.on_decode_error);
             }
             let mut opts = SubscribeOptions::new()
                 .prefetch(u32::try_from(entry.route.concurrency).unwrap_or(u32::MAX));

@@ -116,7 +116,9 @@ pub struct Route {
     pub(crate) durable: Option<String>,
     pub(crate) concurrency: usize,
     pub(crate) on_error: ErrorPolicy,
-    pub(crate) on_decode_error: DecodePolicy,
+    /// `None`: the router's default ([`Router::on_decode_error`](super::Router::on_decode_error)),
+    /// else `Reject`.
+    pub(crate) on_decode_error: Option<DecodePolicy>,
     pub(crate) retries: RetryPolicy,
     pub(crate) dead_letter: Option<String>,
     pub(crate) timeout: Option<Duration>,
@@ -146,7 +148,7 @@ impl Route {
             durable: None,
             concurrency: 1,
             on_error: ErrorPolicy::Reject,
-            on_decode_error: DecodePolicy::Reject,
+            on_decode_error: None,
             retries: RetryPolicy::default(),
             dead_letter: None,
             timeout: None,
@@ -190,9 +192,10 @@ impl Route {
         self.on_error = policy;
         self
     }
-    /// Settlement of an undecodable message.
+    /// Settlement of an undecodable message, or of one that violates its schema (generated
+    /// routes). Overrides [`Router::on_decode_error`](super::Router::on_decode_error).
     pub fn on_decode_error(mut self, policy: DecodePolicy) -> Self {
-        self.on_decode_error = policy;
+        self.on_decode_error = Some(policy);
         self
     }
     /// Largest payload, in bytes, the route decodes. A bigger message is not decoded (nor seen
