@@ -38,7 +38,8 @@ async def main() -> None:
         async def on_shipment(body: dict, msg=Context("message")) -> None:
             emit("received", channel="shipments", **describe(msg))
 
-    await serve(broker, lambda cmd: {"subject": cmd["to"]})
+    # A flush (PING/PONG) makes the server process the subscriptions before `ready`.
+    await serve(broker, lambda cmd: {"subject": cmd["to"]}, settle=lambda: broker.connection.flush())
 
 
 asyncio.run(main())

@@ -1,7 +1,8 @@
 """The shared loop of the interop suite's FastStream peers (see `src/lib.rs` for the protocol).
 
 A peer script builds its FastStream broker and subscribers, then calls `serve(broker, target)`:
-this starts the broker, prints `{"event": "ready"}`, and runs the commands read as JSON lines on
+this starts the broker, waits until its subscriptions are active (`settle`), prints
+`{"event": "ready"}`, and runs the commands read as JSON lines on
 stdin until stdin closes. `target(cmd)` turns a command into the broker's destination: keyword
 arguments (`{"subject": ...}` for NATS, `{"stream": ...}` or `{"channel": ...}` for Redis, ...)
 or a string passed as the positional argument after the message (MQTT's `topic`).
@@ -16,7 +17,7 @@ import asyncio
 import json
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 # FastStream's logs (and anything else) go to stderr: stdout is the protocol.
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
@@ -80,9 +81,16 @@ async def _command(broker: Any, target: Callable[[dict], Any], cmd: dict) -> Non
         emit("error", id=cmd.get("id"), error=f"{type(e).__name__}: {e}")
 
 
-async def serve(broker: Any, target: Callable[[dict], Any]) -> None:
-    """Start `broker`, report readiness, run stdin commands until EOF, stop."""
+async def serve(
+    broker: Any,
+    target: Callable[[dict], Any],
+    settle: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Start `broker`, await `settle()` (what makes its subscriptions active on the server,
+    e.g. a NATS flush), report readiness, run stdin commands until EOF, stop."""
     await broker.start()
+    if settle is not None:
+        await settle()
     emit("ready")
     tasks = set()
     try:
@@ -100,6 +108,22 @@ async def serve(broker: Any, target: Callable[[dict], Any]) -> None:
         for task in tasks:
             task.cancel()
         await broker.stop()
+
+
+async def redis_channels_active(url: str, channels: list[str]) -> None:
+    """Wait until the server counts a subscriber on every channel (Pub/Sub has no ack)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        for _ in range(200):
+            counts = dict(await client.pubsub_numsub(*channels))
+            if all(counts.get(c.encode(), 0) > 0 for c in channels):
+                return
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"channels never subscribed: {channels}")
+    finally:
+        await client.aclose()
 
 
 def arg(name: str, default: str | None = None) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from faststream import Context
 from faststream.specification import AsyncAPI
 
-from peer import arg, describe, emit, serve
+from peer import arg, describe, emit, redis_channels_active, serve
 
 
 class PriceRequest(BaseModel):
@@ -76,4 +76,14 @@ if "--export" in sys.argv:
     spec = AsyncAPI(broker, title="Pricing", version="1.0.0", schema_version="3.0.0")
     print(spec.to_specification().to_json())
 else:
-    asyncio.run(serve(broker, lambda cmd: where(cmd["to"])))
+    if kind == "nats":
+        # The server has the subscriptions after a PING/PONG.
+        async def settle() -> None:
+            await broker.connection.flush()
+    else:
+
+        async def settle() -> None:
+            url = arg("url", "redis://127.0.0.1:6379")
+            await redis_channels_active(url, ["pricing.price", "pricing.restock"])
+
+    asyncio.run(serve(broker, lambda cmd: where(cmd["to"]), settle=settle))

@@ -15,14 +15,20 @@ import asyncio
 from faststream import Context
 from faststream.redis import RedisBroker, StreamSub
 
-from peer import arg, describe, emit, serve
+from peer import arg, describe, emit, redis_channels_active, serve
 from service import quote_for
 
 
 async def main() -> None:
     run, role, kind = arg("run"), arg("role"), arg("kind")
-    broker = RedisBroker(arg("url", "redis://127.0.0.1:6379"))
+    url = arg("url", "redis://127.0.0.1:6379")
+    broker = RedisBroker(url)
     base = f"interop.{run}"
+    names = ["orders", "quotes"] if role == "service" else ["shipments"]
+
+    async def subscribed(_broker) -> None:
+        if kind == "channel":
+            await redis_channels_active(url, [f"{base}.{n}" for n in names])
 
     def source(name: str) -> dict:
         if kind == "stream":
@@ -47,7 +53,7 @@ async def main() -> None:
         async def on_shipment(body: dict, msg=Context("message")) -> None:
             emit("received", channel="shipments", **describe(msg))
 
-    await serve(broker, lambda cmd: {kind: cmd["to"]})
+    await serve(broker, lambda cmd: {kind: cmd["to"]}, settle=lambda: subscribed(broker))
 
 
 asyncio.run(main())
