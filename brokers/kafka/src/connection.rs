@@ -276,11 +276,17 @@ impl Subscriber for KafkaConnection {
             assigned: assigned_tx,
         };
         // A template without a group needs a group to follow new topics: a private one that
-        // starts every matching topic at its beginning and commits nothing.
+        // starts every matching topic at its beginning and commits nothing. (librdkafka wants a
+        // group id even for manual assignment; that one is private too and never joins.)
         let private_group = (group.is_none() && pattern.is_some())
             .then(|| format!("{}.{}", config.client_id, unique_suffix()));
-        let mut consumer_config =
-            config.consumer_config(group.as_deref().or(private_group.as_deref()))?;
+        let unjoined = format!("{}.assign.{}", config.client_id, unique_suffix());
+        let mut consumer_config = config.consumer_config(Some(
+            group
+                .as_deref()
+                .or(private_group.as_deref())
+                .unwrap_or(&unjoined),
+        ))?;
         if private_group.is_some() {
             consumer_config.set("auto.offset.reset", "earliest");
         }
@@ -319,9 +325,14 @@ impl Subscriber for KafkaConnection {
             shared.on_shutdown(),
         );
         shared.track(task);
-        if commits || private_group.is_some() {
-            // Active once the group handed out partitions (a template's pattern may match
-            // nothing yet: then the first, empty assignment).
+        if pattern.is_some() {
+            // A pattern that matches nothing yet gets no assignment until a topic appears;
+            // records of topics created later are read from their beginning, so nothing is
+            // missed. Wait briefly for the assignment of topics that already match.
+            let brief = config.request_timeout.min(Duration::from_secs(2));
+            let _ = tokio::time::timeout(brief, assigned.wait_for(|n| *n > 0)).await;
+        } else if commits {
+            // Active once the group handed out its partitions.
             let wait = config.session_timeout + config.request_timeout;
             if tokio::time::timeout(wait, assigned.wait_for(|n| *n > 0))
                 .await
