@@ -22,8 +22,9 @@
 //!
 //! - `{"event": "ready"}` once its broker is connected and its subscribers are active;
 //! - `{"event": "<anything>", …}` for what it observes, typically `"received"` with the
-//!   fields of [`python/peer.py`]'s `describe(msg)`: `subject`, `body` (JSON-decoded when it
-//!   is JSON, else text), `headers`, `correlation_id`, `reply_to`, `content_type`;
+//!   fields of `python/peer.py`'s `describe(msg)` — `body` (JSON-decoded when it is JSON, else
+//!   text), `headers`, `correlation_id`, `reply_to`, `content_type` — and the script's own
+//!   (the scenario scripts add `channel`);
 //! - `{"event": "result", "id": N, …}` or `{"event": "error", "id": N, "error": "…"}` for the
 //!   command with that id.
 //!
