@@ -45,9 +45,11 @@
 //! [`Config::compile`] prints a `cargo:warning` naming the operation for every field of an
 //! AMQP, MQTT, NATS or Kafka binding that the AsyncAPI binding does not define.
 //!
-//! Generated code uses only `::ruststream` and `::serde` (derive): the including crate depends
-//! on those two. `serde_json` and `futures_core` are reached through
-//! `::ruststream::reexports`.
+//! Generated code names only `::ruststream` (and `::std`): serde, `serde_json` and
+//! `futures_core` are reached through `::ruststream::reexports` (serde's derives carry
+//! `#[serde(crate = "::ruststream::reexports::serde")]`), so the including crate depends on
+//! `ruststream` alone. Every generated item carries `#[allow(dead_code)]`: a binary that uses
+//! part of the API gets no warnings.
 //!
 //! ## Schema mapping
 //!

@@ -540,7 +540,8 @@ impl<'a> TypeGen<'a> {
             // `type A = Vec<A>` would be a cycle of aliases: a newtype breaks it.
             return quote! {
                 #docs
-                #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+                #[derive(Debug, Clone, PartialEq, ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
+                #[serde(crate = "::ruststream::reexports::serde")]
                 #[serde(transparent)]
                 #attrs
                 pub struct #id(pub #ty);
@@ -575,7 +576,8 @@ impl<'a> TypeGen<'a> {
         TypeItem::Braced {
             head: quote! {
                 #docs
-                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
+                #[serde(crate = "::ruststream::reexports::serde")]
                 #attrs
                 pub enum #id
             },
@@ -612,7 +614,8 @@ impl<'a> TypeGen<'a> {
         }
         quote! {
             #docs
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+            #[derive(Debug, Clone, PartialEq, ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
+            #[serde(crate = "::ruststream::reexports::serde")]
             #[serde(untagged)]
             // Variants mirror the schema; boxing the large ones would only hurt construction.
             #[allow(clippy::large_enum_variant)]
@@ -698,7 +701,8 @@ impl<'a> TypeGen<'a> {
         }
         quote! {
             #docs
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+            #[derive(Debug, Clone, PartialEq, ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
+            #[serde(crate = "::ruststream::reexports::serde")]
             #[serde(tag = #tag)]
             // Variants mirror the schema; boxing the large ones would only hurt construction.
             #[allow(clippy::large_enum_variant)]
@@ -866,7 +870,8 @@ impl<'a> TypeGen<'a> {
         TypeItem::Braced {
             head: quote! {
                 #docs
-                #[derive(Debug, Clone, PartialEq, #default ::serde::Serialize, ::serde::Deserialize)]
+                #[derive(Debug, Clone, PartialEq, #default ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
+                #[serde(crate = "::ruststream::reexports::serde")]
                 #(#container)*
                 #attrs
                 pub struct #id

@@ -4,7 +4,15 @@
 /// fn not_a_doctest() { panic!() }
 /// ```
 /// See [the docs](https://example.com/docs) or <https://example.com/raw_url>.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    ::ruststream::reexports::serde::Serialize,
+    ::ruststream::reexports::serde::Deserialize
+)]
+#[serde(crate = "::ruststream::reexports::serde")]
+#[allow(dead_code)]
 pub struct Reading {
     /// The `id` property.
     pub id: ::std::string::String,
@@ -62,7 +70,15 @@ pub struct Reading {
     pub samples: ::core::option::Option<::std::vec::Vec<ReadingSamplesItem>>,
 }
 /// Where the reading was taken.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    ::ruststream::reexports::serde::Serialize,
+    ::ruststream::reexports::serde::Deserialize
+)]
+#[serde(crate = "::ruststream::reexports::serde")]
+#[allow(dead_code)]
 pub struct ReadingLocation {
     /// The `lat` property.
     pub lat: f64,
@@ -70,13 +86,23 @@ pub struct ReadingLocation {
     pub lon: f64,
 }
 /// The `ReadingSamplesItem` schema.
-#[derive(Debug, Clone, PartialEq, Default, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Default,
+    ::ruststream::reexports::serde::Serialize,
+    ::ruststream::reexports::serde::Deserialize
+)]
+#[serde(crate = "::ruststream::reexports::serde")]
+#[allow(dead_code)]
 pub struct ReadingSamplesItem {
     /// The `t` property.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub t: ::core::option::Option<i64>,
 }
 /// Metadata of each message: name, content type, correlation id location, types.
+#[allow(dead_code)]
 pub mod messages {
     /// Message `reading`.
     pub mod reading {
@@ -94,6 +120,7 @@ pub mod messages {
 }
 /// The operations this application receives: implement every method, then
 /// [`register`] the implementation on a router. A missing method does not compile.
+#[allow(dead_code)]
 pub trait Handler: Send + Sync + 'static {
     /// Operation `onReading` on `readings`.
     fn on_reading<C: ::ruststream::Connection>(
@@ -108,6 +135,7 @@ pub trait Handler: Send + Sync + 'static {
 ///
 /// # Errors
 /// When the router refuses a route.
+#[allow(dead_code)]
 pub fn register<C: ::ruststream::Connection, H: Handler>(
     router: &mut ::ruststream::router::Router<C>,
     handler: H,
@@ -137,9 +165,11 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
 /// In a handler, build it with [`Publisher::from_context`] so publishes go through the
 /// router's middleware and carry the consumed message's correlation id and trace context.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct Publisher<C> {
     via: ::ruststream::client::PublishVia<C>,
 }
+#[allow(dead_code)]
 impl<C: ::ruststream::Connection> Publisher<C> {
     /// A publisher straight on `connection` (no middleware, no propagation).
     pub fn new(connection: C) -> Self {
@@ -162,9 +192,11 @@ impl<C: ::ruststream::Connection> Publisher<C> {
 /// A client of this application: publishes/requests what it receives and subscribes to
 /// what it sends.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct Client<C> {
     connection: C,
 }
+#[allow(dead_code)]
 impl<C: ::ruststream::Connection> Client<C> {
     /// A client on `connection`.
     pub fn new(connection: C) -> Self {
@@ -193,11 +225,14 @@ impl<C: ::ruststream::Connection> Client<C> {
 /// a JSON object with the non-empty `channel`, `operation` and `messages` (message id →
 /// bindings) bindings, raw as in the spec (e.g. NATS `queue`, MQTT `qos`/`retain`, AMQP
 /// exchange/queue). `register` applies the NATS `queue` as the route's queue group.
+#[allow(dead_code)]
 pub const BINDINGS: &[(&str, &str)] = &[];
 /// The address template of every operation whose channel has one, as
 /// `(operation id, address)`, in document order: what broker configurations
 /// that apply bindings per operation take beside [`BINDINGS`] (e.g.
 /// `ruststream_mqtt::Config::with_spec_bindings(BINDINGS, ADDRESSES)`).
+#[allow(dead_code)]
 pub const ADDRESSES: &[(&str, &str)] = &[("onReading", "readings")];
 /// The normalised AsyncAPI 3.0 document this code was generated from, as JSON.
+#[allow(dead_code)]
 pub const ASYNCAPI_JSON: &str = "{\n  \"asyncapi\": \"3.0.0\",\n  \"info\": {\n    \"title\": \"Structs\",\n    \"version\": \"1.0.0\",\n    \"description\": \"Objects, optional fields, formats, arrays, naming and doc escaping.\"\n  },\n  \"channels\": {\n    \"readings\": {\n      \"address\": \"readings\",\n      \"messages\": {\n        \"reading\": {\n          \"$ref\": \"#/components/messages/reading\"\n        }\n      }\n    }\n  },\n  \"operations\": {\n    \"onReading\": {\n      \"action\": \"receive\",\n      \"channel\": {\n        \"$ref\": \"#/channels/readings\"\n      },\n      \"messages\": [\n        {\n          \"$ref\": \"#/channels/readings/messages/reading\"\n        }\n      ]\n    }\n  },\n  \"components\": {\n    \"schemas\": {\n      \"Reading\": {\n        \"type\": \"object\",\n        \"description\": \"A sensor reading. */ fn injected() {} /* \\\"quotes\\\" and `backticks`\\n```\\nfn not_a_doctest() { panic!() }\\n```\\nSee [the docs](https://example.com/docs) or https://example.com/raw_url.\\n\",\n        \"required\": [\n          \"id\",\n          \"value\"\n        ],\n        \"properties\": {\n          \"id\": {\n            \"type\": \"string\",\n            \"format\": \"uuid\"\n          },\n          \"value\": {\n            \"type\": \"number\",\n            \"format\": \"double\"\n          },\n          \"ratio\": {\n            \"type\": \"number\",\n            \"format\": \"float\"\n          },\n          \"count32\": {\n            \"type\": \"integer\",\n            \"format\": \"int32\"\n          },\n          \"count\": {\n            \"type\": \"integer\"\n          },\n          \"small\": {\n            \"type\": \"integer\",\n            \"format\": \"uint8\"\n          },\n          \"at\": {\n            \"type\": \"string\",\n            \"format\": \"date-time\"\n          },\n          \"ok\": {\n            \"type\": \"boolean\"\n          },\n          \"tags\": {\n            \"type\": \"array\",\n            \"items\": {\n              \"type\": \"string\"\n            }\n          },\n          \"location\": {\n            \"type\": \"object\",\n            \"description\": \"Where the reading was taken.\",\n            \"required\": [\n              \"lat\",\n              \"lon\"\n            ],\n            \"properties\": {\n              \"lat\": {\n                \"type\": \"number\"\n              },\n              \"lon\": {\n                \"type\": \"number\"\n              }\n            }\n          },\n          \"type\": {\n            \"type\": \"string\",\n            \"description\": \"A Rust keyword as a property name.\"\n          },\n          \"self\": {\n            \"type\": \"string\"\n          },\n          \"2ndValue\": {\n            \"type\": \"integer\"\n          },\n          \"userId\": {\n            \"type\": \"string\"\n          },\n          \"user_id\": {\n            \"type\": \"string\"\n          },\n          \"größe\": {\n            \"type\": \"number\"\n          },\n          \"samples\": {\n            \"type\": \"array\",\n            \"items\": {\n              \"type\": \"object\",\n              \"properties\": {\n                \"t\": {\n                  \"type\": \"integer\"\n                }\n              }\n            }\n          }\n        }\n      }\n    },\n    \"messages\": {\n      \"reading\": {\n        \"contentType\": \"application/json\",\n        \"payload\": {\n          \"$ref\": \"#/components/schemas/Reading\"\n        }\n      }\n    }\n  }\n}";
