@@ -94,8 +94,10 @@ async fn instances_joining_and_leaving_lose_nothing_and_keep_order_per_key() {
         let publisher = publisher.clone();
         let topic = topic.clone();
         tokio::spawn(async move {
-            // In order per key: each key's records are published one after the other.
+            // In order per key: each key's records are published one after the other; paced
+            // over ~12 s so that the stream outlasts the group changes.
             for seq in 0..TOTAL / KEYS {
+                tokio::time::sleep(Duration::from_millis(48)).await;
                 let sends = (0..KEYS).map(|key| {
                     let msg = OutgoingMessage::new(topic.clone(), format!("{key}:{seq}"))
                         .key(format!("key-{key}"));
