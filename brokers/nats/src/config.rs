@@ -66,6 +66,8 @@ pub struct Tls {
 #[non_exhaustive]
 pub struct Config {
     /// Server URLs (`nats://host:4222`, `tls://host:4222`); default `nats://127.0.0.1:4222`.
+    /// List every node of a cluster: when the node the client is connected to goes away, it
+    /// reconnects to another (also to nodes the cluster told it about).
     pub servers: Vec<String>,
     /// Authentication.
     pub auth: Auth,
