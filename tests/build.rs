@@ -114,6 +114,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(specs, "        include!({:?});", file.display().to_string())?;
         writeln!(specs, "    }}")?;
     }
+    // Validation turned off, and skipped for one message (tests/tests/validation.rs).
+    for (name, config) in [
+        ("validation_off", Config::new().validate(false)),
+        ("validation_skipped", Config::new().skip_validation("payment")),
+    ] {
+        let file = config
+            .module_name(name)
+            .out_dir(&out_dir)
+            .compile(codegen.join("validation.yaml"))?;
+        writeln!(specs, "    /// `data/codegen/validation.yaml`, {name}.")?;
+        writeln!(specs, "    pub mod {name} {{")?;
+        writeln!(specs, "        include!({:?});", file.display().to_string())?;
+        writeln!(specs, "    }}")?;
+    }
     writeln!(specs, "}}")?;
     std::fs::write(out_dir.join("specs.rs"), specs)?;
     Ok(())

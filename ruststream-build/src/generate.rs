@@ -44,6 +44,10 @@ struct MessageInfo {
     payload: TokenStream,
     headers: Option<TokenStream>,
     content_type: String,
+    /// The payload is validated (its type implements `Validate`, the config validates it).
+    validated: bool,
+    /// The headers type implements `Validate`.
+    headers_validated: bool,
 }
 
 /// One operation, resolved against its channel and messages.
@@ -63,6 +67,12 @@ pub(crate) struct Op<'d> {
     pub(crate) queue: Option<String>,
     /// Several messages: the message enum decodes by content type first.
     pub(crate) multi: bool,
+    /// The message type is validated on receive and send.
+    pub(crate) validate: bool,
+    /// The headers type is validated on receive and send.
+    pub(crate) validate_headers: bool,
+    /// The parameters struct is validated (some parameter has an `enum`).
+    pub(crate) validate_params: bool,
 }
 
 pub(crate) struct ReplyInfo {
@@ -385,6 +395,11 @@ impl<'d> Plan<'d> {
                 .as_ref()
                 .map(|schema| types.named_type_for(schema, &format!("{base}Headers")));
             let module = module_scope.claim(&snake(&message.id));
+            let validated = config.validates_message(&message.id, &payload.to_string())
+                && types.validates(&payload);
+            let headers_validated = headers.as_ref().is_some_and(|h| {
+                config.validates_message(&message.id, &payload.to_string()) && types.validates(h)
+            });
             if let (Some(h), Some(schema)) = (&headers, &message.headers) {
                 items.push(Item::Tokens(headers_impl(h, schema, &doc.schemas).into()));
             }
@@ -402,12 +417,15 @@ impl<'d> Plan<'d> {
                     payload,
                     headers,
                     content_type: message.content_type.clone(),
+                    validated,
+                    headers_validated,
                 },
             );
         }
 
         // Channel parameter structs.
         let mut params: HashMap<&str, TokenStream> = HashMap::new();
+        let mut validated_params: Vec<&str> = Vec::new();
         for channel in &doc.channels {
             if channel.parameters.is_empty() {
                 continue;
@@ -428,11 +446,19 @@ impl<'d> Plan<'d> {
             let name = types.scope().claim(&format!("{}Params", pascal(base)));
             let id = format_ident!("{}", name);
             params.insert(&channel.id, quote!(#id));
+            let validate = config.validates_message("", "") && params_validated(channel);
+            if validate {
+                validated_params.push(channel.id.as_str());
+            }
+            let check = validate.then(|| params_validate(&id, channel));
             items.push(Item::Params {
                 id,
                 channel,
                 address: address.clone(),
             });
+            if let Some(check) = check {
+                items.push(Item::Tokens(check.into()));
+            }
         }
 
         // Operations.
@@ -453,8 +479,13 @@ impl<'d> Plan<'d> {
             } else {
                 &op.messages
             };
-            let (message, content_type, headers) =
+            let (message, content_type, headers, validate) =
                 op_message(&mut types, &mut enums, &messages, message_ids, &op.id);
+            let validate_headers = headers.is_some()
+                && message_ids
+                    .iter()
+                    .filter_map(|id| messages.get(id.as_str()))
+                    .any(|m| m.headers_validated);
             let reply = op.reply.as_ref().map(|reply| {
                 let reply_channel = reply
                     .channel
@@ -467,7 +498,7 @@ impl<'d> Plan<'d> {
                 } else {
                     reply.messages.clone()
                 };
-                let (message, content_type, _) = op_message(
+                let (message, content_type, _, _) = op_message(
                     &mut types,
                     &mut enums,
                     &messages,
@@ -504,6 +535,9 @@ impl<'d> Plan<'d> {
                 op,
                 queue,
                 multi,
+                validate,
+                validate_headers,
+                validate_params: validated_params.contains(&channel.id.as_str()),
                 method: method_scope.claim(&snake(&op.id)),
                 subscribe_method: String::new(),
                 address,
@@ -975,14 +1009,15 @@ fn template_params(template: &str) -> impl Iterator<Item = &str> {
         .filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
-/// The message type, content type and headers type of an operation's message list.
+/// The message type, content type and headers type of an operation's message list, and
+/// whether the message type is validated.
 fn op_message(
     types: &mut TypeGen<'_>,
     items: &mut Vec<TokenStream>,
     messages: &BTreeMap<&str, MessageInfo>,
     ids: &[String],
     op_id: &str,
-) -> (TokenStream, String, Option<TokenStream>) {
+) -> (TokenStream, String, Option<TokenStream>, bool) {
     let found: Vec<&MessageInfo> = ids
         .iter()
         .filter_map(|id| messages.get(id.as_str()))
@@ -992,11 +1027,13 @@ fn op_message(
             quote!(::ruststream::reexports::serde_json::Value),
             "application/json".to_owned(),
             None,
+            false,
         ),
         [single] => (
             single.payload.clone(),
             single.content_type.clone(),
             single.headers.clone(),
+            single.validated,
         ),
         several => {
             let name = types.scope().claim(&format!("{}Message", pascal(op_id)));
@@ -1016,8 +1053,13 @@ fn op_message(
             });
             let attempt = |m: &MessageInfo, v: &proc_macro2::Ident| {
                 let p = &m.payload;
+                let decode = if m.validated {
+                    quote!(::ruststream::validate::decode::<#p>)
+                } else {
+                    quote!(::ruststream::codec::decode::<#p>)
+                };
                 quote! {
-                    match ::ruststream::codec::decode::<#p>(content_type, payload) {
+                    match #decode(content_type, payload) {
                         ::core::result::Result::Ok(value) => return ::core::result::Result::Ok(Self::#v(value)),
                         ::core::result::Result::Err(e) => last = ::core::option::Option::Some(e),
                     }
@@ -1066,8 +1108,32 @@ fn op_message(
                     }
                 }
             });
+            let validated = several.iter().any(|m| m.validated);
+            if validated {
+                let arms = several.iter().zip(&names).map(|(m, v)| {
+                    if m.validated {
+                        quote!(Self::#v(v) => ::ruststream::validate::Validate::validate(v, path, errs),)
+                    } else {
+                        quote!(Self::#v(_) => {})
+                    }
+                });
+                items.push(quote! {
+                    impl ::ruststream::validate::Validate for #id {
+                        fn validate(&self, path: &::ruststream::validate::Path<'_>, errs: &mut ::ruststream::validate::Violations) {
+                            match self {
+                                #(#arms)*
+                            }
+                        }
+                    }
+                });
+            }
             // All messages of one operation share a content type in practice; the first wins.
-            (quote!(#id), several[0].content_type.clone(), None)
+            (
+                quote!(#id),
+                several[0].content_type.clone(),
+                None,
+                validated,
+            )
         }
     }
 }
@@ -1224,6 +1290,31 @@ fn headers_impl<'a>(
                         message: e.to_string(),
                     }
                 })
+            }
+        }
+    }
+}
+
+/// Whether some parameter of `channel` has an `enum` (what a parameter struct can check).
+fn params_validated(channel: &Channel) -> bool {
+    channel.parameters.iter().any(|p| !p.enum_values.is_empty())
+}
+
+/// `impl Validate` for a parameter struct: each parameter with an `enum` is one of its values.
+fn params_validate(id: &syn::Ident, channel: &Channel) -> TokenStream {
+    let checks = params_fields(channel)
+        .into_iter()
+        .zip(&channel.parameters)
+        .filter(|(_, p)| !p.enum_values.is_empty())
+        .map(|((f, wire, _), p)| {
+            let allowed = &p.enum_values;
+            quote!(rt::one_of_str(&path.field(#wire), &self.#f, &[#(#allowed),*], errs);)
+        });
+    quote! {
+        impl ::ruststream::validate::Validate for #id {
+            fn validate(&self, path: &::ruststream::validate::Path<'_>, errs: &mut ::ruststream::validate::Violations) {
+                use ::ruststream::validate::rt;
+                #(#checks)*
             }
         }
     }

@@ -78,7 +78,29 @@
 //!   containment cycle (not broken by a `Vec` or map) exists.
 //! - Names: component keys, else `title`, else parent type + property name. Never numbered
 //!   anonymous names; collisions get a numeric suffix.
-//! - `default`, `examples`, string/number constraints are not enforced.
+//! - `default` (scalars, string enums, empty arrays and maps) fills a missing property on
+//!   decode: the field is not an `Option`, `#[serde(default = "Type::default_<field>")]`
+//!   calls the generated `default_<field>()`, and the struct's `Default` uses it. Nullable
+//!   properties with a default are `Option`s defaulting to `Some(value)` (explicit `null` is
+//!   `None`), as pydantic's `Optional[T] = value`.
+//!
+//! ## Validation
+//!
+//! On by default ([`Config::validate`], [`Config::skip_validation`]): every struct and enum
+//! implements `ruststream::validate::Validate`, whose `validate` checks, with violations
+//! reported as JSON pointer + sentence (`/amount: must be > 0, got -3`):
+//! `minimum`, `maximum`, `exclusiveMinimum`/`exclusiveMaximum` (numbers, and the draft-4
+//! booleans), `multipleOf`, `minLength`/`maxLength` (in characters), `pattern` (compiled once,
+//! with `regex-lite`; a pattern it cannot compile is not checked), `format` (`date-time`,
+//! `date`, `time`, `email`, `uuid`, `uri`, `ipv4`, `ipv6`; others are annotations), `const`
+//! and `enum` of strings and numbers (string enums are Rust enums: serde refuses other values),
+//! `minItems`/`maxItems`/`uniqueItems`, `minProperties`/`maxProperties`, and the same inside
+//! arrays, maps, nullable values, `oneOf`/`anyOf` variants and `allOf` merges, down to 24
+//! levels of inline schemas. `required` is enforced by decoding, also for nullable properties
+//! (absent is refused, `null` is `None`); `additionalProperties: false` by
+//! `deny_unknown_fields`. Received messages whose payload type is a generated struct or enum
+//! are validated (a payload that is an alias of a primitive or a `Vec` is not), as are typed
+//! headers and channel parameters with an `enum`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -166,6 +188,10 @@ pub struct Config {
     /// `true` to skip the `cargo:rerun-if-changed` lines.
     quiet: bool,
     format_threads: usize,
+    /// `false` when [`Config::validate`] turned validation off.
+    no_validation: bool,
+    /// Messages (ids) and payload schemas (component keys or type names) not validated.
+    skip_validation: Vec<String>,
 }
 
 /// The result of generating code for one document.
@@ -249,6 +275,25 @@ impl Config {
         self
     }
 
+    /// Validate messages against their schemas (default: on). Every generated struct and enum
+    /// implements `ruststream::validate::Validate` (one `validate` per type, checking what its
+    /// schema says); `register` decodes received messages with `ruststream::validate::decode`
+    /// (an invalid message is settled by the route's `DecodePolicy`, counted in
+    /// `validation_failures` and never reaches the handler), and publishers refuse invalid
+    /// messages with `Error::Validation` before they are encoded. Off: no `Validate` impls,
+    /// no checks, and an absent required nullable property decodes as `None`.
+    pub fn validate(mut self, on: bool) -> Self {
+        self.no_validation = !on;
+        self
+    }
+
+    /// Receive and send the message with this id (or whose payload is this component schema
+    /// or Rust type) without validating it; its types still implement `Validate`.
+    pub fn skip_validation(mut self, message_or_schema: impl Into<String>) -> Self {
+        self.skip_validation.push(message_or_schema.into());
+        self
+    }
+
     /// Print `cargo:rerun-if-changed` lines from [`Config::compile`] (default: on).
     pub fn emit_rerun_if_changed(mut self, on: bool) -> Self {
         self.quiet = !on;
@@ -281,7 +326,10 @@ impl Config {
         let generated = generated?;
         // Binding fields the AsyncAPI bindings do not define: never silently ignored.
         for warning in generated.warnings.warnings() {
-            if warning.message.contains("is not defined by the AsyncAPI binding") {
+            if warning
+                .message
+                .contains("is not defined by the AsyncAPI binding")
+            {
                 let line = warning.line.map(|l| format!(":{l}")).unwrap_or_default();
                 println!(
                     "cargo:warning={}{line}: {}",
@@ -317,7 +365,8 @@ impl Config {
     /// # Errors
     /// As [`Config::generate_string`].
     pub fn generate(&self, path: &Path) -> Result<Generated> {
-        let loaded = asyncapi::load(path, &self.load_options()).map_err(Error::Spec)?;
+        let loaded = asyncapi::load(path, &self.load_options(path))
+            .map_err(|d| Error::Spec(library_hints(d)))?;
         self.generate_loaded(loaded, path)
     }
 
@@ -327,15 +376,23 @@ impl Config {
     /// # Errors
     /// As [`Config::generate_string`].
     pub fn generate_str(&self, text: &str, virtual_path: &Path) -> Result<Generated> {
-        let loaded =
-            asyncapi::load_str(text, virtual_path, &self.load_options()).map_err(Error::Spec)?;
+        let loaded = asyncapi::load_str(text, virtual_path, &self.load_options(virtual_path))
+            .map_err(|d| Error::Spec(library_hints(d)))?;
         self.generate_loaded(loaded, virtual_path)
     }
 
-    fn load_options(&self) -> asyncapi::LoadOptions {
+    /// The loader's options; without [`Config::root`], in a build script, the root is the
+    /// Cargo workspace's folder when it holds the spec (else the loader's default).
+    fn load_options(&self, spec: &Path) -> asyncapi::LoadOptions {
+        let root = self.root.clone().or_else(|| {
+            let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+            let workspace = workspace_root(&manifest);
+            let spec = std::path::absolute(spec).ok()?;
+            spec.starts_with(&workspace).then_some(workspace)
+        });
         asyncapi::LoadOptions {
             allow_network: self.allow_network_refs,
-            root: self.root.clone(),
+            root,
             ..Default::default()
         }
     }
@@ -360,6 +417,15 @@ impl Config {
 
     pub(crate) fn format_threads_setting(&self) -> usize {
         self.format_threads.max(1)
+    }
+
+    /// Whether the message `id` with payload type `payload` (tokens) is validated.
+    pub(crate) fn validates_message(&self, id: &str, payload: &str) -> bool {
+        !self.no_validation
+            && !self
+                .skip_validation
+                .iter()
+                .any(|s| s == id || s == payload || naming::pascal(s) == payload)
     }
 
     pub(crate) fn side_setting(&self) -> Side {
@@ -390,8 +456,41 @@ impl Config {
             formats: self.formats.clone(),
             replace,
             attributes,
+            validate: !self.no_validation,
         })
     }
+}
+
+/// The folder of the workspace `manifest_dir`'s package belongs to: the nearest ancestor whose
+/// `Cargo.toml` has a `[workspace]` table, else `manifest_dir`.
+fn workspace_root(manifest_dir: &Path) -> PathBuf {
+    manifest_dir
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
+/// The loader's hints name `LoadOptions` fields; a `ruststream-build` user sets `Config`.
+fn library_hints(mut diagnostics: asyncapi::Diagnostics) -> asyncapi::Diagnostics {
+    for d in &mut diagnostics.0 {
+        if let Some(hint) = &mut d.hint {
+            *hint = hint
+                .replace("set `LoadOptions::root`", "call `Config::root`")
+                .replace(
+                    ", or set `LoadOptions::allow_outside_root`",
+                    " (a folder above every file the spec references)",
+                )
+                .replace(
+                    "set `LoadOptions::allow_network`",
+                    "call `Config::allow_network_refs(true)`",
+                );
+        }
+    }
+    diagnostics
 }
 
 fn default_module_name(title: &str, path: &Path) -> String {

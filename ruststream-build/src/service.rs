@@ -36,6 +36,22 @@ fn headers_arg(op: &Op<'_>) -> (TokenStream, TokenStream) {
     }
 }
 
+/// The checks a publish makes before encoding: the message, its headers and its parameters,
+/// each when validated.
+fn send_checks(op: &Op<'_>) -> TokenStream {
+    let mut out = TokenStream::new();
+    if op.validate {
+        out.extend(quote!(::ruststream::validate::ensure("payload", message)?;));
+    }
+    if op.validate_headers {
+        out.extend(quote!(::ruststream::validate::ensure("headers", headers)?;));
+    }
+    if op.validate_params {
+        out.extend(quote!(::ruststream::validate::ensure("parameters", params)?;));
+    }
+    out
+}
+
 /// `head { body }`, moving `body` in (interpolating it with `quote!` would copy it).
 pub(crate) fn braced(mut head: TokenStream, body: TokenStream) -> TokenStream {
     head.extend([proc_macro2::TokenTree::Group(proc_macro2::Group::new(
@@ -127,6 +143,13 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
     let op_id = &op.op.id;
     let content_type = &op.content_type;
     let (mut params_bind, mut params_arg) = match &op.params {
+        Some(p) if op.validate_params => (
+            quote! {
+                let params = #p::from_params(ctx.params());
+                #rs::validate::ensure("parameters", &params).map_err(#rs::router::HandlerError::invalid)?;
+            },
+            quote!(params,),
+        ),
         Some(p) => (
             quote! {
                 let params = #p::from_params(ctx.params());
@@ -136,10 +159,16 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
         None => (quote!(), quote!()),
     };
     if let Some(h) = &op.headers {
+        let check = if op.validate_headers {
+            quote!(#rs::validate::ensure("headers", &headers).map_err(#rs::router::HandlerError::invalid)?;)
+        } else {
+            quote!()
+        };
         params_bind = quote! {
             #params_bind
             let headers = #h::from_headers(ctx.headers())
                 .map_err(#rs::router::HandlerError::permanent)?;
+            #check
         };
         params_arg = quote!(headers, #params_arg);
     }
@@ -166,13 +195,26 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
             let reply_ct = &reply.content_type;
             route = quote!(#route.reply_content_type(#reply_ct));
             let r = &reply.message;
-            quote! {
-                {
-                    let handler = ::std::sync::Arc::clone(&handler);
-                    router.route_reply::<#message, #r, _, _>(
-                        #route,
-                        #handler_fn
-                    );
+            if op.validate {
+                quote! {
+                    {
+                        let handler = ::std::sync::Arc::clone(&handler);
+                        router.route_reply_with::<#message, #r, _, _, _>(
+                            #route,
+                            #rs::validate::decode::<#message>,
+                            #handler_fn
+                        );
+                    }
+                }
+            } else {
+                quote! {
+                    {
+                        let handler = ::std::sync::Arc::clone(&handler);
+                        router.route_reply::<#message, #r, _, _>(
+                            #route,
+                            #handler_fn
+                        );
+                    }
                 }
             }
         }
@@ -182,6 +224,16 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
                 router.route_with::<#message, _, _, _>(
                     #route,
                     #message::decode,
+                    #handler_fn
+                );
+            }
+        },
+        None if op.validate => quote! {
+            {
+                let handler = ::std::sync::Arc::clone(&handler);
+                router.route_with::<#message, _, _, _>(
+                    #route,
+                    #rs::validate::decode::<#message>,
                     #handler_fn
                 );
             }
@@ -258,12 +310,19 @@ pub(crate) fn publisher_method(op: &Op<'_>) -> TokenStream {
     let address = address_expr(op);
     let (headers_param, headers_value) = headers_arg(op);
     let content_type = &op.content_type;
+    let checks = send_checks(op);
+    let errors = if checks.is_empty() {
+        " When the message cannot be encoded or the broker refuses it."
+    } else {
+        " When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it."
+    };
     quote! {
         #docs
         ///
         /// # Errors
-        /// When the message cannot be encoded or the broker refuses it.
+        #[doc = #errors]
         pub async fn #name(&self, #params message: &#message, #headers_param) -> #rs::Result<()> {
+            #checks
             #rs::client::publish_via(&self.via, #address, #content_type, message, #headers_value).await
         }
     }
@@ -324,30 +383,52 @@ pub(crate) fn client_method(op: &Op<'_>) -> TokenStream {
         match &op.reply {
             Some(reply) => {
                 let r = &reply.message;
+                let mut checks = send_checks(op);
+                if op.validate_headers {
+                    // Requests carry no typed headers.
+                    checks = quote!();
+                    if op.validate {
+                        checks.extend(quote!(::ruststream::validate::ensure("payload", message)?;));
+                    }
+                    if op.validate_params {
+                        checks
+                            .extend(quote!(::ruststream::validate::ensure("parameters", params)?;));
+                    }
+                }
                 quote! {
                     #docs
                     ///
                     /// Sends the request and waits up to `timeout` for the typed reply.
                     ///
                     /// # Errors
-                    /// On encoding, transport, timeout or reply decoding errors.
+                    /// On validation, encoding, transport, timeout or reply decoding errors.
                     pub async fn #name(&self, #params message: &#message, timeout: ::core::time::Duration) -> #rs::Result<#r>
                     where
                         C: #rs::capability::RequestReply,
                     {
+                        #checks
                         #rs::client::request::<C, #message, #r>(&self.connection, #address, #content_type, message, timeout).await
                     }
                 }
             }
-            None => quote! {
-                #docs
-                ///
-                /// # Errors
-                /// When the message cannot be encoded or the broker refuses it.
-                pub async fn #name(&self, #params message: &#message, #headers_param) -> #rs::Result<()> {
-                    #rs::client::publish(&self.connection, #address, #content_type, message, #headers_value).await
+            None => {
+                let checks = send_checks(op);
+                let errors = if checks.is_empty() {
+                    " When the message cannot be encoded or the broker refuses it."
+                } else {
+                    " When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it."
+                };
+                quote! {
+                    #docs
+                    ///
+                    /// # Errors
+                    #[doc = #errors]
+                    pub async fn #name(&self, #params message: &#message, #headers_param) -> #rs::Result<()> {
+                        #checks
+                        #rs::client::publish(&self.connection, #address, #content_type, message, #headers_value).await
+                    }
                 }
-            },
+            }
         }
     } else {
         let address = &op.address;

@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::naming::{Scope, doc_or, ident, pascal, snake};
 
+mod validate;
+
 /// Which Rust types string formats map to. Everything is `String` by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Formats {
@@ -99,6 +101,9 @@ pub(crate) struct TypeOptions {
     pub replace: BTreeMap<String, TokenStream>,
     /// (schema name or Rust type name, or `.` for all) → attributes.
     pub attributes: Vec<(String, TokenStream)>,
+    /// Emit `impl Validate` for every struct and enum (and refuse absent required nullable
+    /// fields).
+    pub validate: bool,
 }
 
 const REF_PREFIX: &str = "#/components/schemas/";
@@ -146,6 +151,11 @@ pub(crate) struct TypeGen<'a> {
     property: bool,
     /// The last property type was a `time::OffsetDateTime` that needs `serde(with)`.
     rfc3339: bool,
+    /// Items that go right after the type being defined (`impl Validate`, defaults).
+    extra: TokenStream,
+    /// Names of the types that implement `Validate`.
+    validated: BTreeSet<String>,
+    alias_memo: validate::AliasMemo,
 }
 
 /// One struct field.
@@ -157,18 +167,27 @@ struct Field {
     /// `time::OffsetDateTime` (possibly in an `Option`) read and written as RFC 3339.
     rfc3339: bool,
     docs: TokenStream,
+    /// The checks of the value (see [`TypeGen::value_checks`]).
+    checks: TokenStream,
+    /// The schema's `default`, as an expression of the field's type (not `Option`-wrapped).
+    default: Option<TokenStream>,
+    /// Required and nullable: absent is refused (serde would take it for `null`).
+    require_present: bool,
 }
 
 /// The shape of an object schema (after `allOf` merging).
 struct Shape {
     fields: Vec<Field>,
     additional: Additional,
+    /// The object's `minProperties`/`maxProperties` checks, on a `count` binding.
+    count_checks: TokenStream,
 }
 
 enum Additional {
     Ignore,
     Deny,
-    Map(TokenStream),
+    /// The value type and its checks.
+    Map(TokenStream, TokenStream),
 }
 
 impl<'a> TypeGen<'a> {
@@ -191,6 +210,9 @@ impl<'a> TypeGen<'a> {
             depth: 0,
             property: false,
             rfc3339: false,
+            extra: TokenStream::new(),
+            validated: BTreeSet::new(),
+            alias_memo: validate::AliasMemo::default(),
         };
         for key in schemas.keys() {
             if !opts.replace.contains_key(key) {
@@ -231,6 +253,12 @@ impl<'a> TypeGen<'a> {
         self.define(&name, &name.clone(), schema);
         let id = format_ident!("{}", name);
         quote!(#id)
+    }
+
+    /// Whether the generated type `ty` (a name) implements `Validate`.
+    pub fn validates(&self, ty: &TokenStream) -> bool {
+        syn::parse2::<syn::Ident>(ty.clone())
+            .is_ok_and(|id| self.validated.contains(&id.to_string()))
     }
 
     /// The generated items, in generation order.
@@ -488,8 +516,20 @@ impl<'a> TypeGen<'a> {
         // Reserve the slot first so a type comes before the types nested in it.
         let slot = self.items.len();
         self.items.push(TypeItem::Tokens(TokenStream::new()));
+        // The impls of the type come right after it.
+        self.items.push(TypeItem::Tokens(TokenStream::new()));
+        let saved = std::mem::take(&mut self.extra);
         let item = self.define_item(name, key, schema);
+        let mut extra = std::mem::replace(&mut self.extra, saved);
+        if self.opts.validate && validate::defines_struct_or_enum(&item) {
+            let text = extra.to_string();
+            if !text.contains("Validate for") && !text.contains("unconstrained") {
+                extra.extend(self.validate_impl(&format_ident!("{}", name), TokenStream::new()));
+            }
+            self.validated.insert(name.to_owned());
+        }
         self.items[slot] = item;
+        self.items[slot + 1] = TypeItem::Tokens(extra);
     }
 
     fn define_item(&mut self, name: &str, key: &str, schema: &Value) -> TypeItem {
@@ -531,6 +571,7 @@ impl<'a> TypeGen<'a> {
                 let shape = Shape {
                     fields: Vec::new(),
                     additional: Additional::Deny,
+                    count_checks: TokenStream::new(),
                 };
                 return self.define_struct(&id, shape, docs, attrs);
             }
@@ -595,6 +636,8 @@ impl<'a> TypeGen<'a> {
     ) -> TokenStream {
         let mut scope = Scope::default();
         let mut out = Vec::new();
+        let mut arms = Vec::new();
+        let mut any_checks = false;
         for variant in variants {
             if str_field(variant, "type") == Some("null") {
                 continue;
@@ -611,7 +654,16 @@ impl<'a> TypeGen<'a> {
                 #vdocs
                 #vid(#ty),
             });
+            let checks = self.value_checks(variant, 1);
+            any_checks |= !checks.is_empty();
+            arms.push(if checks.is_empty() {
+                quote!(Self::#vid(_) => {})
+            } else {
+                quote!(Self::#vid(v) => { #checks })
+            });
         }
+        let body = validate::match_body(arms, any_checks);
+        self.extra.extend(self.validate_impl(id, body));
         quote! {
             #docs
             #[derive(Debug, Clone, PartialEq, ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
@@ -671,6 +723,8 @@ impl<'a> TypeGen<'a> {
         };
         let mut scope = Scope::default();
         let mut out = Vec::new();
+        let mut arms = Vec::new();
+        let mut any_checks = false;
         for (variant, value) in variants.iter().zip(&values) {
             let vname = scope.claim(&pascal(value));
             let hint = format!("{id}{vname}");
@@ -685,7 +739,24 @@ impl<'a> TypeGen<'a> {
                 shape.fields.iter().filter(|f| f.wire != tag),
                 &mut Scope::default(),
                 false,
+                None,
             );
+            let mut names = Scope::default();
+            let mut bound = Vec::new();
+            let mut checks = TokenStream::new();
+            for f in shape.fields.iter().filter(|f| f.wire != tag) {
+                let fid = ident(&names.claim(&snake(&f.wire)));
+                let optional = !f.required && !f.nullable;
+                let c = Self::field_checks(&f.wire, &fid, &f.checks, optional, true);
+                if !c.is_empty() {
+                    checks.extend(c);
+                    bound.push(fid);
+                }
+            }
+            any_checks |= !bound.is_empty();
+            arms.push(quote! {
+                Self::#vid { #(#bound,)* .. } => { #checks }
+            });
             let vdocs = doc_or(
                 None,
                 str_field(self.resolve(variant), "description"),
@@ -699,6 +770,8 @@ impl<'a> TypeGen<'a> {
                 },
             });
         }
+        let body = validate::match_body(arms, any_checks);
+        self.extra.extend(self.validate_impl(id, body));
         quote! {
             #docs
             #[derive(Debug, Clone, PartialEq, ::ruststream::reexports::serde::Serialize, ::ruststream::reexports::serde::Deserialize)]
@@ -810,8 +883,18 @@ impl<'a> TypeGen<'a> {
             let rfc3339 = std::mem::take(&mut self.rfc3339);
             let resolved_prop = self.resolve(prop);
             let nullable = prop.as_object().is_some_and(|o| strip_null(o).is_some());
+            let is_required = required.contains(&wire);
+            let checks = self.value_checks(prop, 1);
+            let default = if is_required {
+                None
+            } else {
+                self.default_expr(prop, &ty)
+            };
             fields.push(Field {
-                required: required.contains(&wire),
+                checks,
+                default,
+                require_present: is_required && nullable && !rfc3339 && self.opts.validate,
+                required: is_required,
                 docs: doc_or(
                     str_field(resolved_prop, "title").filter(|_| ref_target(prop).is_none()),
                     str_field(prop, "description")
@@ -828,18 +911,29 @@ impl<'a> TypeGen<'a> {
             Some(Value::Bool(false)) => Additional::Deny,
             Some(Value::Bool(true)) => {
                 self.uses_map = true;
-                Additional::Map(quote!(::ruststream::reexports::serde_json::Value))
+                Additional::Map(
+                    quote!(::ruststream::reexports::serde_json::Value),
+                    TokenStream::new(),
+                )
             }
             Some(v @ Value::Object(_)) => {
                 let saved = self.root.take();
                 let ty = self.ty(v, &format!("{type_name}Value"));
                 self.root = saved;
                 self.uses_map = true;
-                Additional::Map(ty)
+                Additional::Map(ty, self.value_checks(v, 1))
             }
             _ => Additional::Ignore,
         };
-        Shape { fields, additional }
+        let mut count_checks = TokenStream::new();
+        if let (Some(obj), true) = (resolved.as_object(), self.opts.validate) {
+            validate::object_count_checks(obj, quote!(count), &mut count_checks);
+        }
+        Shape {
+            fields,
+            additional,
+            count_checks,
+        }
     }
 
     fn define_struct(
@@ -851,22 +945,25 @@ impl<'a> TypeGen<'a> {
     ) -> TypeItem {
         let mut scope = Scope::with_reserved(&["additional_properties"]);
         let all_optional = shape.fields.iter().all(|f| !f.required);
-        let mut fields = render_fields(shape.fields.iter(), &mut scope, true);
+        let any_default = shape.fields.iter().any(|f| f.default.is_some());
+        let mut fields = render_fields(shape.fields.iter(), &mut scope, true, Some(id));
         let mut container = Vec::new();
         match &shape.additional {
             Additional::Deny => container.push(quote!(#[serde(deny_unknown_fields)])),
-            Additional::Map(ty) => fields.push(quote! {
+            Additional::Map(ty, _) => fields.push(quote! {
                 /// Properties not listed in the schema.
                 #[serde(flatten)]
                 pub additional_properties: ::std::collections::BTreeMap<::std::string::String, #ty>,
             }),
             Additional::Ignore => {}
         }
-        let default = if all_optional {
+        let default = if all_optional && !any_default {
             quote!(Default,)
         } else {
             quote!()
         };
+        let extra = self.struct_impls(id, &shape, all_optional);
+        self.extra.extend(extra);
         TypeItem::Braced {
             head: quote! {
                 #docs
@@ -882,15 +979,40 @@ impl<'a> TypeGen<'a> {
     }
 }
 
+/// The default function of a field: `default_<field>`.
+fn default_fn(fid: &syn::Ident) -> syn::Ident {
+    format_ident!("default_{}", fid.to_string().trim_start_matches("r#"))
+}
+
+/// Fields with a `default` get it (not `Option`) when `owner`, the struct, is given.
 fn render_fields<'f>(
     fields: impl Iterator<Item = &'f Field>,
     scope: &mut Scope,
     public: bool,
+    owner: Option<&syn::Ident>,
 ) -> Vec<TokenStream> {
     fields
         .map(|f| {
             let name = scope.claim(&snake(&f.wire));
             let fid = ident(&name);
+            if let (Some(owner), Some(_), false) = (owner, &f.default, f.required) {
+                let ty = &f.ty;
+                let path = format!("{owner}::{}", default_fn(&fid));
+                let rename = if fid.to_string().trim_start_matches("r#") != f.wire {
+                    let wire = &f.wire;
+                    quote!(#[serde(rename = #wire)])
+                } else {
+                    quote!()
+                };
+                let docs = &f.docs;
+                let vis = if public { quote!(pub) } else { quote!() };
+                return quote! {
+                    #docs
+                    #rename
+                    #[serde(default = #path)]
+                    #vis #fid: #ty,
+                };
+            }
             let wire = &f.wire;
             let rename = if fid.to_string().trim_start_matches("r#") != wire {
                 quote!(#[serde(rename = #wire)])
@@ -912,6 +1034,10 @@ fn render_fields<'f>(
                 extra
             };
             let with = match (f.rfc3339, f.required && !f.nullable) {
+                (false, _) if f.require_present => {
+                    // Without it serde takes an absent `Option` field for `null`.
+                    quote!(#[serde(deserialize_with = "::ruststream::reexports::serde::Deserialize::deserialize")])
+                }
                 (false, _) => quote!(),
                 (true, true) => quote!(#[serde(with = "::time::serde::rfc3339")]),
                 (true, false) => quote!(#[serde(with = "::time::serde::rfc3339::option")]),

@@ -13,6 +13,7 @@ pub struct JobPayload {
     /// The `id` property.
     pub id: i64,
 }
+::ruststream::validate::unconstrained!(JobPayload);
 /// The `ResultPayload` schema.
 #[derive(
     Debug,
@@ -29,6 +30,7 @@ pub struct ResultPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ok: ::core::option::Option<bool>,
 }
+::ruststream::validate::unconstrained!(ResultPayload);
 /// Metadata of each message: name, content type, correlation id location, types.
 #[allow(dead_code)]
 pub mod messages {
@@ -85,8 +87,9 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 JobPayload,
+                _,
                 _,
                 _,
             >(
@@ -94,6 +97,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     .name("onJob")
                     .content_type("application/json")
                     .queue_group("workers"),
+                ::ruststream::validate::decode::<JobPayload>,
                 move |message: JobPayload, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_job(message, ctx).await }
@@ -133,11 +137,12 @@ impl<C: ::ruststream::Connection> Publisher<C> {
     /// Operation `sendResult` on `results`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn send_result(
         &self,
         message: &ResultPayload,
     ) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish_via(
                 &self.via,
                 ::ruststream::client::address("results"),
@@ -168,8 +173,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onJob` on `jobs`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_job(&self, message: &JobPayload) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("jobs"),

@@ -15,6 +15,7 @@ pub struct PlainPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: ::core::option::Option<::std::string::String>,
 }
+::ruststream::validate::unconstrained!(PlainPayload);
 /// The `VendorPayload` schema.
 #[derive(
     Debug,
@@ -34,6 +35,7 @@ pub struct VendorPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: ::core::option::Option<::std::string::String>,
 }
+::ruststream::validate::unconstrained!(VendorPayload);
 /// The `NotePayload` schema.
 #[allow(dead_code)]
 pub type NotePayload = ::std::string::String;
@@ -111,7 +113,7 @@ impl OnEventMessage {
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         let mut last = ::core::option::Option::None;
         if essence.eq_ignore_ascii_case("application/json") {
-            match ::ruststream::codec::decode::<PlainPayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<PlainPayload>(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Plain(value));
                 }
@@ -119,7 +121,9 @@ impl OnEventMessage {
             }
         }
         if essence.eq_ignore_ascii_case("application/vnd.vendor+json") {
-            match ::ruststream::codec::decode::<VendorPayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<
+                VendorPayload,
+            >(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Vendor(value));
                 }
@@ -135,7 +139,7 @@ impl OnEventMessage {
             }
         }
         if !essence.eq_ignore_ascii_case("application/json") {
-            match ::ruststream::codec::decode::<PlainPayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<PlainPayload>(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Plain(value));
                 }
@@ -143,7 +147,9 @@ impl OnEventMessage {
             }
         }
         if !essence.eq_ignore_ascii_case("application/vnd.vendor+json") {
-            match ::ruststream::codec::decode::<VendorPayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<
+                VendorPayload,
+            >(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Vendor(value));
                 }
@@ -165,6 +171,20 @@ impl OnEventMessage {
                     message: "no message of the operation matched".into(),
                 }),
         )
+    }
+}
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for OnEventMessage {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        match self {
+            Self::Plain(v) => ::ruststream::validate::Validate::validate(v, path, errs),
+            Self::Vendor(v) => ::ruststream::validate::Validate::validate(v, path, errs),
+            Self::Note(_) => {}
+        }
     }
 }
 /// The operations this application receives: implement every method, then
@@ -260,8 +280,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onEvent` on `events`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_event(&self, message: &OnEventMessage) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("events"),

@@ -13,6 +13,7 @@ pub struct Base {
     /// The `id` property.
     pub id: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(Base);
 /// The `Cat` schema.
 #[derive(
     Debug,
@@ -31,6 +32,7 @@ pub struct Cat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lives: ::core::option::Option<i64>,
 }
+::ruststream::validate::unconstrained!(Cat);
 /// anyOf becomes an untagged enum.
 #[derive(
     Debug,
@@ -49,6 +51,24 @@ pub enum Contact {
     /// A `Phone` value.
     Phone(Phone),
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Contact {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        match self {
+            Self::Email(v) => {
+                rt::Validate::validate(v, path, errs);
+            }
+            Self::Phone(v) => {
+                rt::Validate::validate(v, path, errs);
+            }
+        }
+    }
+}
 /// Email
 #[derive(
     Debug,
@@ -63,6 +83,7 @@ pub struct Email {
     /// The `email` property.
     pub email: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(Email);
 /// Phone
 #[derive(
     Debug,
@@ -77,6 +98,7 @@ pub struct Phone {
     /// The `phone` property.
     pub phone: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(Phone);
 /// The `Dog` schema.
 #[derive(
     Debug,
@@ -95,6 +117,7 @@ pub struct Dog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub good: ::core::option::Option<bool>,
 }
+::ruststream::validate::unconstrained!(Dog);
 /// The `Event` schema.
 #[derive(
     Debug,
@@ -129,6 +152,37 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color: ::core::option::Option<EventColor>,
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Event {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        {
+            let path = &path.field("shape");
+            let v = &self.shape;
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.pet {
+            let path = &path.field("pet");
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.value {
+            let path = &path.field("value");
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.contact {
+            let path = &path.field("contact");
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.named {
+            let path = &path.field("named");
+            rt::Validate::validate(v, path, errs);
+        }
+    }
+}
 /// The `EventColor` schema.
 #[derive(
     Debug,
@@ -161,6 +215,7 @@ pub enum EventColor {
     #[serde(rename = "red-ish")]
     RedIsh,
 }
+::ruststream::validate::unconstrained!(EventColor);
 /// How bad it is.
 #[derive(
     Debug,
@@ -190,6 +245,7 @@ pub enum Level {
     #[serde(rename = "error")]
     Error,
 }
+::ruststream::validate::unconstrained!(Level);
 /// allOf parts are merged into one struct.
 #[derive(
     Debug,
@@ -206,6 +262,7 @@ pub struct Named {
     /// The `name` property.
     pub name: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(Named);
 /// Tagged by a discriminator; values are the schema names.
 #[derive(
     Debug,
@@ -234,6 +291,7 @@ pub enum Pet {
         good: ::core::option::Option<bool>,
     },
 }
+::ruststream::validate::unconstrained!(Pet);
 /// Tagged by a const property.
 #[derive(
     Debug,
@@ -260,6 +318,7 @@ pub enum Shape {
         side: f64,
     },
 }
+::ruststream::validate::unconstrained!(Shape);
 /// Nothing tells the variants apart, so untagged.
 #[derive(
     Debug,
@@ -280,6 +339,7 @@ pub enum Value {
     /// A `Array` value.
     Array(::std::vec::Vec<::std::string::String>),
 }
+::ruststream::validate::unconstrained!(Value);
 /// Metadata of each message: name, content type, correlation id location, types.
 #[allow(dead_code)]
 pub mod messages {
@@ -323,14 +383,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Event,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("events")?
                     .name("onEvent")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Event>,
                 move |message: Event, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_event(message, ctx).await }
@@ -388,8 +450,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onEvent` on `events`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_event(&self, message: &Event) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("events"),

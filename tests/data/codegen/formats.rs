@@ -18,6 +18,9 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: ::core::option::Option<::std::string::String>,
     /// Required but nullable.
+    #[serde(
+        deserialize_with = "::ruststream::reexports::serde::Deserialize::deserialize"
+    )]
     pub expires: ::core::option::Option<::std::string::String>,
     /// Inside an array, so a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +34,56 @@ pub struct Event {
     /// A schema of its own, so a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: ::core::option::Option<Stamp>,
+}
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Event {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        {
+            let path = &path.field("id");
+            let v = &self.id;
+            rt::format(path, v, "uuid", errs);
+        }
+        {
+            let path = &path.field("at");
+            let v = &self.at;
+            rt::format(path, v, "date-time", errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.seen {
+            let path = &path.field("seen");
+            rt::format(path, v, "date-time", errs);
+        }
+        {
+            let path = &path.field("expires");
+            let v = &self.expires;
+            if let ::core::option::Option::Some(v) = rt::present(v) {
+                rt::format(path, v, "date-time", errs);
+            }
+        }
+        if let ::core::option::Option::Some(v) = &self.history {
+            let path = &path.field("history");
+            for (i, v) in rt::items(v).iter().enumerate() {
+                let path = &path.index(i);
+                rt::format(path, v, "date-time", errs);
+            }
+        }
+        if let ::core::option::Option::Some(v) = &self.day {
+            let path = &path.field("day");
+            rt::format(path, v, "date", errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.alarm {
+            let path = &path.field("alarm");
+            rt::format(path, v, "time", errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.stamp {
+            let path = &path.field("stamp");
+            rt::format(path, v, "date-time", errs);
+        }
+    }
 }
 /// A schema of its own, so a string.
 #[allow(dead_code)]
@@ -78,14 +131,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Event,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("events")?
                     .name("onEvent")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Event>,
                 move |message: Event, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_event(message, ctx).await }
@@ -143,8 +198,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onEvent` on `events`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_event(&self, message: &Event) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("events"),

@@ -37,6 +37,24 @@ pub struct Maps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: ::core::option::Option<Open>,
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Maps {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        if let ::core::option::Option::Some(v) = &self.strict {
+            let path = &path.field("strict");
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.open {
+            let path = &path.field("open");
+            rt::Validate::validate(v, path, errs);
+        }
+    }
+}
 /// The `Open` schema.
 #[derive(
     Debug,
@@ -57,6 +75,7 @@ pub struct Open {
         ::std::string::String,
     >,
 }
+::ruststream::validate::unconstrained!(Open);
 /// The `Strict` schema.
 #[derive(
     Debug,
@@ -74,6 +93,7 @@ pub struct Strict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub a: ::core::option::Option<::std::string::String>,
 }
+::ruststream::validate::unconstrained!(Strict);
 /// Metadata of each message: name, content type, correlation id location, types.
 #[allow(dead_code)]
 pub mod messages {
@@ -117,14 +137,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Maps,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("maps")?
                     .name("onMaps")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Maps>,
                 move |message: Maps, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_maps(message, ctx).await }
@@ -182,8 +204,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onMaps` on `maps`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_maps(&self, message: &Maps) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("maps"),

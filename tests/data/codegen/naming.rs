@@ -24,6 +24,7 @@ pub struct Client2 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub super_: ::core::option::Option<::std::string::String>,
 }
+::ruststream::validate::unconstrained!(Client2);
 /// A schema named like the generated trait.
 #[derive(
     Debug,
@@ -40,6 +41,7 @@ pub struct Handler2 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: ::core::option::Option<i64>,
 }
+::ruststream::validate::unconstrained!(Handler2);
 /// Differs from `Handler` only by case.
 #[allow(dead_code)]
 pub type Handler3 = ::std::string::String;
@@ -165,14 +167,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Handler2,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("ticks")?
                     .name("subscribeTicks")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Handler2>,
                 move |message: Handler2, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.subscribe_ticks(message, ctx).await }
@@ -182,14 +186,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Client2,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("type/{type}")?
                     .name("type")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Client2>,
                 move |message: Client2, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move {
@@ -232,8 +238,9 @@ impl<C: ::ruststream::Connection> Publisher<C> {
     /// Operation `ticks` on `ticks`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn ticks(&self, message: &Handler2) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish_via(
                 &self.via,
                 ::ruststream::client::address("ticks"),
@@ -294,8 +301,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `subscribeTicks` on `ticks`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn subscribe_ticks(&self, message: &Handler2) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("ticks"),
@@ -308,12 +316,13 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `type` on `type/{type}`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn r#type(
         &self,
         params: &TypeParams,
         message: &Client2,
     ) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 params.address()?,

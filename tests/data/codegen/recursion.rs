@@ -25,6 +25,24 @@ pub enum Expr {
         inner: ::std::boxed::Box<Expr>,
     },
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Expr {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        match self {
+            Self::Lit { .. } => {}
+            Self::Neg { inner, .. } => {
+                let path = &path.field("inner");
+                let v = inner;
+                rt::Validate::validate(v, path, errs);
+            }
+        }
+    }
+}
 /// Refers to Tree without being part of a cycle, so no Box.
 #[derive(
     Debug,
@@ -41,6 +59,20 @@ pub struct Leaf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: ::core::option::Option<Tree>,
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Leaf {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        if let ::core::option::Option::Some(v) = &self.tree {
+            let path = &path.field("tree");
+            rt::Validate::validate(v, path, errs);
+        }
+    }
+}
 /// The `Neg` schema.
 #[derive(
     Debug,
@@ -56,6 +88,26 @@ pub struct Neg {
     pub op: ::std::string::String,
     /// A cycle through the variants of a tagged union.
     pub inner: ::std::boxed::Box<Expr>,
+}
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Neg {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        {
+            let path = &path.field("op");
+            let v = &self.op;
+            rt::one_of_str(path, v, &["neg"], errs);
+        }
+        {
+            let path = &path.field("inner");
+            let v = &self.inner;
+            rt::Validate::validate(v, path, errs);
+        }
+    }
 }
 /// The `Tree` schema.
 #[derive(
@@ -86,6 +138,38 @@ pub struct Tree {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrapper: ::core::option::Option<::std::boxed::Box<Wrapper>>,
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Tree {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        if let ::core::option::Option::Some(v) = &self.left {
+            let path = &path.field("left");
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.children {
+            let path = &path.field("children");
+            for (i, v) in rt::items(v).iter().enumerate() {
+                let path = &path.index(i);
+                rt::Validate::validate(v, path, errs);
+            }
+        }
+        if let ::core::option::Option::Some(v) = &self.by_name {
+            let path = &path.field("byName");
+            for (k, v) in rt::entries(v) {
+                let path = &path.field(k);
+                rt::Validate::validate(v, path, errs);
+            }
+        }
+        if let ::core::option::Option::Some(v) = &self.wrapper {
+            let path = &path.field("wrapper");
+            rt::Validate::validate(v, path, errs);
+        }
+    }
+}
 /// Mutual recursion through a non-collection field.
 #[derive(
     Debug,
@@ -99,6 +183,21 @@ pub struct Tree {
 pub struct Wrapper {
     /// The `tree` property.
     pub tree: ::std::boxed::Box<Tree>,
+}
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Wrapper {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        {
+            let path = &path.field("tree");
+            let v = &self.tree;
+            rt::Validate::validate(v, path, errs);
+        }
+    }
 }
 /// Metadata of each message: name, content type, correlation id location, types.
 #[allow(dead_code)]
@@ -143,14 +242,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Tree,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("trees")?
                     .name("onTree")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Tree>,
                 move |message: Tree, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_tree(message, ctx).await }
@@ -208,8 +309,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onTree` on `trees`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_tree(&self, message: &Tree) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("trees"),

@@ -15,6 +15,7 @@ pub struct UserSignedUpPayload {
     /// The `email` property.
     pub email: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(UserSignedUpPayload);
 /// The `UserSignedUpHeaders` schema.
 #[derive(
     Debug,
@@ -33,6 +34,7 @@ pub struct UserSignedUpHeaders {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: ::core::option::Option<i64>,
 }
+::ruststream::validate::unconstrained!(UserSignedUpHeaders);
 /// The `NotificationPayload` schema.
 #[derive(
     Debug,
@@ -47,6 +49,7 @@ pub struct NotificationPayload {
     /// The `text` property.
     pub text: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(NotificationPayload);
 /// The `SumRequestPayload` schema.
 #[derive(
     Debug,
@@ -63,6 +66,7 @@ pub struct SumRequestPayload {
     /// The `b` property.
     pub b: i64,
 }
+::ruststream::validate::unconstrained!(SumRequestPayload);
 /// The `SumResultPayload` schema.
 #[derive(
     Debug,
@@ -77,6 +81,7 @@ pub struct SumResultPayload {
     /// The `sum` property.
     pub sum: i64,
 }
+::ruststream::validate::unconstrained!(SumResultPayload);
 /// The `LookupRequestPayload` schema.
 #[derive(
     Debug,
@@ -93,6 +98,7 @@ pub struct LookupRequestPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verbose: ::core::option::Option<bool>,
 }
+::ruststream::validate::unconstrained!(LookupRequestPayload);
 /// The `ProfilePayload` schema.
 #[derive(
     Debug,
@@ -108,6 +114,7 @@ pub struct ProfilePayload {
     #[serde(rename = "userId")]
     pub user_id: ::std::string::String,
 }
+::ruststream::validate::unconstrained!(ProfilePayload);
 /// The `CirclePayload` schema.
 #[derive(
     Debug,
@@ -123,6 +130,7 @@ pub struct CirclePayload {
     /// The `radius` property.
     pub radius: f64,
 }
+::ruststream::validate::unconstrained!(CirclePayload);
 /// The `SquarePayload` schema.
 #[derive(
     Debug,
@@ -138,6 +146,7 @@ pub struct SquarePayload {
     /// The `side` property.
     pub side: f64,
 }
+::ruststream::validate::unconstrained!(SquarePayload);
 /// Metadata of each message: name, content type, correlation id location, types.
 #[allow(dead_code)]
 pub mod messages {
@@ -568,7 +577,9 @@ impl OnShapeMessage {
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         let mut last = ::core::option::Option::None;
         if essence.eq_ignore_ascii_case("application/json") {
-            match ::ruststream::codec::decode::<CirclePayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<
+                CirclePayload,
+            >(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Circle(value));
                 }
@@ -576,7 +587,9 @@ impl OnShapeMessage {
             }
         }
         if essence.eq_ignore_ascii_case("application/json") {
-            match ::ruststream::codec::decode::<SquarePayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<
+                SquarePayload,
+            >(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Square(value));
                 }
@@ -584,7 +597,9 @@ impl OnShapeMessage {
             }
         }
         if !essence.eq_ignore_ascii_case("application/json") {
-            match ::ruststream::codec::decode::<CirclePayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<
+                CirclePayload,
+            >(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Circle(value));
                 }
@@ -592,7 +607,9 @@ impl OnShapeMessage {
             }
         }
         if !essence.eq_ignore_ascii_case("application/json") {
-            match ::ruststream::codec::decode::<SquarePayload>(content_type, payload) {
+            match ::ruststream::validate::decode::<
+                SquarePayload,
+            >(content_type, payload) {
                 ::core::result::Result::Ok(value) => {
                     return ::core::result::Result::Ok(Self::Square(value));
                 }
@@ -606,6 +623,19 @@ impl OnShapeMessage {
                     message: "no message of the operation matched".into(),
                 }),
         )
+    }
+}
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for OnShapeMessage {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        match self {
+            Self::Circle(v) => ::ruststream::validate::Validate::validate(v, path, errs),
+            Self::Square(v) => ::ruststream::validate::Validate::validate(v, path, errs),
+        }
     }
 }
 /// The operations this application receives: implement every method, then
@@ -667,14 +697,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 UserSignedUpPayload,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("user/{userId}/signedup")?
                     .name("onUserSignedUp")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<UserSignedUpPayload>,
                 move |
                     message: UserSignedUpPayload,
                     ctx: ::ruststream::router::Context<C>|
@@ -684,6 +716,8 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                         let params = UserSignedUpParams::from_params(ctx.params());
                         let headers = UserSignedUpHeaders::from_headers(ctx.headers())
                             .map_err(::ruststream::router::HandlerError::permanent)?;
+                        ::ruststream::validate::ensure("headers", &headers)
+                            .map_err(::ruststream::router::HandlerError::invalid)?;
                         handler.on_user_signed_up(message, headers, params, ctx).await
                     }
                 },
@@ -692,9 +726,10 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route_reply::<
+            .route_reply_with::<
                 SumRequestPayload,
                 SumResultPayload,
+                _,
                 _,
                 _,
             >(
@@ -702,6 +737,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     .name("sum")
                     .content_type("application/json")
                     .reply_content_type("application/json"),
+                ::ruststream::validate::decode::<SumRequestPayload>,
                 move |message: SumRequestPayload, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.sum(message, ctx).await }
@@ -711,9 +747,10 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route_reply::<
+            .route_reply_with::<
                 LookupRequestPayload,
                 ProfilePayload,
+                _,
                 _,
                 _,
             >(
@@ -722,6 +759,7 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     .content_type("application/json")
                     .reply_address("users/{userId}/profile")
                     .reply_content_type("application/json"),
+                ::ruststream::validate::decode::<LookupRequestPayload>,
                 move |
                     message: LookupRequestPayload,
                     ctx: ::ruststream::router::Context<C>|
@@ -786,12 +824,13 @@ impl<C: ::ruststream::Connection> Publisher<C> {
     /// Operation `sendNotification` on `notifications/{userId}`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn send_notification(
         &self,
         params: &NotificationsParams,
         message: &NotificationPayload,
     ) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish_via(
                 &self.via,
                 params.address()?,
@@ -822,13 +861,15 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// A user signed up.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_user_signed_up(
         &self,
         params: &UserSignedUpParams,
         message: &UserSignedUpPayload,
         headers: &UserSignedUpHeaders,
     ) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
+        ::ruststream::validate::ensure("headers", headers)?;
         ::ruststream::client::publish(
                 &self.connection,
                 params.address()?,
@@ -873,7 +914,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Sends the request and waits up to `timeout` for the typed reply.
     ///
     /// # Errors
-    /// On encoding, transport, timeout or reply decoding errors.
+    /// On validation, encoding, transport, timeout or reply decoding errors.
     pub async fn sum(
         &self,
         message: &SumRequestPayload,
@@ -882,6 +923,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     where
         C: ::ruststream::capability::RequestReply,
     {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::request::<
             C,
             SumRequestPayload,
@@ -900,7 +942,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Sends the request and waits up to `timeout` for the typed reply.
     ///
     /// # Errors
-    /// On encoding, transport, timeout or reply decoding errors.
+    /// On validation, encoding, transport, timeout or reply decoding errors.
     pub async fn lookup(
         &self,
         params: &LookupParams,
@@ -910,6 +952,7 @@ impl<C: ::ruststream::Connection> Client<C> {
     where
         C: ::ruststream::capability::RequestReply,
     {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::request::<
             C,
             LookupRequestPayload,
@@ -920,8 +963,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onShape` on `shapes`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_shape(&self, message: &OnShapeMessage) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("shapes"),

@@ -69,6 +69,36 @@ pub struct Reading {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: ::core::option::Option<::std::vec::Vec<ReadingSamplesItem>>,
 }
+#[allow(dead_code)]
+impl ::ruststream::validate::Validate for Reading {
+    fn validate(
+        &self,
+        path: &::ruststream::validate::Path<'_>,
+        errs: &mut ::ruststream::validate::Violations,
+    ) {
+        use ::ruststream::validate::rt;
+        {
+            let path = &path.field("id");
+            let v = &self.id;
+            rt::format(path, v, "uuid", errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.at {
+            let path = &path.field("at");
+            rt::format(path, v, "date-time", errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.location {
+            let path = &path.field("location");
+            rt::Validate::validate(v, path, errs);
+        }
+        if let ::core::option::Option::Some(v) = &self.samples {
+            let path = &path.field("samples");
+            for (i, v) in rt::items(v).iter().enumerate() {
+                let path = &path.index(i);
+                rt::Validate::validate(v, path, errs);
+            }
+        }
+    }
+}
 /// Where the reading was taken.
 #[derive(
     Debug,
@@ -85,6 +115,7 @@ pub struct ReadingLocation {
     /// The `lon` property.
     pub lon: f64,
 }
+::ruststream::validate::unconstrained!(ReadingLocation);
 /// The `ReadingSamplesItem` schema.
 #[derive(
     Debug,
@@ -101,6 +132,7 @@ pub struct ReadingSamplesItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub t: ::core::option::Option<i64>,
 }
+::ruststream::validate::unconstrained!(ReadingSamplesItem);
 /// Metadata of each message: name, content type, correlation id location, types.
 #[allow(dead_code)]
 pub mod messages {
@@ -144,14 +176,16 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
     {
         let handler = ::std::sync::Arc::clone(&handler);
         router
-            .route::<
+            .route_with::<
                 Reading,
+                _,
                 _,
                 _,
             >(
                 ::ruststream::router::Route::new("readings")?
                     .name("onReading")
                     .content_type("application/json"),
+                ::ruststream::validate::decode::<Reading>,
                 move |message: Reading, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move { handler.on_reading(message, ctx).await }
@@ -209,8 +243,9 @@ impl<C: ::ruststream::Connection> Client<C> {
     /// Operation `onReading` on `readings`.
     ///
     /// # Errors
-    /// When the message cannot be encoded or the broker refuses it.
+    /// When the message violates its schema (`Error::Validation`), cannot be encoded, or the broker refuses it.
     pub async fn on_reading(&self, message: &Reading) -> ::ruststream::Result<()> {
+        ::ruststream::validate::ensure("payload", message)?;
         ::ruststream::client::publish(
                 &self.connection,
                 ::ruststream::client::address("readings"),
