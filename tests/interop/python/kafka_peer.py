@@ -17,6 +17,7 @@ metadata refresh. Subscribers read from the earliest offset: each run's topics a
 
 import asyncio
 import uuid
+from typing import Any
 
 from faststream import Context
 from faststream.kafka import KafkaBroker
@@ -49,7 +50,7 @@ async def main() -> None:
             emit("received", channel="shipments", **describe(msg))
 
     @broker.subscriber(f"{base}.replies", auto_offset_reset="earliest")
-    async def on_reply(body: bytes, msg=Context("message")) -> None:
+    async def on_reply(body: Any, msg=Context("message")) -> None:
         future = waiting.pop(msg.correlation_id or "", None)
         if future is not None and not future.done():
             future.set_result(msg)
