@@ -1,5 +1,11 @@
-//! Writing a [`Document`] back out as an AsyncAPI 3.0.0 document (a 2.x → 3.0 converter
-//! and the source of `asyncapi gen`).
+//! Writing a [`Document`] back out as an AsyncAPI 3.0.0 or 3.1.0 document (a 2.x → 3.x
+//! converter and the source of `asyncapi gen`).
+//!
+//! Bindings keep their meaning in the version written: a `bindingVersion` that version's
+//! schema does not know is dropped and the fields the binding's schema does not define are
+//! converted (an HTTP operation's 0.1.0 `type: request` is implied and dropped) or kept as
+//! `x-` extensions (e.g. AMQP `replyTo`, HTTP `type: response`), so the output passes the
+//! official schema.
 //!
 //! Messages go to `components/messages/<id>` and channels reference them; schemas go to
 //! `components/schemas`. Loading the output gives a model equal to the input, locations and
@@ -13,8 +19,11 @@ use crate::diagnostic::escape_pointer_segment;
 use crate::model::*;
 use crate::schemas::sanitize_name;
 
-/// The AsyncAPI version written.
+/// The AsyncAPI version written by [`to_v3`], [`to_yaml`] and [`to_json`].
 pub const EMITTED_VERSION: &str = "3.0.0";
+
+/// The AsyncAPI versions [`to_version`] writes.
+pub const EMITTABLE_VERSIONS: &[&str] = &["3.0.0", "3.1.0"];
 
 fn key(id: &str) -> String {
     sanitize_name(id)
@@ -42,9 +51,12 @@ fn put_ext(m: &mut Map<String, Value>, ext: &BTreeMap<String, Value>) {
     }
 }
 
-fn put_bindings(m: &mut Map<String, Value>, b: &Value) {
+fn put_bindings(m: &mut Map<String, Value>, b: &Value, object: &str, version: &str) {
     if !b.is_null() {
-        m.insert("bindings".to_string(), b.clone());
+        m.insert(
+            "bindings".to_string(),
+            crate::official::fit_bindings(b, object, version),
+        );
     }
 }
 
@@ -106,8 +118,19 @@ fn message_ref(channel: &str, message: &str) -> Value {
 
 /// The document as an AsyncAPI 3.0.0 JSON value.
 pub fn to_v3(doc: &Document) -> Value {
+    to_version(doc, EMITTED_VERSION)
+}
+
+/// The document as an AsyncAPI JSON value of `version`, one of [`EMITTABLE_VERSIONS`]
+/// (another version is written as 3.0.0).
+pub fn to_version(doc: &Document, version: &str) -> Value {
+    let version = if EMITTABLE_VERSIONS.contains(&version) {
+        version
+    } else {
+        EMITTED_VERSION
+    };
     let mut root = Map::new();
-    root.insert("asyncapi".to_string(), json!(EMITTED_VERSION));
+    root.insert("asyncapi".to_string(), json!(version));
     put_str(&mut root, "id", &doc.id);
 
     let i = &doc.info;
@@ -161,7 +184,7 @@ pub fn to_v3(doc: &Document) -> Value {
                 m.insert("security".to_string(), security(doc, &s.security));
             }
             put_docs(&mut m, &s.tags, &s.external_docs);
-            put_bindings(&mut m, &s.bindings);
+            put_bindings(&mut m, &s.bindings, "server", version);
             put_ext(&mut m, &s.extensions);
             servers.insert(key(&s.name), Value::Object(m));
         }
@@ -203,7 +226,7 @@ pub fn to_v3(doc: &Document) -> Value {
             m.insert("messages".to_string(), Value::Object(msgs));
         }
         put_docs(&mut m, &c.tags, &c.external_docs);
-        put_bindings(&mut m, &c.bindings);
+        put_bindings(&mut m, &c.bindings, "channel", version);
         put_ext(&mut m, &c.extensions);
         channels.insert(key(&c.id), Value::Object(m));
     }
@@ -223,7 +246,7 @@ pub fn to_v3(doc: &Document) -> Value {
             m.insert("security".to_string(), security(doc, &o.security));
         }
         put_docs(&mut m, &o.tags, &o.external_docs);
-        put_bindings(&mut m, &o.bindings);
+        put_bindings(&mut m, &o.bindings, "operation", version);
         let msgs = o
             .messages
             .iter()
@@ -261,7 +284,7 @@ pub fn to_v3(doc: &Document) -> Value {
     if !doc.messages.is_empty() {
         let mut msgs = Map::new();
         for msg in &doc.messages {
-            msgs.insert(key(&msg.id), message(msg));
+            msgs.insert(key(&msg.id), message(msg, version));
         }
         components.insert("messages".to_string(), Value::Object(msgs));
     }
@@ -280,7 +303,7 @@ pub fn to_v3(doc: &Document) -> Value {
     Value::Object(root)
 }
 
-fn message(msg: &Message) -> Value {
+fn message(msg: &Message, version: &str) -> Value {
     let mut m = Map::new();
     put_str(&mut m, "name", &msg.name);
     put_str(&mut m, "title", &msg.title);
@@ -304,12 +327,24 @@ fn message(msg: &Message) -> Value {
         m.insert("correlationId".to_string(), Value::Object(cm));
     }
     put_docs(&mut m, &msg.tags, &msg.external_docs);
-    put_bindings(&mut m, &msg.bindings);
+    put_bindings(&mut m, &msg.bindings, "message", version);
     if !msg.examples.is_empty() {
         m.insert("examples".to_string(), Value::Array(msg.examples.clone()));
     }
     put_ext(&mut m, &msg.extensions);
     Value::Object(m)
+}
+
+/// The document as AsyncAPI YAML of `version` (see [`to_version`]).
+pub fn to_yaml_version(doc: &Document, version: &str) -> String {
+    serde_norway::to_string(&to_version(doc, version))
+        .unwrap_or_else(|e| format!("# cannot write YAML: {e}\n"))
+}
+
+/// The document as pretty-printed AsyncAPI JSON of `version` (see [`to_version`]).
+pub fn to_json_version(doc: &Document, version: &str) -> String {
+    serde_json::to_string_pretty(&to_version(doc, version))
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 /// The document as AsyncAPI 3.0.0 YAML.

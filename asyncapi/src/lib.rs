@@ -47,6 +47,12 @@ pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use model::*;
 pub use normalize::{FALLBACK_CONTENT_TYPE, SUPPORTED_VERSIONS};
 
+/// The root folder [`load`] uses for the main file at `path` when [`LoadOptions::root`] is not
+/// set: the nearest ancestor of its folder holding a `.git` or a `Cargo.toml`, else its folder.
+pub fn default_root(path: &Path) -> PathBuf {
+    resolve::default_root(path)
+}
+
 /// Fetches the text of a network (`http(s)://`) reference; given the URL without fragment.
 pub type NetworkResolver = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
@@ -58,7 +64,8 @@ pub struct LoadOptions {
     pub allow_network: bool,
     /// Accept file references that leave the root folder.
     pub allow_outside_root: bool,
-    /// The root folder references may not escape; defaults to the main file's folder.
+    /// The root folder references may not escape; defaults to the nearest ancestor of the
+    /// main file's folder that holds a `.git` or a `Cargo.toml`, else the main file's folder.
     pub root: Option<PathBuf>,
     /// Fetches network references when [`LoadOptions::allow_network`] is set.
     pub network_resolver: Option<NetworkResolver>,

@@ -44,7 +44,7 @@ fn validators(version: &str) -> Option<&'static Validators> {
     let index = SCHEMAS.iter().position(|(v, _)| *v == version)?;
     VALIDATORS[index]
         .get_or_init(|| {
-            let schema: Value = serde_json::from_str(SCHEMAS[index].1).ok()?;
+            let schema: Value = serde_json::from_str(&ascii_classes(SCHEMAS[index].1)).ok()?;
             let build = |schema: &Value| {
                 jsonschema::draft7::options()
                     .should_validate_formats(false)
@@ -60,6 +60,14 @@ fn validators(version: &str) -> Option<&'static Validators> {
             Some(Validators { written, resolved })
         })
         .as_ref()
+}
+
+/// The schemas' patterns use `\w` and `\d` inside character classes (`^x-[\w\d\.\x2d_]+$`,
+/// on every object). In JavaScript (the official parser's Ajv) they are ASCII; in Rust's
+/// `regex` they are Unicode classes, and the ~100 copies would cost ~150 MB of compiled
+/// automata: written as the ASCII ranges they mean in JavaScript.
+fn ascii_classes(schema: &str) -> String {
+    schema.replace(r"\\w", "A-Za-z0-9_").replace(r"\\d", "0-9")
 }
 
 /// The 3.x schema for resolved documents, as the official parser prepares it: where 3.x
@@ -222,6 +230,17 @@ pub(crate) fn validate(ctx: &mut Ctx<'_>, root: &Node, version: &str) -> Vec<Dia
         }
     }
     let mut seen = HashSet::new();
+    for loc in std::mem::take(&mut ctx.multi_format_refs) {
+        if seen.insert((loc.clone(), String::new())) {
+            out.push(
+                Diagnostic::error(
+                    &loc,
+                    format!("not valid by the official AsyncAPI {version} schema: a schema refers to this multi-format schema object (`schemaFormat` + `schema`), which is not a schema"),
+                )
+                .with_hint("refer to the inner `schema` (`…/schema`), or make this a plain schema"),
+            );
+        }
+    }
     for c in found.into_iter().take(MAX_REPORTED) {
         let loc = ctx.locate(root, &c.path);
         if seen.insert((loc.clone(), c.message.clone())) {
@@ -271,9 +290,13 @@ pub(crate) fn merge(official: Vec<Diagnostic>, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// A copy of `node`'s value with every `$ref` replaced by its target's (resolved) value; a
-/// reference back into a value being resolved is kept as written (a cycle), and so are refs
-/// that do not resolve. `None` when the copy would exceed `budget` values.
+/// Keys below which the value is a schema (JSON Schema keeps its `$ref`s: schemas are checked
+/// where they are defined, and copying them resolved would multiply the document).
+const SCHEMA_KEYS: &[&str] = &["payload", "headers", "schema", "schemas"];
+
+/// A copy of `node`'s value with every `$ref` replaced by its target's (resolved) value,
+/// schemas aside; a reference back into a value being resolved is kept as written (a cycle),
+/// and so are refs that do not resolve. `None` when the copy would exceed `budget` values.
 fn resolve_all(
     ctx: &mut Ctx<'_>,
     node: &Node,
@@ -313,9 +336,16 @@ fn resolve_all(
                 // Examples and defaults are data: never resolved.
                 let v = if matches!(
                     key.as_str(),
-                    "examples" | "example" | "default" | "const" | "enum"
+                    "examples" | "example" | "default" | "const" | "enum" | "schemas"
                 ) {
                     child.value().clone()
+                } else if SCHEMA_KEYS.contains(&key.as_str()) {
+                    // The schema itself may be a reference (checked where it lands); the
+                    // references inside it are kept.
+                    let schema = ctx.deref(&child).unwrap_or(child);
+                    *budget = budget.checked_sub(1)?;
+                    multi_format_refs(ctx, &schema, 0);
+                    schema.value().clone()
                 } else {
                     match resolve_all(ctx, &child, stack, budget, depth + 1) {
                         Some(v) => v,
@@ -341,6 +371,54 @@ fn resolve_all(
     }
 }
 
+/// Inside a schema, a `$ref` to a multi-format schema object (`schemaFormat` + `schema`) puts
+/// that wrapper where a schema must be: the official parser (on the resolved document)
+/// rejects it. Found without copying the schema; recorded as complaints on the context.
+fn multi_format_refs(ctx: &mut Ctx<'_>, node: &Node, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    let value = node.value();
+    if depth > 0 {
+        if let Some(r) = node.ref_str().map(str::to_owned) {
+            if let Some(Target::Found(target)) = ctx.resolve_ref(node, &r) {
+                let v = target.value();
+                if v.get("schemaFormat").is_some() && v.get("schema").is_some() {
+                    ctx.multi_format_refs.push(target.loc_of("schemaFormat"));
+                }
+            }
+            return;
+        }
+    }
+    // A multi-format wrapper at the top: its schema is what counts.
+    if depth == 0 && value.get("schemaFormat").is_some() {
+        if let Some(inner) = node.child("schema") {
+            multi_format_refs(ctx, &inner, 1);
+        }
+        return;
+    }
+    match value {
+        Value::Object(m) => {
+            for key in m.keys() {
+                if !matches!(
+                    key.as_str(),
+                    "examples" | "example" | "default" | "const" | "enum"
+                ) {
+                    if let Some(child) = node.child(key) {
+                        multi_format_refs(ctx, &child, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(_) => {
+            for item in node.items() {
+                multi_format_refs(ctx, &item, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl Ctx<'_> {
     /// The location of the instance path `path` (`/a/b`, unescaped segments escaped as in a
     /// pointer) of the resolved document rooted at `root`: the `$ref`s met on the way are
@@ -359,4 +437,99 @@ impl Ctx<'_> {
             Err(last) => last.loc(),
         }
     }
+}
+
+/// The parsed official schema of `version`, once per process.
+fn schema_value(version: &str) -> Option<&'static Value> {
+    static VALUES: [OnceLock<Option<Value>>; 9] = [const { OnceLock::new() }; 9];
+    let index = SCHEMAS.iter().position(|(v, _)| *v == version)?;
+    VALUES[index]
+        .get_or_init(|| serde_json::from_str(&ascii_classes(SCHEMAS[index].1)).ok())
+        .as_ref()
+}
+
+/// `bindings` (of a `server`, `channel`, `operation` or `message`) made to fit the official
+/// schema of `version` while keeping their meaning: for each protocol the schema knows, a
+/// `bindingVersion` it does not accept is dropped (the latest binding applies), and fields
+/// that binding does not define are converted (an HTTP operation's `type: request`, implied
+/// since HTTP binding 0.2.0, is dropped) or kept as `x-<field>` extensions.
+pub(crate) fn fit_bindings(bindings: &Value, object: &str, version: &str) -> Value {
+    let (Some(schema), Value::Object(all)) = (schema_value(version), bindings) else {
+        return bindings.clone();
+    };
+    let definitions = schema.get("definitions");
+    let id = |name: &str| format!("http://asyncapi.com/definitions/{version}/{name}.json");
+    let Some(protocols) = definitions
+        .and_then(|d| d.get(id(&format!("{object}BindingsObject"))))
+        .and_then(|b| b.get("properties"))
+    else {
+        return bindings.clone();
+    };
+    let mut out = Map::new();
+    for (protocol, binding) in all {
+        let (Some(rule), Value::Object(fields)) = (protocols.get(protocol), binding) else {
+            out.insert(protocol.clone(), binding.clone());
+            continue;
+        };
+        let accepted: Vec<&str> = rule
+            .pointer("/properties/bindingVersion/enum")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut fields = fields.clone();
+        let written = fields
+            .get("bindingVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let version_used = match written {
+            Some(v) if accepted.contains(&v.as_str()) => Some(v),
+            Some(_) => {
+                fields.remove("bindingVersion");
+                None
+            }
+            None => None,
+        };
+        // The binding schema that applies: the version written, else the latest.
+        let target = rule
+            .get("allOf")
+            .and_then(Value::as_array)
+            .and_then(|branches| {
+                branches.iter().find_map(|b| {
+                    let matches = match &version_used {
+                        Some(v) => {
+                            b.pointer("/if/properties/bindingVersion/const")
+                                == Some(&Value::String(v.clone()))
+                        }
+                        None => b.pointer("/if/not").is_some(),
+                    };
+                    if matches {
+                        b.pointer("/then/$ref").and_then(Value::as_str)
+                    } else {
+                        None
+                    }
+                })
+            });
+        let binding_schema = target.and_then(|t| definitions.and_then(|d| d.get(t)));
+        let Some(binding_schema) = binding_schema else {
+            out.insert(protocol.clone(), Value::Object(fields));
+            continue;
+        };
+        if binding_schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+            out.insert(protocol.clone(), Value::Object(fields));
+            continue;
+        }
+        let known = binding_schema.get("properties").and_then(Value::as_object);
+        let mut fitted = Map::new();
+        for (k, v) in fields {
+            if k.starts_with("x-") || known.is_some_and(|p| p.contains_key(&k)) {
+                fitted.insert(k, v);
+            } else if protocol == "http" && object == "operation" && k == "type" && v == "request" {
+                // HTTP binding 0.1.0's `type: request` is what every HTTP operation is since 0.2.0.
+            } else {
+                fitted.entry(format!("x-{k}")).or_insert(v);
+            }
+        }
+        out.insert(protocol.clone(), Value::Object(fitted));
+    }
+    Value::Object(out)
 }

@@ -198,6 +198,8 @@ pub(crate) struct Ctx<'o> {
     follow_depth: usize,
     /// The main document's `asyncapi` version (empty when it has none).
     pub version: String,
+    /// Where a schema refers to a multi-format schema object (see `official`).
+    pub multi_format_refs: Vec<Location>,
 }
 
 /// Lexically normalises a path (`a/./b/../c` → `a/c`).
@@ -376,12 +378,22 @@ fn join_url(base: &str, rel: &str) -> String {
     out
 }
 
+/// The root folder for a main file at `path` when none is given: the nearest ancestor of its
+/// folder that holds a `.git` or a `Cargo.toml` (the project), else the file's folder.
+pub(crate) fn default_root(path: &Path) -> PathBuf {
+    let folder = absolute(path.parent().unwrap_or(Path::new("")));
+    folder
+        .ancestors()
+        .find(|dir| dir.join(".git").exists() || dir.join("Cargo.toml").is_file())
+        .map_or_else(|| folder.clone(), Path::to_path_buf)
+}
+
 impl<'o> Ctx<'o> {
     /// A context for the main file at `path`.
     pub fn new(path: &Path, options: &'o LoadOptions) -> Self {
         let root = match &options.root {
             Some(r) => absolute(r),
-            None => absolute(path.parent().unwrap_or(Path::new(""))),
+            None => default_root(path),
         };
         Ctx {
             options,
@@ -393,6 +405,7 @@ impl<'o> Ctx<'o> {
             diags: Vec::new(),
             follow_depth: 0,
             version: String::new(),
+            multi_format_refs: Vec::new(),
         }
     }
 
@@ -542,7 +555,7 @@ impl<'o> Ctx<'o> {
                             self.root.display()
                         ),
                     )
-                    .with_hint("set `LoadOptions::root` to the project folder that holds every spec file, or set `LoadOptions::allow_outside_root`"),
+                    .with_hint("set `LoadOptions::root` to the folder that holds every spec file (by default the nearest folder with a `.git` or `Cargo.toml`), or set `LoadOptions::allow_outside_root`"),
                 );
                 return None;
             }

@@ -116,15 +116,29 @@ pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
             match address_parameters(address) {
                 Err(m) => diags.push(Diagnostic::error(&at(&ch.source, ""), m)),
                 Ok(names) => {
+                    // The official parser's `asyncapi2/3-channel-parameters` rules: only a
+                    // channel with `parameters` is checked (2.x: only when its address has
+                    // parameters too); RustStream warns about the other mismatches.
+                    let v2 = doc.source_version.starts_with('2');
+                    let strict = !ch.parameters.is_empty() && (!v2 || !names.is_empty());
+                    let severity = if strict {
+                        crate::Severity::Error
+                    } else {
+                        crate::Severity::Warning
+                    };
+                    let lenient = if strict {
+                        ""
+                    } else {
+                        " (accepted, as by the official parser)"
+                    };
                     for name in &names {
                         if !ch.parameters.iter().any(|p| &p.name == name) {
-                            // The official parser accepts this (the parameter is then a plain
-                            // string); RustStream too, with a warning.
                             diags.push(
-                                Diagnostic::warning(
+                                Diagnostic::new(
+                                    severity,
                                     &ch.source,
                                     format!(
-                                        "channel `{}` uses parameter `{{{name}}}` in its address but does not define it (accepted, as by the official parser: it is a string)",
+                                        "channel `{}` uses parameter `{{{name}}}` in its address but does not define it{lenient}",
                                         ch.id
                                     ),
                                 )
@@ -134,12 +148,12 @@ pub(crate) fn validate(doc: &Document, diags: &mut Vec<Diagnostic>) {
                     }
                     for p in &ch.parameters {
                         if !names.contains(&p.name) {
-                            // The official parser accepts this; RustStream ignores the parameter.
                             diags.push(
-                                Diagnostic::warning(
+                                Diagnostic::new(
+                                    severity,
                                     &p.source,
                                     format!(
-                                        "channel `{}` defines parameter `{}` that its address `{address}` does not use (accepted, as by the official parser: it is ignored)",
+                                        "channel `{}` defines parameter `{}` that its address `{address}` does not use{lenient}",
                                         ch.id, p.name
                                     ),
                                 )

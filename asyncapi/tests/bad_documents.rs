@@ -246,6 +246,15 @@ const CASES: &[Case] = &[
         line: Some(13),
     },
     Case {
+        name: "parameter_unused",
+        file: "asyncapi.yaml",
+        text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user'\n    parameters:\n      userId:\n        description: id\n",
+        extra: &[],
+        message: "defines parameter `userId` that its address `user` does not use",
+        pointer: "#/channels/user/parameters/userId",
+        line: Some(9),
+    },
+    Case {
         name: "address_unclosed_brace",
         file: "asyncapi.yaml",
         text: "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user/{userId'\n",
@@ -426,8 +435,8 @@ fn rules_the_official_parser_does_not_enforce_are_warnings() {
             "#/channels/user",
         ),
         (
-            "parameter_unused",
-            "asyncapi: 3.0.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    address: 'user'\n    parameters:\n      userId:\n        description: id\n",
+            "parameter_unused_v2",
+            "asyncapi: 2.6.0\ninfo:\n  title: T\n  version: '1'\nchannels:\n  user:\n    parameters:\n      userId:\n        description: id\n    publish:\n      message:\n        payload:\n          type: string\n",
             "defines parameter `userId` that its address `user` does not use",
             "#/channels/user/parameters/userId",
         ),

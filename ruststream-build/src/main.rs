@@ -29,29 +29,50 @@ enum Command {
         /// Allow http(s) references.
         #[arg(long)]
         allow_network_refs: bool,
-        /// Folder file references may not leave (default: the spec's folder).
-        #[arg(long)]
-        root: Option<PathBuf>,
+        #[command(flatten)]
+        refs: RefArgs,
     },
-    /// Validate SPEC: exit 0 when valid (warnings printed), 1 with every diagnostic otherwise.
+    /// Validate SPEC against the official AsyncAPI JSON Schema of its version, then the
+    /// semantic rules: exit 0 when valid (warnings printed), 1 with every diagnostic otherwise.
     Check {
         /// The AsyncAPI document.
         spec: PathBuf,
-        /// Folder file references may not leave (default: the spec's folder).
-        #[arg(long)]
-        root: Option<PathBuf>,
+        #[command(flatten)]
+        refs: RefArgs,
     },
-    /// Print SPEC, resolved and normalised, as an AsyncAPI 3.0.0 document.
+    /// Print SPEC, resolved and normalised, as an AsyncAPI 3.x document.
     Convert {
         /// The AsyncAPI document.
         spec: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Yaml)]
         format: Format,
-        /// Folder file references may not leave (default: the spec's folder).
-        #[arg(long)]
-        root: Option<PathBuf>,
+        /// The AsyncAPI version written.
+        #[arg(long, value_enum, default_value_t = Version::V3_1_0)]
+        to: Version,
+        #[command(flatten)]
+        refs: RefArgs,
     },
+}
+
+/// Where `$ref`s may lead.
+#[derive(clap::Args)]
+struct RefArgs {
+    /// Folder file references may not leave (default: the nearest folder above the spec that
+    /// holds a `.git` or `Cargo.toml`, else the spec's folder).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Allow file references that leave the root folder.
+    #[arg(long)]
+    allow_outside_root: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Version {
+    #[value(name = "3.0.0")]
+    V3_0_0,
+    #[value(name = "3.1.0")]
+    V3_1_0,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,8 +95,13 @@ fn main() -> ExitCode {
             spec,
             side,
             allow_network_refs,
-            root,
+            refs,
         } => {
+            // `--allow-outside-root`: the file system's root is the root.
+            let root = refs.root.clone().or_else(|| {
+                refs.allow_outside_root
+                    .then(|| PathBuf::from(std::path::Component::RootDir.as_os_str()))
+            });
             let side = match side {
                 SideArg::App => Side::Application,
                 SideArg::Client => Side::Client,
@@ -100,7 +126,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Check { spec, root } => match asyncapi::load(&spec, &load_options(root)) {
+        Command::Check { spec, refs } => match asyncapi::load(&spec, &load_options(&refs, false)) {
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     eprintln!("{w}\n");
@@ -114,16 +140,24 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(diagnostics) => {
-                eprintln!("{diagnostics}");
+                eprintln!("{}", cli_hints(diagnostics));
                 ExitCode::FAILURE
             }
         },
-        Command::Convert { spec, format, root } => match asyncapi::load(&spec, &load_options(root))
-        {
+        Command::Convert {
+            spec,
+            format,
+            to,
+            refs,
+        } => match asyncapi::load(&spec, &load_options(&refs, false)) {
             Ok(loaded) => {
+                let version = match to {
+                    Version::V3_0_0 => "3.0.0",
+                    Version::V3_1_0 => "3.1.0",
+                };
                 let text = match format {
-                    Format::Yaml => asyncapi::emit::to_yaml(&loaded.document),
-                    Format::Json => asyncapi::emit::to_json(&loaded.document),
+                    Format::Yaml => asyncapi::emit::to_yaml_version(&loaded.document, version),
+                    Format::Json => asyncapi::emit::to_json_version(&loaded.document, version),
                 };
                 print!("{text}");
                 if !text.ends_with('\n') {
@@ -132,7 +166,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(diagnostics) => {
-                eprintln!("{diagnostics}");
+                eprintln!("{}", cli_hints(diagnostics));
                 ExitCode::FAILURE
             }
         },
@@ -140,13 +174,49 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &Error) -> ExitCode {
-    eprintln!("error: {error}");
+    match error {
+        Error::Spec(d) => eprintln!(
+            "error: invalid AsyncAPI document\n\n{}",
+            cli_hints(d.clone())
+        ),
+        other => eprintln!("error: {other}"),
+    }
     ExitCode::FAILURE
 }
 
-fn load_options(root: Option<PathBuf>) -> asyncapi::LoadOptions {
+fn load_options(refs: &RefArgs, allow_network: bool) -> asyncapi::LoadOptions {
     asyncapi::LoadOptions {
-        root,
+        root: refs.root.clone(),
+        allow_outside_root: refs.allow_outside_root,
+        allow_network,
         ..Default::default()
     }
+}
+
+/// Hints name the command line's flags, not the library options.
+fn cli_hints(mut diagnostics: asyncapi::Diagnostics) -> asyncapi::Diagnostics {
+    for d in &mut diagnostics.0 {
+        if let Some(hint) = &mut d.hint {
+            *hint = hint
+                .replace("set `LoadOptions::root`", "pass `--root <DIR>`")
+                .replace("call `Config::root`", "pass `--root <DIR>`")
+                .replace(
+                    "set `LoadOptions::allow_outside_root`",
+                    "pass `--allow-outside-root`",
+                )
+                .replace(
+                    " (a folder above every file the spec references)",
+                    ", or pass `--allow-outside-root`",
+                )
+                .replace(
+                    "set `LoadOptions::allow_network`",
+                    "pass `--allow-network-refs` (generate)",
+                )
+                .replace(
+                    "call `Config::allow_network_refs(true)`",
+                    "pass `--allow-network-refs`",
+                );
+        }
+    }
+    diagnostics
 }
