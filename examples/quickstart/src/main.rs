@@ -18,8 +18,7 @@ use ruststream::memory::{MemoryBroker, MemoryConnection};
 use ruststream::router::{Context, HandlerError};
 use ruststream::{Connection, Error, SubscribeOptions};
 
-/// The code generated from `asyncapi.yaml` (a binary uses only part of its API).
-#[allow(dead_code)]
+/// The code generated from `asyncapi.yaml`.
 mod spec {
     ruststream::include_spec!("quickstart");
 }

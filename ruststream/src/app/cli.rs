@@ -144,20 +144,45 @@ pub enum Format {
     Json,
 }
 
+type Reload =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The filter handle of the subscriber [`init_tracing`] installed with its `default` filter.
+static DEFAULT_FILTER: std::sync::OnceLock<Reload> = std::sync::OnceLock::new();
+
 /// Install a `tracing` subscriber writing to stderr (coloured only on a terminal), filtered
 /// by `filter`, else `RUST_LOG`, else `default`. Does nothing if one is already installed.
 pub fn init_tracing(filter: Option<&str>, default: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = filter
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let chosen = filter
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .or_else(|| EnvFilter::try_from_default_env().ok());
+    let defaulted = chosen.is_none();
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(chosen.unwrap_or_else(|| EnvFilter::new(default)));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+        && defaulted
+    {
+        let _ = DEFAULT_FILTER.set(handle);
+    }
+}
+
+/// Lower the default log filter of [`init_tracing`] to `warn` (for one-shot commands such as
+/// a demo); a filter from `--log` or `RUST_LOG` stays as it is.
+pub(crate) fn quiet_default_filter() {
+    if let Some(handle) = DEFAULT_FILTER.get() {
+        let _ = handle.modify(|f| *f = tracing_subscriber::EnvFilter::new("warn"));
+    }
 }
 
 #[cfg(test)]

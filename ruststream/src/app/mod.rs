@@ -68,6 +68,8 @@ type ConnHook<C> = Box<dyn FnOnce(C) -> BoxFuture<'static, Result<()>> + Send>;
 pub struct App<B: Broker> {
     name: String,
     version: String,
+    /// Whether [`App::name`] / [`App::version`] set them (else the spec's `info` does).
+    named: (bool, bool),
     broker: B,
     router: Router<B::Connection>,
     shutdown_timeout: Duration,
@@ -99,12 +101,14 @@ impl<B: Broker> std::fmt::Debug for App<B> {
 }
 
 impl<B: Broker> App<B> {
-    /// An app on `broker` with an empty router, named `ruststream-app`, 10 s shutdown
-    /// timeout, no metrics endpoint, telemetry and metrics middleware on.
+    /// An app on `broker` with an empty router, named `ruststream-app` (until a
+    /// [spec](Self::spec) gives its `info.title` and `info.version`), 10 s shutdown timeout,
+    /// no metrics endpoint, telemetry and metrics middleware on.
     pub fn new(broker: B) -> Self {
         App {
             name: "ruststream-app".to_owned(),
             version: "0.1.0".to_owned(),
+            named: (false, false),
             broker,
             router: Router::new(),
             shutdown_timeout: Duration::from_secs(10),
@@ -151,16 +155,30 @@ impl<B: Broker> App<B> {
         self
     }
 
-    /// Name (the `app` metrics label, the document title when the spec has none).
+    /// Name (the `app` metrics label, the document title when the spec has none); without
+    /// it, the spec's `info.title`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self.named.0 = true;
         self
     }
 
-    /// Version (the document's `info.version` when the spec has none).
+    /// Version (the document's `info.version` when the spec has none); without it, the
+    /// spec's `info.version`.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
+        self.named.1 = true;
         self
+    }
+
+    /// The app's name: [`App::name`], else the spec's `info.title`, else `ruststream-app`.
+    pub fn app_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The app's version: [`App::version`], else the spec's `info.version`, else `0.1.0`.
+    pub fn app_version(&self) -> &str {
+        &self.version
     }
 
     /// The router: register generated services, routes, middleware and hooks on it.
@@ -208,9 +226,25 @@ impl<B: Broker> App<B> {
         self
     }
 
-    /// The embedded AsyncAPI 3.x document (JSON) of the generated code.
+    /// The embedded AsyncAPI 3.x document (JSON) of the generated code. Its `info.title` and
+    /// `info.version` name the app unless [`App::name`] / [`App::version`] say otherwise.
     pub fn spec(mut self, json: impl Into<String>) -> Self {
-        self.spec = Some(json.into());
+        let json = json.into();
+        if let Ok(doc) = serde_json::from_str::<Value>(&json) {
+            let info = |key: &str| {
+                doc.pointer(&format!("/info/{key}"))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_owned)
+            };
+            if let (false, Some(title)) = (self.named.0, info("title")) {
+                self.name = title;
+            }
+            if let (false, Some(version)) = (self.named.1, info("version")) {
+                self.version = version;
+            }
+        }
+        self.spec = Some(json);
         self
     }
 
@@ -340,7 +374,7 @@ impl<B: Broker> App<B> {
             self.router
                 .layer(MetricsMiddleware::new(metrics.clone(), broker_name));
         }
-        tracing::info!(app = %self.name, broker = broker_name, "connecting");
+        tracing::info!(app = %self.name, version = %self.version, broker = broker_name, "connecting");
         let conn = match self.broker.connect().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -370,7 +404,7 @@ impl<B: Broker> App<B> {
         };
         metrics.watch_router(broker_name, router.route_stats());
         readiness.set(true);
-        tracing::info!(app = %self.name, routes = ?routes, "started");
+        tracing::info!(app = %self.name, version = %self.version, routes = ?routes, "started");
         Ok(RunningApp {
             name: self.name,
             conn,
@@ -614,6 +648,8 @@ async fn execute_app<B: Broker>(cli: Cli, mut app: App<B>) -> Result<()> {
             serve(app).await
         }
         None if app.demo.is_some() => {
+            // A demo is a one-shot command: quiet unless the log filter says otherwise.
+            cli::quiet_default_filter();
             let mut running = app.start().await?;
             let demo = running.demo.take();
             let outcome = match demo {
@@ -637,7 +673,10 @@ async fn execute_app<B: Broker>(cli: Cli, mut app: App<B>) -> Result<()> {
 }
 
 async fn serve<B: Broker>(app: App<B>) -> Result<()> {
-    let report = app.run_until(shutdown_signal()).await?;
+    let running = app.start().await?;
+    tracing::info!("serving; press Ctrl-C (or send SIGTERM) to stop");
+    shutdown_signal().await;
+    let report = running.shutdown().await?;
     if report.aborted > 0 {
         return Err(Error::Timeout(
             format!(
@@ -731,10 +770,12 @@ where
             };
         }
     };
-    // A service logs its lifecycle; one-shot commands (demo, `asyncapi gen`) stay quiet.
+    // A service logs its lifecycle; one-shot commands (a demo, `asyncapi gen`) stay quiet.
     let default_filter = match cli.command {
-        Some(Command::Run { .. }) => "info",
-        _ => "warn",
+        Some(Command::Asyncapi {
+            command: AsyncapiCommand::Gen { .. },
+        }) => "warn",
+        _ => "info",
     };
     init_tracing(cli.log.as_deref(), default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
