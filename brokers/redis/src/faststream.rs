@@ -290,6 +290,35 @@ mod tests {
         assert_eq!(ours, theirs);
     }
 
+    /// What this crate writes for a request with headers, a key and a binary payload:
+    /// `tests/data/faststream/ruststream_request.bin`, which `make_fixtures.py` checks
+    /// FastStream 0.7.8 parses to the same payload and headers. Rewrite it with
+    /// `RUSTSTREAM_WRITE_FIXTURES=1` after a deliberate format change.
+    #[test]
+    fn faststream_reads_what_this_crate_writes() {
+        let m = OutgoingMessage::new("c", &b"\x00\xffpayload"[..])
+            .correlation_id("corr-9")
+            .reply_to("ruststream.inbox.x")
+            .key(&b"k"[..])
+            .with_headers(
+                [
+                    ("content-type", "application/octet-stream"),
+                    ("x-tenant", "acme"),
+                ]
+                .into_iter()
+                .collect(),
+            );
+        let bytes = encode(&m).unwrap();
+        let path = format!(
+            "{}/tests/data/faststream/ruststream_request.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        if std::env::var_os("RUSTSTREAM_WRITE_FIXTURES").is_some() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(bytes, fixture("ruststream_request.bin"));
+    }
+
     #[test]
     fn round_trip_keeps_order_duplicates_key_and_binary_payloads() {
         let m = OutgoingMessage::new("c", &b"\x00\xff\x89BIN"[..])

@@ -68,3 +68,28 @@ async fn pubsub_the_rust_client_calls_faststream() {
     let conn = RedisPubSub::new(config()).connect().await.expect("redis");
     rust_calls_faststream(conn, &mut peer, &run).await;
 }
+
+/// The byte-level fixtures of `ruststream_redis::faststream`'s unit tests are what FastStream
+/// 0.7.8 writes, and FastStream parses what the crate writes
+/// (`brokers/redis/tests/data/faststream/make_fixtures.py --check`).
+#[test]
+fn the_redis_format_fixtures_agree_with_faststream() {
+    let Some(python) = require_peer(&[]) else {
+        return;
+    };
+    let script = ruststream_interop::workspace_root()
+        .join("brokers/redis/tests/data/faststream/make_fixtures.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("--check")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,18 +1,30 @@
 """Writes the FastStream Redis format fixtures of `src/faststream.rs`'s tests with FastStream
-itself (run with the interop venv: target/faststream-venv/bin/python make_fixtures.py).
+itself (run with the interop venv: target/faststream-venv/bin/python make_fixtures.py; with
+`--check` it compares instead of writing, as `tests/interop/tests/redis.rs` does).
 
 - binary_*.bin: `BinaryMessageFormatV1.encode(...)`, the format FastStream 0.7.8 writes;
 - json_envelope.json: the JSON envelope FastStream before 0.6 wrote (`{"data", "headers"}`),
-  checked here to be read back by FastStream 0.7.8's parser.
+  checked here to be read back by FastStream 0.7.8's parser;
+- ruststream_request.bin: written by this crate's encoder (its test rewrites it with
+  RUSTSTREAM_WRITE_FIXTURES=1), checked here to be parsed by FastStream 0.7.8.
 """
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 from faststream.redis.parser import BinaryMessageFormatV1
 
 HERE = Path(__file__).parent
+CHECK = "--check" in sys.argv  # compare with the committed fixtures instead of writing
+
+
+def put(name: str, data: bytes) -> None:
+    if CHECK:
+        assert (HERE / name).read_bytes() == data, f"{name} differs from what FastStream writes"
+    else:
+        (HERE / name).write_bytes(data)
 
 
 async def main() -> None:
@@ -22,11 +34,11 @@ async def main() -> None:
         headers={"x-tenant": "acme"},
         correlation_id="corr-1",
     )
-    (HERE / "binary_request.bin").write_bytes(request)
+    put("binary_request.bin", request)
     plain = await BinaryMessageFormatV1.encode(
         message="hello", reply_to=None, headers=None, correlation_id="corr-2"
     )
-    (HERE / "binary_plain.bin").write_bytes(plain)
+    put("binary_plain.bin", plain)
 
     envelope = json.dumps(
         {
@@ -41,9 +53,20 @@ async def main() -> None:
     ).encode()
     data, headers = BinaryMessageFormatV1.parse(envelope)
     assert data == b'{"item":"bolt","qty":3}' and headers["correlation_id"] == "corr-3"
-    (HERE / "json_envelope.json").write_bytes(envelope)
+    put("json_envelope.json", envelope)
 
-    print("fixtures written")
+    # What RustStream writes (src/faststream.rs, `faststream_reads_what_this_crate_writes`),
+    # read by FastStream.
+    data, headers = BinaryMessageFormatV1.parse((HERE / "ruststream_request.bin").read_bytes())
+    assert data == b"\x00\xffpayload", data
+    assert headers == {
+        "correlation_id": "corr-9",
+        "reply_to": "ruststream.inbox.x",
+        "x-ruststream-key": "6b",
+        "content-type": "application/octet-stream",
+        "x-tenant": "acme",
+    }, headers
+    print("fixtures", "match" if CHECK else "written", "; FastStream reads ruststream_request.bin")
 
 
 asyncio.run(main())
