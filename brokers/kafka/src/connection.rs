@@ -296,6 +296,9 @@ impl Subscriber for KafkaConnection {
                 .map_err(|e| config.transport("consumer", e))?;
         let consumer = Arc::new(consumer);
         let commits = group.is_some();
+        if private_group.is_some() {
+            commit_ends_of_matching(&consumer, address, config).await;
+        }
         if commits || private_group.is_some() {
             let subscription = pattern.as_deref().or(topic.as_deref()).unwrap_or_default();
             consumer
@@ -345,6 +348,48 @@ impl Subscriber for KafkaConnection {
             }
         }
         Ok(stream)
+    }
+}
+
+/// A private template subscription sees what is published after it started: for the topics
+/// that already match, the private group's offsets are committed at their current ends before
+/// it joins (topics created later start at their beginning). When the server refuses, those
+/// topics are read from their beginning instead, with a warning.
+async fn commit_ends_of_matching(
+    consumer: &Arc<StreamConsumer<GroupContext>>,
+    template: &Address,
+    config: &Config,
+) {
+    let consumer = consumer.clone();
+    let shown = template.to_string();
+    let template = template.clone();
+    let timeout = config.request_timeout;
+    let result = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<usize> {
+        let metadata = consumer.fetch_metadata(None, timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata
+            .topics()
+            .iter()
+            .filter(|t| template.matches(t.name()))
+        {
+            for p in t.partitions() {
+                let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
+                tpl.add_partition_offset(t.name(), p.id(), Offset::Offset(high))?;
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+        }
+        Ok(tpl.count())
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(
+            error = %config.scrub(e),
+            "kafka: could not start the existing topics of `{shown}` at their end; they are read from their beginning"
+        ),
+        Err(e) => tracing::warn!(error = %e, "kafka: start offsets task failed"),
     }
 }
 

@@ -22,6 +22,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use ruststream::capability::DelayedRedelivery;
 use ruststream::{Headers, IncomingMessage, OutgoingMessage, Result};
@@ -376,6 +377,14 @@ pub(crate) fn start(
             };
             let msg = match received {
                 Ok(msg) => msg,
+                // A pattern that matches no topic yet (or a topic just created) is not news.
+                Err(e)
+                    if e.rdkafka_error_code()
+                        == Some(RDKafkaErrorCode::UnknownTopicOrPartition) =>
+                {
+                    tracing::debug!(error = %e, "kafka: waiting for the topic");
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %sub.conn.config.scrub(e), "kafka: consumer error");
                     continue;

@@ -10,8 +10,9 @@
 //! `#[ruststream::app]` instead) to pick the broker from the command line: the in-memory broker
 //! by default; `--server production` (the spec's server, `RUSTSTREAM_SERVER`) or
 //! `--broker-url mqtt://…` (`RUSTSTREAM_BROKER_URL`) for MQTT; `--broker-url nats://…` for NATS
-//! (the spec's `/` addresses travel as `.` subjects:
-//! `smartylighting.streetlights.1.0.event.42.lighting.measured`).
+//! and `--broker-url kafka://…` for Kafka (the spec's `/` addresses travel as `.` subjects and
+//! topics: `smartylighting.streetlights.1.0.event.42.lighting.measured`, the naming of the
+//! official streetlights-kafka document).
 //! Run with no command for a demo, `run` to serve, `asyncapi gen` for the document.
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 use ruststream::memory::MemoryBroker;
 use ruststream::router::{Context, HandlerError, Route};
 use ruststream::{Broker, Connection, Error, IncomingMessage, SubscribeOptions};
+use ruststream_kafka::KafkaBroker;
 use ruststream_mqtt::Mqtt;
 use ruststream_nats::NatsBroker;
 
@@ -192,8 +194,8 @@ fn build<B: Broker>(broker: B, server: Option<&ChosenServer>) -> ruststream::Res
 }
 
 /// The broker comes from the command line: `--server production` (`RUSTSTREAM_SERVER`, the
-/// spec's server) or `--broker-url mqtt://…|nats://…` (`RUSTSTREAM_BROKER_URL`) picks MQTT or
-/// NATS by the URL's scheme, its broker crate's `Config::from_url` reads the rest; neither:
+/// spec's server) or `--broker-url mqtt://…|nats://…|kafka://…` (`RUSTSTREAM_BROKER_URL`) picks
+/// MQTT, NATS or Kafka by the URL's scheme, its broker crate's `Config::from_url` reads the rest; neither:
 /// the in-memory broker.
 fn main() -> ExitCode {
     let server = match chosen_server(spec::SERVERS) {
@@ -218,8 +220,15 @@ fn main() -> ExitCode {
                 .address_separator('/');
             build(NatsBroker::new(config), Some(&server))
         }),
+        // The same on Kafka: `.` topics, as the official streetlights-kafka document names them.
+        "kafka" | "kafka-secure" => run_cli(|| async {
+            let config = ruststream_kafka::Config::from_url(&server.url)?
+                .client_id("streetlights")
+                .address_separator('/');
+            build(KafkaBroker::new(config), Some(&server))
+        }),
         other => {
-            eprintln!("streetlights: no broker for `{other}` URLs (mqtt:// or nats://)");
+            eprintln!("streetlights: no broker for `{other}` URLs (mqtt://, nats:// or kafka://)");
             ExitCode::from(2)
         }
     }

@@ -158,6 +158,34 @@ async fn demo_runs_on_nats_too() {
     assert_eq!(body["command"], "on");
 }
 
+/// On Kafka the same: the spec's `/` addresses are the `.` topics of the official
+/// streetlights-kafka document, created on first use.
+#[test]
+fn demo_runs_on_kafka_too() {
+    if !ruststream::testing::require_service("kafka", "127.0.0.1:9092") {
+        return;
+    }
+    let out = Command::new(BIN)
+        .env("RUSTSTREAM_BROKER_URL", "kafka://127.0.0.1:9092")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "service: light 1 measured 42 lm -> turn on",
+        "service: light 2 measured 500 lm -> dim to 50%",
+        "light 1: got command Some(On)",
+        "light 2: dimmed to 50%",
+        "light 3: got command Some(Off)",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
+    }
+}
+
 /// Kills the child on drop (a failing test must not leave the service running).
 struct KillOnDrop(Option<std::process::Child>);
 
