@@ -23,7 +23,7 @@ fn bad(operation: &str, what: impl std::fmt::Display) -> Error {
 
 /// The value a binding's schema pins: `const`, a single `enum` value or `default`; a plain
 /// string is taken as is.
-fn pinned<'a>(v: &'a Value) -> Option<&'a str> {
+fn pinned(v: &Value) -> Option<&str> {
     if let Some(s) = v.as_str() {
         return Some(s);
     }

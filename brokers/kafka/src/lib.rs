@@ -67,8 +67,8 @@
 //! ## Bindings
 //!
 //! [`Config::with_spec_bindings`] applies the generated `BINDINGS` table: see [`bindings`].
-//! Security (TLS, SASL) needs the crate features `ssl` / `sasl`; secrets are redacted in
-//! `Debug` and in errors.
+//! SASL/PLAIN works as built; TLS and SASL/SCRAM need the crate feature `ssl` (the system's
+//! OpenSSL, libssl-dev). Secrets are redacted in `Debug` and in errors.
 
 pub mod bindings;
 mod config;
