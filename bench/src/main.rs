@@ -12,6 +12,7 @@
 //! Run `cargo run --release -p ruststream-bench -- <scenario|all> [options]`; see `--help`.
 
 mod codegen;
+mod kafka;
 mod nats;
 mod opts;
 mod pipeline;
@@ -40,6 +41,7 @@ pub const SCENARIOS: &[&str] = &[
     "memory-pipeline",
     "nats-pipeline",
     "request-reply",
+    "kafka-pipeline",
     "codegen-large",
     "slow-consumer",
     "alloc",
@@ -158,6 +160,7 @@ fn run(scenario: &str, opts: &opts::Opts) -> BenchResult<Vec<Line>> {
         "nats-pipeline" => vec![nats::nats_pipeline(opts)?],
         "request-reply" => vec![reqrep::request_reply(opts)?],
         "codegen-large" => vec![codegen::codegen_large(opts)?],
+        "kafka-pipeline" => vec![kafka::kafka_pipeline(opts)?],
         "slow-consumer" => vec![slow::slow_consumer(opts)?],
         "alloc" => vec![pipeline::alloc(opts)?],
         "consume-only" => vec![pipeline::consume_only(opts)?],

@@ -6,7 +6,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 usage: ruststream-bench <scenario|all> [options]
 
-scenarios: memory-pipeline nats-pipeline request-reply codegen-large slow-consumer alloc
+scenarios: memory-pipeline nats-pipeline kafka-pipeline request-reply codegen-large slow-consumer alloc
            consume-only (for scripts/instructions.sh)
 
 options (environment variable in brackets):
@@ -19,6 +19,7 @@ options (environment variable in brackets):
   --sleep-us N     slow-consumer: how long it sleeps, microseconds (default 1000)
   --nats-url URL   NATS server (default nats://127.0.0.1:4222) [NATS_URL]
   --side S         consume-only: framework | baseline (default framework)
+  --kafka HOST:PORT  Kafka bootstrap server (default 127.0.0.1:9092) [KAFKA_BOOTSTRAP]
   --no-work        consume-only: set up and prefill, but do not consume
   --only S         memory-pipeline, nats-pipeline: run one side only, framework |
                    baseline (for scripts/*instructions.sh; the other is reported as 0)
@@ -48,6 +49,8 @@ pub struct Opts {
     /// NATS URL.
     pub nats_url: String,
     /// consume-only: measure the baseline instead of the framework.
+    /// Kafka bootstrap servers (`--kafka`, `KAFKA_BOOTSTRAP`).
+    pub kafka_bootstrap: String,
     pub baseline_side: bool,
     /// consume-only: do the consume work.
     pub work: bool,
@@ -79,6 +82,8 @@ impl Opts {
             sleep: Duration::from_micros(1000),
             nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
             baseline_side: false,
+            kafka_bootstrap: std::env::var("KAFKA_BOOTSTRAP")
+                .unwrap_or_else(|_| "127.0.0.1:9092".into()),
             work: true,
             only: None,
             forward: Vec::new(),
@@ -137,6 +142,11 @@ impl Opts {
                     o.forward.extend([flag, v]);
                 }
                 "--side" => {
+                "--kafka" => {
+                    let v = value(&flag)?;
+                    o.kafka_bootstrap = v.clone();
+                    o.forward.extend([flag, v]);
+                }
                     let v = value(&flag)?;
                     o.baseline_side = match v.as_str() {
                         "framework" => false,
