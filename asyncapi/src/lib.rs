@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 mod diagnostic;
 pub mod emit;
+pub mod html;
 mod merge;
 mod model;
 mod normalize;

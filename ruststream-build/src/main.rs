@@ -1,4 +1,6 @@
-//! `ruststream-build`: generate, check and convert AsyncAPI documents from the shell.
+//! `ruststream-build`: generate, check, convert and serve AsyncAPI documents from the shell.
+
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,17 @@ enum Command {
         #[command(flatten)]
         refs: RefArgs,
     },
+    /// Serve SPEC as an HTML documentation page (with `/asyncapi.json` and `/asyncapi.yaml`)
+    /// until Ctrl-C.
+    Serve {
+        /// The AsyncAPI document.
+        spec: PathBuf,
+        /// Listen on this address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        #[command(flatten)]
+        refs: RefArgs,
+    },
 }
 
 /// Where `$ref`s may lead.
@@ -91,6 +104,7 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { spec, addr, refs } => serve_command(&spec, addr, &refs),
         Command::Generate {
             spec,
             side,
@@ -170,6 +184,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn serve_command(spec: &std::path::Path, addr: std::net::SocketAddr, refs: &RefArgs) -> ExitCode {
+    match asyncapi::load(spec, &load_options(refs, false)) {
+        Ok(loaded) => match serve::serve(&loaded.document, addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot serve on {addr}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(diagnostics) => {
+            eprintln!("{}", cli_hints(diagnostics));
+            ExitCode::FAILURE
+        }
     }
 }
 

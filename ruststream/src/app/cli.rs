@@ -133,6 +133,13 @@ pub enum AsyncapiCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Serve the document as an HTML page (at `/`, with `/asyncapi.json` and `/asyncapi.yaml`)
+    /// until Ctrl-C.
+    Serve {
+        /// Listen on this address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
 }
 
 /// Document format.

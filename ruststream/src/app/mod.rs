@@ -9,6 +9,9 @@
 //! - `run` — start, serve until SIGINT/SIGTERM, drain in-flight messages within the shutdown
 //!   timeout; the exit code is non-zero when start or shutdown failed;
 //! - `asyncapi gen [--format yaml|json] [--out FILE]` — print the AsyncAPI 3.0.0 document;
+//! - `asyncapi serve [--addr 127.0.0.1:8080]` — serve it as an HTML page (rendered by
+//!   `asyncapi::html` from the normalised model; no network), `/asyncapi.json` and
+//!   `/asyncapi.yaml` beside it; `run` with a metrics address serves the page at `/docs`;
 //! - no command — run the app's [demo](App::demo) if it has one (start, run the demo against
 //!   the live connection, shut down), else `run`.
 //!
@@ -335,6 +338,26 @@ impl<B: Broker> App<B> {
         }
     }
 
+    /// The documentation pages: the HTML page at each of `html_paths`, and `/asyncapi.json`
+    /// and `/asyncapi.yaml`.
+    ///
+    /// # Errors
+    /// When the document cannot be rendered.
+    pub fn doc_pages(&self, html_paths: &[&str]) -> Result<crate::metrics::Pages> {
+        let json = self.render_document(Format::Json)?;
+        let yaml = self.render_document(Format::Yaml)?;
+        let html = docs_html(&json);
+        let mut pages = crate::metrics::Pages::new();
+        for path in html_paths {
+            pages = pages.with(*path, "text/html; charset=utf-8", html.clone());
+        }
+        Ok(pages.with("/asyncapi.json", "application/json", json).with(
+            "/asyncapi.yaml",
+            "application/yaml; charset=utf-8",
+            yaml,
+        ))
+    }
+
     /// Connect, start the metrics endpoint (if configured) and the OpenTelemetry pipeline
     /// (if configured), start the router with the telemetry and metrics middleware (unless
     /// switched off), and mark the app ready.
@@ -344,7 +367,16 @@ impl<B: Broker> App<B> {
         let readiness = Readiness::new();
         let server = match self.metrics_addr {
             Some(addr) => {
-                Some(crate::metrics::serve(addr, metrics.clone(), readiness.clone()).await?)
+                let pages = self.doc_pages(&["/docs", "/docs/"])?;
+                Some(
+                    crate::metrics::serve_pages(
+                        addr,
+                        Some(metrics.clone()),
+                        readiness.clone(),
+                        pages,
+                    )
+                    .await?,
+                )
             }
             None => None,
         };
@@ -585,6 +617,35 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The HTML page of an emitted document (`json`), or a page saying why it cannot be read.
+fn docs_html(json: &str) -> String {
+    let options = asyncapi::LoadOptions::default();
+    match asyncapi::load_str(json, Path::new("asyncapi.json"), &options) {
+        Ok(loaded) => asyncapi::html::render(&loaded.document),
+        Err(e) => format!(
+            "<!doctype html><meta charset=\"utf-8\"><title>AsyncAPI</title>\
+             <p>The document cannot be read:</p><pre>{}</pre>",
+            asyncapi::html::esc(&e.to_string())
+        ),
+    }
+}
+
+/// `asyncapi serve`: the page at `/` (and `/docs`) until Ctrl-C or SIGTERM.
+async fn serve_docs<B: Broker>(app: &App<B>, addr: SocketAddr) -> Result<()> {
+    let pages = app.doc_pages(&["/", "/index.html", "/docs", "/docs/"])?;
+    let readiness = Readiness::new();
+    readiness.set(true);
+    let server = crate::metrics::serve_pages(addr, None, readiness, pages).await?;
+    tracing::info!(
+        app = %app.name,
+        "AsyncAPI page at http://{}/ ; press Ctrl-C (or send SIGTERM) to stop",
+        server.local_addr()
+    );
+    shutdown_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
 fn write_output(text: &str, out: Option<&Path>) -> Result<()> {
     use std::io::Write;
     match out {
@@ -641,6 +702,9 @@ async fn execute_app<B: Broker>(cli: Cli, mut app: App<B>) -> Result<()> {
         Some(Command::Asyncapi {
             command: AsyncapiCommand::Gen { format, out },
         }) => write_output(&app.render_document(format)?, out.as_deref()),
+        Some(Command::Asyncapi {
+            command: AsyncapiCommand::Serve { addr },
+        }) => serve_docs(&app, addr).await,
         Some(Command::Run { metrics_addr }) => {
             if let Some(addr) = metrics_addr {
                 app = app.metrics_addr(addr);

@@ -35,7 +35,7 @@ mod observe;
 mod server;
 
 pub use observe::{MeteredPublisher, MetricsMiddleware};
-pub use server::{MetricsServer, Readiness, serve};
+pub use server::{MetricsServer, Pages, Readiness, serve, serve_pages};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,8 +1,9 @@
-//! A tiny HTTP/1.1 responder for `/metrics` and `/health` on tokio's `TcpListener`.
+//! A tiny HTTP/1.1 responder for `/metrics`, `/health` and a few static [`Pages`] (the
+//! AsyncAPI documentation page) on tokio's `TcpListener`.
 //!
 //! One request per connection (`Connection: close`), `GET`/`HEAD` only, request heads capped
-//! at 8 KiB and 5 s. Enough for Prometheus scrapers and orchestrator probes without an HTTP
-//! framework in the build.
+//! at 8 KiB and 5 s. Enough for Prometheus scrapers, orchestrator probes and a browser without
+//! an HTTP framework in the build.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +71,36 @@ impl Drop for MetricsServer {
     }
 }
 
+/// Static pages served beside `/metrics` and `/health`: path, content type, body. Cheap to
+/// clone.
+#[derive(Debug, Clone, Default)]
+pub struct Pages(Arc<Vec<(String, String, String)>>);
+
+impl Pages {
+    /// No pages.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answer `GET path` with `body` as `content_type` (builder style).
+    pub fn with(
+        mut self,
+        path: impl Into<String>,
+        content_type: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Arc::make_mut(&mut self.0).push((path.into(), content_type.into(), body.into()));
+        self
+    }
+
+    fn get(&self, path: &str) -> Option<(&str, &str)> {
+        self.0
+            .iter()
+            .find(|(p, _, _)| p == path)
+            .map(|(_, t, b)| (t.as_str(), b.as_str()))
+    }
+}
+
 /// Bind `addr` and answer `GET /metrics` (Prometheus text format) and `GET /health`
 /// (`200 ready` or `503 not ready`, from `readiness`) until shut down.
 pub async fn serve(
@@ -77,12 +108,24 @@ pub async fn serve(
     metrics: Metrics,
     readiness: Readiness,
 ) -> Result<MetricsServer> {
+    serve_pages(addr, Some(metrics), readiness, Pages::new()).await
+}
+
+/// [`serve`] with `pages` too; without `metrics`, `/metrics` is not found.
+pub async fn serve_pages(
+    addr: SocketAddr,
+    metrics: Option<Metrics>,
+    readiness: Readiness,
+    pages: Pages,
+) -> Result<MetricsServer> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Config(format!("cannot bind the metrics address {addr}: {e}")))?;
     let local_addr = listener
         .local_addr()
         .map_err(|e| Error::Config(format!("metrics listener address: {e}")))?;
+    let pages_log: Vec<String> = pages.0.iter().map(|(p, _, _)| p.clone()).collect();
+    let has_metrics = metrics.is_some();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -92,8 +135,9 @@ pub async fn serve(
                     Ok((stream, _peer)) => {
                         let metrics = metrics.clone();
                         let readiness = readiness.clone();
+                        let pages = pages.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = respond(stream, &metrics, &readiness).await {
+                            if let Err(e) = respond(stream, metrics.as_ref(), &readiness, &pages).await {
                                 tracing::debug!(error = %e, "metrics endpoint connection failed");
                             }
                         });
@@ -106,7 +150,12 @@ pub async fn serve(
             }
         }
     });
-    tracing::info!(%local_addr, "serving /metrics and /health");
+    if has_metrics {
+        tracing::info!(%local_addr, "serving /metrics and /health");
+    }
+    if let Some(path) = pages_log.first() {
+        tracing::info!(%local_addr, pages = ?pages_log, "serving the documentation at http://{local_addr}{path}");
+    }
     Ok(MetricsServer {
         local_addr,
         stop,
@@ -131,8 +180,9 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 async fn respond(
     mut stream: TcpStream,
-    metrics: &Metrics,
+    metrics: Option<&Metrics>,
     readiness: &Readiness,
+    pages: &Pages,
 ) -> std::io::Result<()> {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(head) => head?,
@@ -147,13 +197,18 @@ async fn respond(
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("");
     let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => (
+    let page = pages.get(path);
+    let (status, content_type, body) = match (method, path, metrics) {
+        ("GET" | "HEAD", _, _) if page.is_some() => {
+            let (content_type, body) = page.unwrap_or_default();
+            return write_response(&mut stream, method, "200 OK", content_type, body).await;
+        }
+        ("GET" | "HEAD", "/metrics", Some(metrics)) => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),
         ),
-        ("GET" | "HEAD", "/health" | "/ready" | "/healthz" | "/readyz") => {
+        ("GET" | "HEAD", "/health" | "/ready" | "/healthz" | "/readyz", _) => {
             if readiness.is_ready() {
                 ("200 OK", "text/plain; charset=utf-8", "ready\n".to_owned())
             } else {
@@ -164,7 +219,7 @@ async fn respond(
                 )
             }
         }
-        ("GET" | "HEAD", _) => (
+        ("GET" | "HEAD", _, _) => (
             "404 Not Found",
             "text/plain; charset=utf-8",
             "not found\n".to_owned(),
@@ -175,8 +230,19 @@ async fn respond(
             "method not allowed\n".to_owned(),
         ),
     };
+    write_response(&mut stream, method, status, content_type, &body).await
+}
+
+async fn write_response(
+    stream: &mut TcpStream,
+    method: &str,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let mut response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         x-content-type-options: nosniff\r\nconnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
