@@ -32,8 +32,10 @@ async def main() -> None:
 
     def source(name: str) -> dict:
         if kind == "stream":
-            # A new stream per run: reading it from the start misses nothing.
-            return {"stream": StreamSub(name, last_id="0")}
+            # A new stream per run: reading it from the start misses nothing. The service
+            # reads through a consumer group (acks, as a FastStream service usually does).
+            group = {"group": "orders-service", "consumer": "py"} if role == "service" else {}
+            return {"stream": StreamSub(name, last_id="0", **group)}
         return {"channel": name}
 
     if role == "service":

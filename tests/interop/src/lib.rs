@@ -255,12 +255,12 @@ impl Peer {
     }
 
     fn fail(&mut self, what: &str) -> ! {
+        // Give a dying process, and the stderr reader, a moment to finish.
+        std::thread::sleep(Duration::from_millis(200));
         let status = match self.child.try_wait() {
             Ok(Some(s)) => format!("exited with {s}"),
             _ => "still running".to_owned(),
         };
-        // Give the stderr reader a moment to catch up with a dying process.
-        std::thread::sleep(Duration::from_millis(100));
         panic!(
             "peer {}: {what} ({status}); unmatched events: {:?}\n--- peer stderr ---\n{}",
             self.name,
