@@ -1,11 +1,14 @@
 """FastStream Kafka peer of the interop suite: implements `specs/interop.yaml` for one run.
 
-usage: kafka_peer.py --run RUN --role service|client [--bootstrap 127.0.0.1:9092]
+usage: kafka_peer.py --run RUN --role service|client|keys [--bootstrap 127.0.0.1:9092]
 
 role `service`: subscribes `interop.RUN.orders` (reports each order) and `interop.RUN.quotes`
 (answers each quote request with a `quote`, which FastStream publishes to the request's
-`reply_to` header); role `client`: subscribes `interop.RUN.shipments` (reports each shipment).
-Both run publish/request commands.
+`reply_to` header); role `client`: subscribes `interop.RUN.shipments` (reports each shipment);
+role `keys`: subscribes `interop.RUN.keyed` (reports each record with its key and partition;
+aiokafka's default partitioner is murmur2, as the Java client's). A publish command's record
+key is its pseudo-header `x-kafka-key`.
+All roles run publish/request commands.
 
 FastStream 0.7.8 has no `request` on Kafka ("Kafka doesn't support `request` method without test
 client"), so this peer makes a request the way Kafka clients do: it publishes with the
@@ -43,6 +46,14 @@ async def main() -> None:
             emit("received", channel="quotes", **describe(msg))
             return quote_for(body)
 
+    elif role == "keys":
+
+        @broker.subscriber(f"{base}.keyed", auto_offset_reset="earliest")
+        async def on_keyed(body: Any, msg=Context("message")) -> None:
+            record = msg.raw_message
+            key = record.key.decode() if record.key is not None else None
+            emit("received", channel="keyed", key=key, partition=record.partition, **describe(msg))
+
     else:
 
         @broker.subscriber(f"{base}.shipments", auto_offset_reset="earliest")
@@ -69,6 +80,23 @@ async def main() -> None:
         return await asyncio.wait_for(future, timeout)
 
     broker.request = request  # the request op of peer.py
+    # A record key travels in the commands as the pseudo-header `x-kafka-key` (peer.py's
+    # publish has no key), removed before publishing.
+    plain_publish = broker.publish
+
+    async def publish(body, topic, headers=None, correlation_id=None, **kwargs):
+        headers = dict(headers or {})
+        key = headers.pop("x-kafka-key", None)
+        return await plain_publish(
+            body,
+            topic,
+            headers=headers,
+            correlation_id=correlation_id,
+            key=key.encode() if key is not None else None,
+            **kwargs,
+        )
+
+    broker.publish = publish
     await serve(broker, lambda cmd: cmd["to"])
 
 
