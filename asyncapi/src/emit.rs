@@ -205,9 +205,21 @@ pub fn to_version(doc: &Document, version: &str) -> Value {
             let refs = c.servers.iter().map(|s| reference("servers", s)).collect();
             m.insert("servers".to_string(), Value::Array(refs));
         }
-        if !c.parameters.is_empty() {
+        // 3.x refuses parameters the address does not use (2.x accepted them when the address
+        // had none): they meant nothing, so they are not written.
+        let used = c
+            .address
+            .as_deref()
+            .and_then(|a| crate::validate::address_parameters(a).ok())
+            .unwrap_or_default();
+        let parameters: Vec<&Parameter> = c
+            .parameters
+            .iter()
+            .filter(|p| used.contains(&p.name))
+            .collect();
+        if !parameters.is_empty() {
             let mut params = Map::new();
-            for p in &c.parameters {
+            for p in parameters {
                 let mut pm = Map::new();
                 put_list(&mut pm, "enum", &p.enum_values);
                 put_str(&mut pm, "default", &p.default);

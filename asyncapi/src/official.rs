@@ -520,8 +520,37 @@ pub(crate) fn fit_bindings(bindings: &Value, object: &str, version: &str) -> Val
         }
         let known = binding_schema.get("properties").and_then(Value::as_object);
         let mut fitted = Map::new();
+        if protocol == "amqp" && object == "channel" {
+            // AMQP 0.3.0 requires the object its `is` names (0.1.0/0.2.0 did not).
+            let needed = match fields.get("is").and_then(Value::as_str) {
+                Some("queue") => "queue",
+                _ => "exchange",
+            };
+            fields
+                .entry(needed)
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
         for (k, v) in fields {
-            if k.starts_with("x-") || known.is_some_and(|p| p.contains_key(&k)) {
+            let is_schema = known
+                .and_then(|p| p.get(&k))
+                .and_then(|p| p.get("$ref"))
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.ends_with("/schema.json"));
+            if is_schema && !v.is_object() && !v.is_boolean() {
+                // Kafka 0.1.0's `groupId: my-group` (a value) is a schema since 0.2.0: the
+                // schema of exactly that value.
+                let mut schema = Map::new();
+                if let Some(t) = match &v {
+                    Value::String(_) => Some("string"),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => Some("integer"),
+                    Value::Number(_) => Some("number"),
+                    _ => None,
+                } {
+                    schema.insert("type".to_string(), Value::String(t.to_string()));
+                }
+                schema.insert("enum".to_string(), Value::Array(vec![v]));
+                fitted.insert(k, Value::Object(schema));
+            } else if k.starts_with("x-") || known.is_some_and(|p| p.contains_key(&k)) {
                 fitted.insert(k, v);
             } else if protocol == "http" && object == "operation" && k == "type" && v == "request" {
                 // HTTP binding 0.1.0's `type: request` is what every HTTP operation is since 0.2.0.

@@ -138,10 +138,21 @@ fn mutated_corpus_documents_never_panic() {
                             a.clear_sources();
                             b.clear_sources();
                             b.source_version.clone_from(&a.source_version);
-                            if a != b {
+                            // Emitting converts what 3.x writes otherwise (bindings fitted to
+                            // the official schema, parameters the address does not use
+                            // dropped): then the emitted documents must agree.
+                            if a != b && asyncapi::emit::to_v3(&a) != asyncapi::emit::to_v3(&b) {
                                 round_trip_failures.push(format!("{}:\n{mutated}", doc.display()));
                             }
                         }
+                        // A mutation may break a binding in a way 2.x's schema does not see
+                        // (it checks bindings loosely) and 3.x's does: that is a refusal with
+                        // a reason, not a failed round trip.
+                        Err(e)
+                            if e.errors().all(|d| {
+                                d.message.contains("official AsyncAPI")
+                                    && d.pointer.contains("/bindings/")
+                            }) => {}
                         Err(e) => {
                             round_trip_failures.push(format!("{}: {e}\n{mutated}", doc.display()))
                         }

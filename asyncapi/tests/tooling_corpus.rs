@@ -649,3 +649,24 @@ fn the_largest_document_is_checked_quickly() {
     };
     assert!(took < limit, "{took:?}");
 }
+
+/// `convert` output of every accepted document passes the official 3.0.0 and 3.1.0 schemas
+/// (and RustStream's checks): it loads again without errors.
+#[test]
+fn conversions_of_accepted_documents_are_valid() {
+    let mut bad = Vec::new();
+    for (rel, ..) in TABLE {
+        let path = fixtures().join(rel);
+        let Ok(loaded) = load(&path, &LoadOptions::default()) else {
+            continue;
+        };
+        for version in asyncapi::emit::EMITTABLE_VERSIONS {
+            let text = asyncapi::emit::to_yaml_version(&loaded.document, version);
+            let again = path.with_file_name(format!("converted-{version}.yaml"));
+            if let Err(e) = asyncapi::load_str(&text, &again, &LoadOptions::default()) {
+                bad.push(format!("{rel} as {version}:\n{e}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n\n"));
+}

@@ -76,25 +76,51 @@ fn generate_and_check_never_panic_on_missing_or_broken_files() {
 #[test]
 fn convert_prints_asyncapi_3_json_and_yaml() {
     let spec = data("asyncapi-corpus/spec-v2.6.0/streetlights-kafka.yml");
+    // 3.1.0 by default, as the newest official tools.
     let out = run(&["convert", spec.to_str().unwrap(), "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(doc["asyncapi"], "3.1.0");
     let out = run(&["convert", spec.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("asyncapi: 3.1.0"));
+    let out = run(&["convert", spec.to_str().unwrap(), "--to", "3.0.0"]);
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("asyncapi: 3.0.0"));
 }
 
 #[test]
 fn generate_resolves_multi_file_projects_with_root() {
+    // The official multi-file example loads by default: the root is the nearest folder with
+    // a `Cargo.toml` or `.git` (here the `tests` crate).
     let spec = data("asyncapi-corpus/spec-v3.0.0/social-media/backend/asyncapi.yaml");
     let root = data("asyncapi-corpus/spec-v3.0.0/social-media");
     let out = run(&["generate", spec.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "escaping the spec folder is refused"
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A root that the references leave is refused, and the hint names the CLI flags.
+    let backend = data("asyncapi-corpus/spec-v3.0.0/social-media/backend");
+    let out = run(&[
+        "check",
+        spec.to_str().unwrap(),
+        "--root",
+        backend.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "escaping --root is refused");
+    let err = text(&out.stderr);
+    assert!(err.contains("escapes the spec's root folder"), "{err}");
+    assert!(
+        err.contains("`--root <DIR>`") && err.contains("`--allow-outside-root`"),
+        "{err}"
     );
+    assert!(!err.contains("LoadOptions"), "{err}");
+    let out = run(&[
+        "check",
+        spec.to_str().unwrap(),
+        "--root",
+        backend.to_str().unwrap(),
+        "--allow-outside-root",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run(&[
         "generate",
         spec.to_str().unwrap(),
