@@ -296,9 +296,11 @@ impl Subscriber for KafkaConnection {
                 .map_err(|e| config.transport("consumer", e))?;
         let consumer = Arc::new(consumer);
         let commits = group.is_some();
-        if private_group.is_some() {
-            commit_ends_of_matching(&consumer, address, config).await;
-        }
+        let matching = if pattern.is_some() {
+            matching_partitions(&consumer, address, config, private_group.is_some()).await
+        } else {
+            0
+        };
         if commits || private_group.is_some() {
             let subscription = pattern.as_deref().or(topic.as_deref()).unwrap_or_default();
             consumer
@@ -328,13 +330,13 @@ impl Subscriber for KafkaConnection {
             shared.on_shutdown(),
         );
         shared.track(task);
-        if pattern.is_some() {
+        if pattern.is_some() && matching == 0 {
             // A pattern that matches nothing yet gets no assignment until a topic appears;
             // records of topics created later are read from their beginning, so nothing is
-            // missed. Wait briefly for the assignment of topics that already match.
+            // missed.
             let brief = config.request_timeout.min(Duration::from_secs(2));
             let _ = tokio::time::timeout(brief, assigned.wait_for(|n| *n > 0)).await;
-        } else if commits {
+        } else if commits || matching > 0 {
             // Active once the group handed out its partitions.
             let wait = config.session_timeout + config.request_timeout;
             if tokio::time::timeout(wait, assigned.wait_for(|n| *n > 0))
@@ -351,15 +353,17 @@ impl Subscriber for KafkaConnection {
     }
 }
 
-/// A private template subscription sees what is published after it started: for the topics
-/// that already match, the private group's offsets are committed at their current ends before
-/// it joins (topics created later start at their beginning). When the server refuses, those
-/// topics are read from their beginning instead, with a warning.
-async fn commit_ends_of_matching(
+/// The partitions of the topics that already match `template`. With `commit_ends` (a private
+/// template subscription, which sees what is published after it started) the private group's
+/// offsets are committed at their current ends before it joins, so those topics start there
+/// while topics created later start at their beginning. When the server refuses, those topics
+/// are read from their beginning instead, with a warning.
+async fn matching_partitions(
     consumer: &Arc<StreamConsumer<GroupContext>>,
     template: &Address,
     config: &Config,
-) {
+    commit_ends: bool,
+) -> usize {
     let consumer = consumer.clone();
     let shown = template.to_string();
     let template = template.clone();
@@ -373,23 +377,33 @@ async fn commit_ends_of_matching(
             .filter(|t| template.matches(t.name()))
         {
             for p in t.partitions() {
-                let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
+                let high = if commit_ends {
+                    consumer.fetch_watermarks(t.name(), p.id(), timeout)?.1
+                } else {
+                    0
+                };
                 tpl.add_partition_offset(t.name(), p.id(), Offset::Offset(high))?;
             }
         }
-        if tpl.count() > 0 {
+        if commit_ends && tpl.count() > 0 {
             consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
         }
         Ok(tpl.count())
     })
     .await;
     match result {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(
-            error = %config.scrub(e),
-            "kafka: could not start the existing topics of `{shown}` at their end; they are read from their beginning"
-        ),
-        Err(e) => tracing::warn!(error = %e, "kafka: start offsets task failed"),
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                error = %config.scrub(e),
+                "kafka: could not look up (or start at their end) the existing topics of `{shown}`; they are read from their beginning"
+            );
+            0
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "kafka: start offsets task failed");
+            0
+        }
     }
 }
 
