@@ -19,6 +19,7 @@ mod pipeline;
 mod reqrep;
 mod service;
 mod slow;
+mod validation;
 
 use std::alloc::System;
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ pub const SCENARIOS: &[&str] = &[
     "codegen-large",
     "slow-consumer",
     "alloc",
+    "validate-consume",
 ];
 
 /// One output line.
@@ -164,6 +166,7 @@ fn run(scenario: &str, opts: &opts::Opts) -> BenchResult<Vec<Line>> {
         "slow-consumer" => vec![slow::slow_consumer(opts)?],
         "alloc" => vec![pipeline::alloc(opts)?],
         "consume-only" => vec![pipeline::consume_only(opts)?],
+        "validate-consume" => vec![validation::validate_consume(opts)?],
         other => return Err(format!("unknown scenario `{other}` (try --help)").into()),
     })
 }

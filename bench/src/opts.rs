@@ -7,6 +7,7 @@ pub const USAGE: &str = "\
 usage: ruststream-bench <scenario|all> [options]
 
 scenarios: memory-pipeline nats-pipeline kafka-pipeline request-reply codegen-large slow-consumer alloc
+           validate-consume (consume with schema validation on vs off)
            consume-only (for scripts/instructions.sh)
 
 options (environment variable in brackets):
@@ -21,7 +22,7 @@ options (environment variable in brackets):
   --side S         consume-only: framework | baseline (default framework)
   --kafka HOST:PORT  Kafka bootstrap server (default 127.0.0.1:9092) [KAFKA_BOOTSTRAP]
   --no-work        consume-only: set up and prefill, but do not consume
-  --only S         memory-pipeline, nats-pipeline: run one side only, framework |
+  --only S         memory-pipeline, nats-pipeline, validate-consume: run one side only, framework |
                    baseline (for scripts/*instructions.sh; the other is reported as 0)
 ";
 

@@ -91,7 +91,7 @@
 //! reported as JSON pointer + sentence (`/amount: must be > 0, got -3`):
 //! `minimum`, `maximum`, `exclusiveMinimum`/`exclusiveMaximum` (numbers, and the draft-4
 //! booleans), `multipleOf`, `minLength`/`maxLength` (in characters), `pattern` (compiled once,
-//! with `regex-lite`; a pattern it cannot compile is not checked), `format` (`date-time`,
+//! with the `regex` crate; a pattern it cannot compile is not checked), `format` (`date-time`,
 //! `date`, `time`, `email`, `uuid`, `uri`, `ipv4`, `ipv6`; others are annotations), `const`
 //! and `enum` of strings and numbers (string enums are Rust enums: serde refuses other values),
 //! `minItems`/`maxItems`/`uniqueItems`, `minProperties`/`maxProperties`, and the same inside

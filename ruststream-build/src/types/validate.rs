@@ -513,10 +513,16 @@ fn string_checks(obj: &Map<String, Value>, out: &mut TokenStream) {
     if let Some(p) = obj.get("pattern").and_then(Value::as_str) {
         // Patterns the runtime's engine cannot compile are not checked (rather than refusing
         // every message).
-        if regex_lite::Regex::new(p).is_ok() {
+        let pattern = match compile_pattern(p) {
+            Some(matcher) => Some(quote!(rt::Pattern::compiled(#p, #matcher))),
+            None => regex::Regex::new(p)
+                .is_ok()
+                .then(|| quote!(rt::Pattern::new(#p))),
+        };
+        if let Some(pattern) = pattern {
             out.extend(quote! {
                 {
-                    static PATTERN: rt::Pattern = rt::Pattern::new(#p);
+                    static PATTERN: rt::Pattern = #pattern;
                     rt::pattern(path, v, &PATTERN, errs);
                 }
             });
@@ -631,4 +637,188 @@ pub(super) fn defines_struct_or_enum(item: &TypeItem) -> bool {
             |t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "struct" || i == "enum"),
         ),
     }
+}
+
+/// A `pattern` that is an anchored sequence of ASCII character classes, every one but the last
+/// of a fixed length (`^[a-z0-9-]+$`, `^[A-Z]{3}$`, `^\d{3}-\d{4}$`), as the body of a
+/// `fn(&str) -> bool` for `rt::Pattern::compiled`. It works on bytes: a byte of a non-ASCII
+/// character never matches an ASCII class, so counting bytes counts characters. `None` for
+/// anything else (matched with the `regex` crate at run time).
+fn compile_pattern(p: &str) -> Option<TokenStream> {
+    let body = p.strip_prefix('^')?.strip_suffix('$')?;
+    if body.ends_with('\\') {
+        return None;
+    }
+    let chars: Vec<char> = body.chars().collect();
+    let mut i = 0;
+    let mut steps: Vec<(TokenStream, usize, usize)> = Vec::new();
+    while i < chars.len() {
+        let (class, next) = class_at(&chars, i)?;
+        i = next;
+        let (min, max, next) = quantifier_at(&chars, i)?;
+        i = next;
+        if let Some((_, pmin, pmax)) = steps.last() {
+            if pmin != pmax {
+                return None;
+            }
+        }
+        steps.push((class, min, max));
+    }
+    let (last, fixed) = steps.split_last()?;
+    if fixed.len() > 16 {
+        return None;
+    }
+    let lit = proc_macro2::Literal::usize_unsuffixed;
+    let prefix: usize = fixed.iter().map(|(_, n, _)| n).sum();
+    let mut conds = Vec::new();
+    let mut at = 0;
+    for (class, n, _) in fixed {
+        let (from, to) = (lit(at), lit(at + n));
+        conds.push(quote!(b[#from..#to].iter().all(|&c| #class)));
+        at += n;
+    }
+    let (class, min, max) = last;
+    let rest = if prefix == 0 {
+        quote!(b)
+    } else {
+        let from = lit(prefix);
+        quote!(b[#from..])
+    };
+    conds.push(quote!(#rest.iter().all(|&c| #class)));
+    let len = match (min + prefix, max.checked_add(prefix)) {
+        (lo, Some(hi)) if lo == hi => {
+            let lo = lit(lo);
+            quote!(b.len() == #lo)
+        }
+        (lo, Some(hi)) if *max != usize::MAX => {
+            let (lo, hi) = (lit(lo), lit(hi));
+            quote!((#lo..=#hi).contains(&b.len()))
+        }
+        (lo, _) => {
+            let lo = lit(lo);
+            quote!(b.len() >= #lo)
+        }
+    };
+    Some(quote! {
+        |s: &str| {
+            let b = s.as_bytes();
+            #len #(&& #conds)*
+        }
+    })
+}
+
+fn byte(c: char) -> TokenStream {
+    let b = syn::LitByte::new(c as u8, proc_macro2::Span::call_site());
+    quote!(#b)
+}
+
+/// The condition on the byte `c` of the ASCII class (or literal) at `i`, and the index after
+/// it.
+fn class_at(chars: &[char], i: usize) -> Option<(TokenStream, usize)> {
+    const SPECIAL: &str = ".^$*+?()[]{}|\\/";
+    let c = *chars.get(i)?;
+    match c {
+        '[' => {
+            let mut j = i + 1;
+            if chars.get(j) == Some(&'^') {
+                // Negated classes match non-ASCII characters: left to the regex engine.
+                return None;
+            }
+            let mut pats: Vec<TokenStream> = Vec::new();
+            let mut first = true;
+            loop {
+                let c = *chars.get(j)?;
+                if c == ']' && !first {
+                    j += 1;
+                    break;
+                }
+                first = false;
+                let (lo, next) = match c {
+                    '\\' => {
+                        let e = *chars.get(j + 1)?;
+                        match e {
+                            'd' => {
+                                pats.push(quote!(b'0'..=b'9'));
+                                j += 2;
+                                continue;
+                            }
+                            'w' => {
+                                pats.push(quote!(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_'));
+                                j += 2;
+                                continue;
+                            }
+                            e if e.is_ascii_punctuation() => (e, j + 2),
+                            _ => return None,
+                        }
+                    }
+                    '[' => return None,
+                    c if c.is_ascii() && !c.is_ascii_control() => (c, j + 1),
+                    _ => return None,
+                };
+                j = next;
+                if chars.get(j) == Some(&'-') && chars.get(j + 1).is_some_and(|c| *c != ']') {
+                    let hi = *chars.get(j + 1)?;
+                    if hi == '\\' || hi == '[' || !hi.is_ascii() || hi.is_ascii_control() || hi < lo
+                    {
+                        return None;
+                    }
+                    let (lo, hi) = (byte(lo), byte(hi));
+                    pats.push(quote!(#lo..=#hi));
+                    j += 2;
+                } else {
+                    pats.push(byte(lo));
+                }
+            }
+            Some((quote!(matches!(c, #(#pats)|*)), j))
+        }
+        '\\' => {
+            let e = *chars.get(i + 1)?;
+            let cond = match e {
+                'd' => quote!(c.is_ascii_digit()),
+                'w' => quote!(c.is_ascii_alphanumeric() || c == b'_'),
+                e if e.is_ascii_punctuation() => {
+                    let e = byte(e);
+                    quote!(c == #e)
+                }
+                _ => return None,
+            };
+            Some((cond, i + 2))
+        }
+        c if SPECIAL.contains(c) || !c.is_ascii() || c.is_ascii_control() => None,
+        c => {
+            let c = byte(c);
+            Some((quote!(c == #c), i + 1))
+        }
+    }
+}
+
+/// The bounds of the quantifier at `i` (`(1, 1)` when there is none) and the index after it.
+fn quantifier_at(chars: &[char], i: usize) -> Option<(usize, usize, usize)> {
+    let (min, max, next) = match chars.get(i) {
+        Some('+') => (1, usize::MAX, i + 1),
+        Some('*') => (0, usize::MAX, i + 1),
+        Some('?') => (0, 1, i + 1),
+        Some('{') => {
+            let close = i + chars[i..].iter().position(|c| *c == '}')?;
+            let inner: String = chars[i + 1..close].iter().collect();
+            let (min, max) = match inner.split_once(',') {
+                None => {
+                    let n = inner.parse().ok()?;
+                    (n, n)
+                }
+                Some((a, "")) => (a.parse().ok()?, usize::MAX),
+                Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            };
+            if min > max || min > 10_000 || (max != usize::MAX && max > 10_000) {
+                return None;
+            }
+            (min, max, close + 1)
+        }
+        _ => (1, 1, i),
+    };
+    // A lazy or possessive suffix, or a second quantifier: not a simple class sequence.
+    if next != i && matches!(chars.get(next), Some('?' | '+' | '*' | '{')) {
+        return None;
+    }
+    Some((min, max, next))
 }

@@ -360,12 +360,15 @@ pub fn max_length<S: Text + ?Sized>(path: &Path<'_>, v: &S, max: usize, errs: &m
     }
 }
 
-/// A `pattern`, compiled on first use and kept (generated code declares one `static` per
-/// pattern).
+/// A `pattern`: compiled to code by the generator when it is an anchored sequence of ASCII
+/// character classes (`^[a-z0-9-]+$`, `^[0-9]{4}$`, `^[A-Z]{2}-\d{3,5}$`: every class but the
+/// last of a fixed length), else matched with the `regex` crate, compiled on first use and kept
+/// (generated code declares one `static` per pattern).
 #[derive(Debug)]
 pub struct Pattern {
     source: &'static str,
-    compiled: OnceLock<Option<regex_lite::Regex>>,
+    matcher: Option<fn(&str) -> bool>,
+    compiled: OnceLock<Option<regex::Regex>>,
 }
 
 impl Pattern {
@@ -374,6 +377,16 @@ impl Pattern {
     pub const fn new(source: &'static str) -> Self {
         Pattern {
             source,
+            matcher: None,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The pattern `source`, matched by `matcher` (which must say exactly what `source` does).
+    pub const fn compiled(source: &'static str, matcher: fn(&str) -> bool) -> Self {
+        Pattern {
+            source,
+            matcher: Some(matcher),
             compiled: OnceLock::new(),
         }
     }
@@ -386,8 +399,11 @@ impl Pattern {
     /// Whether `s` contains a match; `None` when the pattern does not compile (the generator
     /// checks every pattern it emits, so this is for hand-written ones).
     pub fn is_match(&self, s: &str) -> Option<bool> {
+        if let Some(matcher) = self.matcher {
+            return Some(matcher(s));
+        }
         self.compiled
-            .get_or_init(|| regex_lite::Regex::new(self.source).ok())
+            .get_or_init(|| regex::Regex::new(self.source).ok())
             .as_ref()
             .map(|re| re.is_match(s))
     }
@@ -562,5 +578,27 @@ impl<A: fmt::Debug, V: fmt::Debug> fmt::Display for OneOf<'_, A, V> {
             [single] => write!(f, "must be {single:?}, got {:?}", self.1),
             all => write!(f, "must be one of {all:?}, got {:?}", self.1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_and_regex_patterns_agree() {
+        static COMPILED: Pattern = Pattern::compiled("^[a-z0-9-]+$", |s: &str| {
+            let b = s.as_bytes();
+            b.len() >= 1 && b.iter().all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+        });
+        static REGEX: Pattern = Pattern::new("^[a-z0-9-]+$");
+        static BAD: Pattern = Pattern::new("(unclosed");
+        for s in ["sensor-42", "", "Sensor", "é", "a b", "---"] {
+            assert_eq!(COMPILED.is_match(s), REGEX.is_match(s), "{s:?}");
+        }
+        assert_eq!(BAD.is_match("x"), None);
+        let mut errs = Violations::new();
+        pattern(&Path::Root, "x", &BAD, &mut errs);
+        assert!(errs.to_string().contains("not a supported regular expression"));
     }
 }

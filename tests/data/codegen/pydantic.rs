@@ -37,7 +37,16 @@ impl ::ruststream::validate::Validate for Line {
             rt::min_length(path, v, 3, errs);
             rt::max_length(path, v, 8, errs);
             {
-                static PATTERN: rt::Pattern = rt::Pattern::new("^[A-Z0-9-]+$");
+                static PATTERN: rt::Pattern = rt::Pattern::compiled(
+                    "^[A-Z0-9-]+$",
+                    |s: &str| {
+                        let b = s.as_bytes();
+                        b.len() >= 1
+                            && b
+                                .iter()
+                                .all(|&c| matches!(c, b'A'..= b'Z' | b'0'..= b'9' | b'-'))
+                    },
+                );
                 rt::pattern(path, v, &PATTERN, errs);
             }
         }

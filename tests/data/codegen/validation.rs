@@ -176,7 +176,13 @@ impl ::ruststream::validate::Validate for Method {
                 let path = &path.field("last4");
                 let v = last4;
                 {
-                    static PATTERN: rt::Pattern = rt::Pattern::new("^[0-9]{4}$");
+                    static PATTERN: rt::Pattern = rt::Pattern::compiled(
+                        "^[0-9]{4}$",
+                        |s: &str| {
+                            let b = s.as_bytes();
+                            b.len() == 4 && b.iter().all(|&c| matches!(c, b'0'..= b'9'))
+                        },
+                    );
                     rt::pattern(path, v, &PATTERN, errs);
                 }
             }
@@ -281,7 +287,13 @@ impl ::ruststream::validate::Validate for Payment {
             let path = &path.field("currency");
             let v = &self.currency;
             {
-                static PATTERN: rt::Pattern = rt::Pattern::new("^[A-Z]{3}$");
+                static PATTERN: rt::Pattern = rt::Pattern::compiled(
+                    "^[A-Z]{3}$",
+                    |s: &str| {
+                        let b = s.as_bytes();
+                        b.len() == 3 && b.iter().all(|&c| matches!(c, b'A'..= b'Z'))
+                    },
+                );
                 rt::pattern(path, v, &PATTERN, errs);
             }
         }
