@@ -731,6 +731,31 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_document_makes_no_markup() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/docs/hostile.yaml");
+        let loaded = crate::load(&path, &Default::default()).unwrap();
+        let page = render(&loaded.document);
+        assert_eq!(
+            page.matches("<script").count(),
+            1,
+            "only the page's own script"
+        );
+        for made in [
+            "<img",
+            "<svg",
+            "<iframe",
+            "<b ",
+            "href=\"javascript",
+            "hunter2",
+        ] {
+            assert!(!page.contains(made), "`{made}` in the page");
+        }
+        assert!(page.contains("<title>Hostile &lt;script&gt;document.title=&#39;pwned&#39;"));
+        assert!(page.contains("href=\"https://example.org/&quot;onmouseover=&quot;"));
+    }
+
+    #[test]
     fn anchors_and_addresses_escape() {
         assert_eq!(anchor("on\"x y"), "op-on.22x.20y");
         assert_eq!(

@@ -40,7 +40,7 @@ fn respond(mut stream: TcpStream, html: &str, json: &str, yaml: &str) -> std::io
     let method = parts.next().unwrap_or("");
     let path = parts.next().unwrap_or("").split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/" | "/index.html" | "/docs" | "/docs/") => {
+        ("GET" | "HEAD", "/" | "/index.html" | "/docs") => {
             ("200 OK", "text/html; charset=utf-8", html)
         }
         ("GET" | "HEAD", "/asyncapi.json") => ("200 OK", "application/json", json),

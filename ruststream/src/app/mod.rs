@@ -367,7 +367,7 @@ impl<B: Broker> App<B> {
         let readiness = Readiness::new();
         let server = match self.metrics_addr {
             Some(addr) => {
-                let pages = self.doc_pages(&["/docs", "/docs/"])?;
+                let pages = self.doc_pages(&["/docs"])?;
                 Some(
                     crate::metrics::serve_pages(
                         addr,
@@ -632,7 +632,7 @@ fn docs_html(json: &str) -> String {
 
 /// `asyncapi serve`: the page at `/` (and `/docs`) until Ctrl-C or SIGTERM.
 async fn serve_docs<B: Broker>(app: &App<B>, addr: SocketAddr) -> Result<()> {
-    let pages = app.doc_pages(&["/", "/index.html", "/docs", "/docs/"])?;
+    let pages = app.doc_pages(&["/", "/index.html", "/docs"])?;
     let readiness = Readiness::new();
     readiness.set(true);
     let server = crate::metrics::serve_pages(addr, None, readiness, pages).await?;
