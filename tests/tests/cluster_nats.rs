@@ -13,7 +13,8 @@
 //! at three quarters the node is started again on its ports and store.
 //!
 //! Asserted: every job is handled at least once; the clients of the killed node moved to
-//! another node; the surviving instances took over (both handled jobs after the kill); the
+//! another node; the surviving instances took over, and both consume a tail of 100 jobs
+//! published one by one afterwards; the
 //! per-instance progress is visible in the metrics (`service_instance` label). Printed:
 //! duplicates, publish retries, the share per instance, the longest stall and the times.
 
@@ -36,6 +37,8 @@ const STREAM: &str = "CLUSTER";
 const INSTANCES: usize = 3;
 /// Concurrent publishing tasks (each waits for its stream confirmation).
 const PUBLISHERS: u32 = 16;
+/// Jobs published one by one after the run, 50 ms apart, to see every survivor consume.
+const TAIL: u32 = 100;
 
 fn messages() -> u32 {
     std::env::var("RELIABILITY_MESSAGES")
@@ -229,14 +232,19 @@ fn broker(urls: &[String], client: &str) -> ruststream_nats::JetStreamBroker {
 struct Worker {
     seen: Arc<Vec<AtomicU32>>,
     handled: Arc<AtomicU64>,
+    /// Deliveries with attempt > 1 (over all instances).
+    redelivered: Arc<AtomicU64>,
 }
 
 impl Handler for Worker {
     async fn on_job<C: Connection>(
         &self,
         job: JobPayload,
-        _ctx: Context<C>,
+        ctx: Context<C>,
     ) -> Result<(), HandlerError> {
+        if ctx.attempt() > 1 {
+            self.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(c) = usize::try_from(job.id).ok().and_then(|i| self.seen.get(i)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -255,7 +263,12 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(name: &str, urls: &[String], seen: Arc<Vec<AtomicU32>>) -> Instance {
+    async fn start(
+        name: &str,
+        urls: &[String],
+        seen: Arc<Vec<AtomicU32>>,
+        redelivered: Arc<AtomicU64>,
+    ) -> Instance {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(name)
@@ -267,6 +280,7 @@ impl Instance {
         let worker = Worker {
             seen,
             handled: Arc::clone(&handled),
+            redelivered,
         };
         let broker = broker(urls, &format!("cluster-{name}"));
         let (ready, started) = tokio::sync::oneshot::channel();
@@ -335,11 +349,18 @@ struct Report {
     sent: u32,
     handled_once: u32,
     duplicates: u64,
+    /// Deliveries with attempt > 1 (acks lost with the node or the instance).
+    redelivered: u64,
     publish_retries: u64,
     /// Handled per instance (the killed one first).
     per_instance: Vec<(String, u64)>,
     /// Handled per surviving instance after the instance kill.
     after_instance_kill: Vec<(String, u64)>,
+    /// Tail jobs handled per surviving instance.
+    tail: Vec<(String, u64)>,
+    tail_retries: u32,
+    /// From the first tail publish until every tail job was handled.
+    tail_took: Duration,
     killed_node: String,
     /// Clients that were on the killed node.
     moved_clients: Vec<String>,
@@ -354,6 +375,10 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
     if !installed(NATS_SERVER) {
         return;
     }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_test_writer()
+        .try_init();
     let n = messages();
     let mut cluster = Cluster::start();
     let urls = cluster.urls();
@@ -375,10 +400,14 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
     };
     let formed = formed.elapsed();
 
-    let seen: Arc<Vec<AtomicU32>> = Arc::new((0..n).map(|_| AtomicU32::new(0)).collect());
+    let seen: Arc<Vec<AtomicU32>> = Arc::new((0..n + TAIL).map(|_| AtomicU32::new(0)).collect());
+    let redelivered = Arc::new(AtomicU64::new(0));
     let mut instances = Vec::new();
     for i in 0..INSTANCES {
-        instances.push(Instance::start(&format!("svc-{i}"), &urls, Arc::clone(&seen)).await);
+        let name = format!("svc-{i}");
+        let instance =
+            Instance::start(&name, &urls, Arc::clone(&seen), Arc::clone(&redelivered)).await;
+        instances.push(instance);
     }
     // Let the consumer's pull requests settle on the servers.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -413,7 +442,8 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
     }
     let publishing = || tasks.iter().any(|t| !t.is_finished());
     let handled_once = || {
-        seen.iter()
+        seen[..n as usize]
+            .iter()
             .filter(|c| c.load(Ordering::Relaxed) > 0)
             .count() as u32
     };
@@ -489,6 +519,48 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
     for t in &tasks {
         t.abort();
     }
+    // The tail: both survivors are live consumers again (a survivor whose pull request died
+    // with the node's consumer leadership pulls again within 3 s, and may have missed the end
+    // of the run while the other drained it).
+    let before_tail: Vec<u64> = instances
+        .iter()
+        .map(|i| i.handled.load(Ordering::Relaxed))
+        .collect();
+    let mut tail_retries = 0u32;
+    let tail_started = Instant::now();
+    for id in n..n + TAIL {
+        let msg = OutgoingMessage::new("jobs", format!("{{\"id\":{id}}}"))
+            .content_type("application/json")
+            .header("Nats-Msg-Id", id.to_string());
+        loop {
+            let sent =
+                tokio::time::timeout(Duration::from_secs(5), publisher.publish(msg.clone())).await;
+            if let Ok(Ok(())) = sent {
+                break;
+            }
+            tail_retries += 1;
+            assert!(tail_retries < 100, "tail publishes keep failing: {sent:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tail_handled = || {
+        seen[n as usize..]
+            .iter()
+            .filter(|c| c.load(Ordering::Relaxed) > 0)
+            .count() as u32
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while tail_handled() < TAIL && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tail_took = tail_started.elapsed();
+    let tail: Vec<(String, u64)> = instances
+        .iter()
+        .zip(&before_tail)
+        .skip(1)
+        .map(|(i, b)| (i.name.clone(), i.handled.load(Ordering::Relaxed) - b))
+        .collect();
     // Clients of the killed node reconnect to another one: each (but the killed instance)
     // shows up on a live node.
     let live: Vec<String> = cluster.nodes.iter().flat_map(Node::clients).collect();
@@ -498,7 +570,7 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
         .filter(|c| **c != killed_client && !live.contains(c))
         .collect();
 
-    let duplicates: u64 = seen
+    let duplicates: u64 = seen[..n as usize]
         .iter()
         .map(|c| u64::from(c.load(Ordering::Relaxed).saturating_sub(1)))
         .sum();
@@ -507,6 +579,7 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
         sent: published.load(Ordering::Relaxed),
         handled_once: handled_once(),
         duplicates,
+        redelivered: redelivered.load(Ordering::Relaxed),
         publish_retries: retries.load(Ordering::Relaxed),
         per_instance: instances
             .iter()
@@ -518,6 +591,9 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
             .skip(1)
             .map(|(i, at)| (i.name.clone(), i.handled.load(Ordering::Relaxed) - at))
             .collect(),
+        tail: tail.clone(),
+        tail_retries,
+        tail_took,
         killed_node: node_killed.map_or_else(String::new, |(v, _)| cluster.nodes[v].name.clone()),
         moved_clients: moved_clients.clone(),
         node_down,
@@ -533,7 +609,7 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
             100.0 * *count as f64 / total.max(1) as f64
         );
     }
-    let missing: Vec<usize> = seen
+    let missing: Vec<usize> = seen[..n as usize]
         .iter()
         .enumerate()
         .filter(|(_, c)| c.load(Ordering::Relaxed) == 0)
@@ -551,8 +627,13 @@ async fn nats_cluster_loses_nothing_when_a_node_and_an_instance_die() {
         "every job handled at least once; first missing {missing:?}: {report:?}"
     );
     assert!(
-        report.after_instance_kill.iter().all(|(_, c)| *c > 0),
-        "both surviving instances took over: {report:?}"
+        report.after_instance_kill.iter().any(|(_, c)| *c > 0),
+        "the surviving instances took over: {report:?}"
+    );
+    assert_eq!(tail_handled(), TAIL, "every tail job handled: {report:?}");
+    assert!(
+        report.tail.iter().all(|(_, c)| *c > 0),
+        "both surviving instances consume after the failures: {report:?}"
     );
     assert!(
         stranded.is_empty(),

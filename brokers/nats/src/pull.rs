@@ -17,8 +17,14 @@ use futures_util::StreamExt;
 
 /// How long a pull request waits at the server for messages.
 const EXPIRES: Duration = Duration::from_secs(30);
-/// Without any reply for this long, every pull request has expired (its `408` was lost).
-const LOST: Duration = Duration::from_secs(35);
+/// While a pull request waits at the server with nothing to deliver, the server sends a
+/// heartbeat (`100 Idle Heartbeat`) this often.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Without any reply (message, heartbeat or status) for this long, the outstanding requests
+/// are gone: their server died or lost the consumer's leadership (a cluster node failed), or
+/// their `408` was lost. Without heartbeats this was the expiry (35 s of standing still after
+/// a cluster node died, with the client still connected to another node).
+const LOST: Duration = Duration::from_secs(3);
 /// How often a quiet stream checks for a reconnect (pull requests do not survive one).
 const TICK: Duration = Duration::from_secs(1);
 
@@ -78,8 +84,9 @@ impl Puller {
     async fn pull(&mut self) -> Result<(), String> {
         let n = self.batch - self.outstanding;
         let request = format!(
-            r#"{{"batch":{n},"expires":{}}}"#,
-            u64::try_from(EXPIRES.as_nanos()).unwrap_or(u64::MAX)
+            r#"{{"batch":{n},"expires":{},"idle_heartbeat":{}}}"#,
+            u64::try_from(EXPIRES.as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(HEARTBEAT.as_nanos()).unwrap_or(u64::MAX)
         );
         self.client
             .publish_with_reply(self.subject.clone(), self.inbox.clone(), request.into())
@@ -114,6 +121,10 @@ impl Puller {
                 Err(_) => {
                     quiet += TICK;
                     if quiet >= LOST {
+                        tracing::debug!(
+                            outstanding = self.outstanding,
+                            "nats: pull requests unanswered; pulling again"
+                        );
                         self.outstanding = 0;
                     }
                     continue;
