@@ -156,6 +156,7 @@ fn run(text: &str, path: &Path, options: &LoadOptions, read: bool) -> Result<Loa
     let mut diags = std::mem::take(&mut ctx.diags);
     if let Some(doc) = &document {
         validate::validate(doc, &mut diags);
+        diags.extend(official::message_examples(doc));
     }
     official::merge(official, &mut diags);
     diags.sort_by_key(|d| d.severity);

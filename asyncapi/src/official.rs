@@ -562,3 +562,61 @@ pub(crate) fn fit_bindings(bindings: &Value, object: &str, version: &str) -> Val
     }
     Value::Object(out)
 }
+
+/// The official parser's `asyncapi2-message-examples` rule (2.x only): each example's
+/// `payload` and `headers` must match the message's schemas (messages without a
+/// `schemaFormat`, i.e. AsyncAPI schemas).
+pub(crate) fn message_examples(doc: &crate::Document) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if !doc.source_version.starts_with('2') {
+        return out;
+    }
+    let table = Value::Object(
+        doc.schemas
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    for m in &doc.messages {
+        if m.examples.is_empty() || m.schema_format.is_some() {
+            continue;
+        }
+        for (part, schema) in [("payload", &m.payload), ("headers", &m.headers)] {
+            let Some(schema) = schema else { continue };
+            let mut root = Map::new();
+            root.insert("allOf".to_string(), Value::Array(vec![schema.clone()]));
+            root.insert(
+                "components".to_string(),
+                serde_json::json!({ "schemas": table }),
+            );
+            let Ok(validator) = jsonschema::draft7::options()
+                .should_validate_formats(false)
+                .build(&Value::Object(root))
+            else {
+                continue;
+            };
+            for (i, example) in m.examples.iter().enumerate() {
+                let Some(value) = example.get(part) else {
+                    continue;
+                };
+                if let Some(e) = validator.iter_errors(value).next() {
+                    let mut loc = m.source.clone();
+                    loc.pointer = format!("{}/examples/{i}/{part}", loc.pointer);
+                    out.push(
+                        Diagnostic::error(
+                            &loc,
+                            format!(
+                                "example {i} of message `{}` does not match its {part} schema: {} (at `{}`)",
+                                m.id,
+                                shorten(&e.to_string()),
+                                e.instance_path
+                            ),
+                        )
+                        .with_hint("the official parser checks 2.x examples against the schemas (asyncapi2-message-examples)"),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
