@@ -94,6 +94,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(specs, "    pub const REJECTED: &[&str] = &{rejected:?};")?;
         writeln!(specs, "}}")?;
     }
+    // A sample of the AsyncAPI tools' own documents (recursive schemas across files, a
+    // reference along a pointer through another file, a multi-file project under the default
+    // root, oneOf messages, a large real-world spec), both sides; the whole set is generated
+    // and parsed by ruststream-build's tests.
+    let tooling = manifest.join("data/asyncapi-tooling-fixtures");
+    writeln!(
+        specs,
+        "/// Code generated from a sample of `data/asyncapi-tooling-fixtures`."
+    )?;
+    writeln!(specs, "pub mod tooling {{")?;
+    for rel in [
+        "asyncapi+parser-js/test/good/circular-refs.yaml",
+        "asyncapi+generator/packages/templates/clients/websocket/test/__fixtures__/asyncapi-hoppscotch-client.yml",
+        "asyncapi+bundler/example/example-data/social-media/comments-service/main.yaml",
+        "asyncapi+modelina/test/processors/AsyncAPIInputProcessor/operation_oneof1.json",
+        "asyncapi+java-spring-cloud-stream-template/test/mocks/solace-point-of-sale-system.json",
+    ] {
+        let name = module_name(Path::new(rel.rsplit('/').next().unwrap_or(rel)));
+        let file = Config::new()
+            .module_name(name.clone())
+            .out_dir(&out_dir)
+            .compile(tooling.join(rel))?;
+        writeln!(specs, "    /// Generated from `{rel}`.")?;
+        writeln!(specs, "    pub mod {name} {{")?;
+        writeln!(specs, "        include!({:?});", file.display().to_string())?;
+        writeln!(specs, "    }}")?;
+    }
+    writeln!(specs, "}}")?;
     // Each side on its own compiles too (no item of one side is needed by the other).
     writeln!(
         specs,
@@ -117,7 +145,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Validation turned off, and skipped for one message (tests/tests/validation.rs).
     for (name, config) in [
         ("validation_off", Config::new().validate(false)),
-        ("validation_skipped", Config::new().skip_validation("payment")),
+        (
+            "validation_skipped",
+            Config::new().skip_validation("payment"),
+        ),
     ] {
         let file = config
             .module_name(name)
