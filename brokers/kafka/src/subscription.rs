@@ -10,7 +10,7 @@
 //! with `attempt() + 1`; a record lost in a crash is redelivered by Kafka from the last
 //! commit (attempt 1 again).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -34,8 +34,9 @@ use crate::headers::{CORRELATION_ID, CORRELATION_ID_DASHED, REPLY_TO};
 /// Offsets of one partition.
 #[derive(Debug, Default)]
 struct Partition {
-    /// Delivered, not yet settled.
-    pending: BTreeSet<i64>,
+    /// Delivered offsets in order, each with whether it is settled; settled ones leave from the
+    /// front (offsets arrive in order per partition, so this is a queue).
+    pending: VecDeque<(i64, bool)>,
     /// One past the highest delivered offset.
     next: i64,
     /// Last committed offset (or where consumption started).
@@ -48,7 +49,7 @@ struct Partition {
 
 impl Partition {
     fn committable(&self) -> i64 {
-        self.pending.first().copied().unwrap_or(self.next)
+        self.pending.front().map_or(self.next, |(o, _)| *o)
     }
 }
 
@@ -75,7 +76,15 @@ impl Tracker {
             p.next = offset;
             p.committed = offset;
         }
-        p.pending.insert(offset);
+        match p.pending.back() {
+            Some((last, _)) if *last >= offset => {
+                // Out of order (a refetch): keep the queue sorted and without duplicates.
+                if let Err(i) = p.pending.binary_search_by_key(&offset, |(o, _)| *o) {
+                    p.pending.insert(i, (offset, false));
+                }
+            }
+            _ => p.pending.push_back((offset, false)),
+        }
         p.next = p.next.max(offset + 1);
         p.epoch
     }
@@ -84,7 +93,12 @@ impl Tracker {
         if let Ok(mut parts) = self.parts.lock() {
             if let Some(p) = parts.get_mut(&(topic.clone(), partition)) {
                 if p.epoch == epoch {
-                    p.pending.remove(&offset);
+                    if let Ok(i) = p.pending.binary_search_by_key(&offset, |(o, _)| *o) {
+                        p.pending[i].1 = true;
+                    }
+                    while p.pending.front().is_some_and(|(_, done)| *done) {
+                        p.pending.pop_front();
+                    }
                 }
             }
         }
