@@ -34,7 +34,14 @@ const MAX_REPORTED: usize = 50;
 /// Validators of the document as written and as resolved, by version.
 struct Validators {
     written: jsonschema::Validator,
-    resolved: jsonschema::Validator,
+    /// `None` when the same schema applies (2.x): one validator, compiled once.
+    resolved: Option<jsonschema::Validator>,
+}
+
+impl Validators {
+    fn resolved(&self) -> &jsonschema::Validator {
+        self.resolved.as_ref().unwrap_or(&self.written)
+    }
 }
 
 static VALIDATORS: [OnceLock<Option<Validators>>; 9] = [const { OnceLock::new() }; 9];
@@ -53,9 +60,9 @@ fn validators(version: &str) -> Option<&'static Validators> {
             };
             let written = build(&schema)?;
             let resolved = if version.starts_with('3') {
-                build(&resolved_schema(schema, version))?
+                Some(build(&resolved_schema(schema, version))?)
             } else {
-                build(&schema)?
+                None
             };
             Some(Validators { written, resolved })
         })
@@ -218,8 +225,8 @@ pub(crate) fn validate(ctx: &mut Ctx<'_>, root: &Node, version: &str) -> Vec<Dia
     // Problems with the references themselves are reported by the loader.
     ctx.diags.truncate(before);
     if let Some(resolved) = resolved {
-        if !validators.resolved.is_valid(&resolved) {
-            for c in complaints(&validators.resolved, &resolved, false) {
+        if !validators.resolved().is_valid(&resolved) {
+            for c in complaints(validators.resolved(), &resolved, false) {
                 if !found
                     .iter()
                     .any(|f| f.path == c.path && f.message == c.message)
