@@ -361,6 +361,7 @@ impl TypeGen<'_> {
         }
         if !shape.count_checks.is_empty() {
             let count_checks = &shape.count_checks;
+            let fixed = proc_macro2::Literal::usize_unsuffixed(fixed);
             checks.extend(quote! {
                 let count = #fixed #(+ #counted)*;
                 #count_checks
@@ -522,6 +523,7 @@ fn string_checks(obj: &Map<String, Value>, out: &mut TokenStream) {
         if let Some(pattern) = pattern {
             out.extend(quote! {
                 {
+                    #[allow(clippy::manual_is_ascii_check)]
                     static PATTERN: rt::Pattern = #pattern;
                     rt::pattern(path, v, &PATTERN, errs);
                 }
@@ -609,6 +611,11 @@ pub(super) fn object_count_checks(
     if let Some(n) = max {
         checks.extend(quote!(rt::max_properties(path, count, #n, errs);));
     }
+    if count.to_string() == "count" {
+        // The caller bound `count` already.
+        out.extend(checks);
+        return;
+    }
     out.extend(quote! {
         {
             let count = #count;
@@ -694,6 +701,8 @@ fn compile_pattern(p: &str) -> Option<TokenStream> {
             let (lo, hi) = (lit(lo), lit(hi));
             quote!((#lo..=#hi).contains(&b.len()))
         }
+        (0, _) => quote!(true),
+        (1, _) => quote!(!b.is_empty()),
         (lo, _) => {
             let lo = lit(lo);
             quote!(b.len() >= #lo)

@@ -37,11 +37,12 @@ impl ::ruststream::validate::Validate for Line {
             rt::min_length(path, v, 3, errs);
             rt::max_length(path, v, 8, errs);
             {
+                #[allow(clippy::manual_is_ascii_check)]
                 static PATTERN: rt::Pattern = rt::Pattern::compiled(
                     "^[A-Z0-9-]+$",
                     |s: &str| {
                         let b = s.as_bytes();
-                        b.len() >= 1
+                        !b.is_empty()
                             && b
                                 .iter()
                                 .all(|&c| matches!(c, b'A'..= b'Z' | b'0'..= b'9' | b'-'))
@@ -146,6 +147,7 @@ impl ::ruststream::validate::Validate for Order {
             let v = &self.email;
             if let ::core::option::Option::Some(v) = rt::present(v) {
                 {
+                    #[allow(clippy::manual_is_ascii_check)]
                     static PATTERN: rt::Pattern = rt::Pattern::new(
                         "^[^@\\s]+@[^@\\s]+\\.[a-z]+$",
                     );

@@ -176,6 +176,7 @@ impl ::ruststream::validate::Validate for Method {
                 let path = &path.field("last4");
                 let v = last4;
                 {
+                    #[allow(clippy::manual_is_ascii_check)]
                     static PATTERN: rt::Pattern = rt::Pattern::compiled(
                         "^[0-9]{4}$",
                         |s: &str| {
@@ -287,6 +288,7 @@ impl ::ruststream::validate::Validate for Payment {
             let path = &path.field("currency");
             let v = &self.currency;
             {
+                #[allow(clippy::manual_is_ascii_check)]
                 static PATTERN: rt::Pattern = rt::Pattern::compiled(
                     "^[A-Z]{3}$",
                     |s: &str| {
@@ -355,15 +357,12 @@ impl ::ruststream::validate::Validate for Payment {
             let path = &path.field("method");
             rt::Validate::validate(v, path, errs);
         }
-        let count = 4usize + usize::from(self.note.is_some())
+        let count = 4 + usize::from(self.note.is_some())
             + usize::from(self.retries.is_some()) + usize::from(self.tags.is_some())
             + usize::from(self.priority.is_some()) + usize::from(self.kind.is_some())
             + usize::from(self.lines.is_some()) + usize::from(self.meta.is_some())
             + usize::from(self.contact.is_some()) + usize::from(self.method.is_some());
-        {
-            let count = count;
-            rt::max_properties(path, count, 12, errs);
-        }
+        rt::max_properties(path, count, 12, errs);
     }
 }
 /// The `PaymentStatus` schema.
