@@ -8,11 +8,14 @@
 //! router asks for as many deliveries as it runs handlers), and prints a line per handled
 //! message. A publisher sends `RELIABILITY_MESSAGES` messages (default 5,000) with
 //! publisher confirms: half before the instances start (a backlog, so that every instance's
-//! prefetch window is full), half while they consume. A quarter of the way through one instance
-//! process is killed with SIGKILL, holding up to 32 unacknowledged deliveries. Asserted: every message is handled at least once, the survivors
-//! handled redeliveries (attempt > 1, from the quorum queue's `x-delivery-count`) and took over,
-//! and each survivor's metrics carry its `service_instance` (from `RUSTSTREAM_INSTANCE`).
-//! Printed: duplicates, redeliveries, the share per instance, the times.
+//! prefetch window is full), half while they consume. A quarter of the way through one
+//! instance process is killed with SIGKILL, holding up to 32 unacknowledged deliveries.
+//!
+//! Asserted: every message is handled at least once, the survivors handled redeliveries
+//! (attempt > 1, from the quorum queue's `x-delivery-count`) and took over, and each survivor's
+//! metrics carry its `service_instance` (from `RUSTSTREAM_INSTANCE`) and count what it handled.
+//! Printed: duplicates, redeliveries, the share per instance, the first redelivery's delay and
+//! the times.
 //!
 //! RabbitMQ here is one node (127.0.0.1:5672): a quorum queue on one node has one replica, so
 //! this shows the consumer side of a cluster, not a RabbitMQ node failure (starting a RabbitMQ

@@ -9,14 +9,15 @@
 //! every server URL in their `Config`. A publisher sends `RELIABILITY_MESSAGES` jobs (default
 //! 5,000; the figure is 100,000) with a `Nats-Msg-Id` each, retrying failed publishes.
 //! A quarter of the way through the server node most clients are connected to is killed
-//! (SIGKILL); half-way one service instance is killed (its runtime dropped: no drain, no acks);
-//! at three quarters the node is started again on its ports and store.
+//! (SIGKILL); half-way a service instance that was not on that node is killed (its runtime
+//! dropped: no drain, no acks); at three quarters (or 10 s after the node kill) the node is
+//! started again on its ports and store.
 //!
 //! Asserted: every job is handled at least once; the clients of the killed node moved to
 //! another node; the surviving instances took over, and both consume a tail of 100 jobs
-//! published one by one afterwards; the
-//! per-instance progress is visible in the metrics (`service_instance` label). Printed:
-//! duplicates, publish retries, the share per instance, the longest stall and the times.
+//! published one by one afterwards; the per-instance progress is visible in the metrics
+//! (`service_instance` label). Printed: duplicates, redeliveries, publish retries, the share
+//! per instance, the longest stall and the times.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
