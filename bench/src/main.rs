@@ -19,6 +19,7 @@ mod pipeline;
 mod reqrep;
 mod service;
 mod slow;
+mod upstream;
 mod validation;
 
 use std::alloc::System;
@@ -47,6 +48,7 @@ pub const SCENARIOS: &[&str] = &[
     "slow-consumer",
     "alloc",
     "validate-consume",
+    "vs-upstream",
 ];
 
 /// One output line.
@@ -167,6 +169,7 @@ fn run(scenario: &str, opts: &opts::Opts) -> BenchResult<Vec<Line>> {
         "alloc" => vec![pipeline::alloc(opts)?],
         "consume-only" => vec![pipeline::consume_only(opts)?],
         "validate-consume" => vec![validation::validate_consume(opts)?],
+        "vs-upstream" => upstream::vs_upstream(opts)?,
         other => return Err(format!("unknown scenario `{other}` (try --help)").into()),
     })
 }

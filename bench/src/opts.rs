@@ -8,6 +8,7 @@ usage: ruststream-bench <scenario|all> [options]
 
 scenarios: memory-pipeline nats-pipeline kafka-pipeline request-reply codegen-large slow-consumer alloc
            validate-consume (consume with schema validation on vs off)
+           vs-upstream (ours vs upstream ruststream 0.7.7 vs raw, Event and Order)
            consume-only (for scripts/instructions.sh)
 
 options (environment variable in brackets):
