@@ -525,3 +525,60 @@ fn validation_can_be_turned_off_per_config_and_per_message() {
         serde_json::from_value(with(payment(), "amount", json!(-3))).expect("decodes");
     assert!(ruststream::validate::check(&p).is_err());
 }
+
+/// `skip_validation("payment")`: the route hands even an invalid payment to the handler.
+#[derive(Default, Clone)]
+struct Lenient {
+    amounts: Arc<Mutex<Vec<f64>>>,
+}
+
+impl ruststream_e2e::sides::validation_skipped::Handler for Lenient {
+    async fn on_payment<C: Connection>(
+        &self,
+        message: ruststream_e2e::sides::validation_skipped::Payment,
+        _headers: ruststream_e2e::sides::validation_skipped::PaymentHeaders,
+        _params: ruststream_e2e::sides::validation_skipped::PaymentsParams,
+        _ctx: Context<C>,
+    ) -> Result<(), HandlerError> {
+        self.amounts
+            .lock()
+            .map_err(HandlerError::permanent)?
+            .push(message.amount);
+        Ok(())
+    }
+
+    async fn quote<C: Connection>(
+        &self,
+        message: ruststream_e2e::sides::validation_skipped::QuoteRequestPayload,
+        _ctx: Context<C>,
+    ) -> Result<ruststream_e2e::sides::validation_skipped::QuotePayload, HandlerError> {
+        Ok(ruststream_e2e::sides::validation_skipped::QuotePayload {
+            price: message.qty as f64,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_message_skipped_by_the_config_reaches_the_handler_unvalidated() {
+    let lenient = Lenient::default();
+    let mut router = Router::<MemoryConnection>::new();
+    ruststream_e2e::sides::validation_skipped::register(&mut router, lenient.clone())
+        .expect("registered");
+    let app = TestApp::start(router).await.expect("starts");
+    send(
+        &app,
+        "payments.eu",
+        &with(payment(), "amount", json!(-3)),
+        &[],
+    )
+    .await;
+    app.wait_settled(1, WAIT).await.expect("settled");
+    assert_eq!(*lenient.amounts.lock().expect("lock"), [-3.0]);
+    assert_eq!(app.stats().validation_failures, 0);
+    // The other operations of the document are still validated.
+    let refused = app
+        .request::<_, QuotePayload>("quotes", &json!({"qty": 0}), Duration::from_millis(300))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    app.shutdown(WAIT).await.expect("shutdown");
+}
