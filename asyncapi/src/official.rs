@@ -214,7 +214,7 @@ pub(crate) fn validate(ctx: &mut Ctx<'_>, root: &Node, version: &str) -> Vec<Dia
     let Some(validators) = validators(version) else {
         return out;
     };
-    let written = root.value();
+    let written = &shallow_schemas(root.value(), None);
     let mut found: Vec<Complaint> = Vec::new();
     if !validators.written.is_valid(written) {
         found.extend(complaints(&validators.written, written, true));
@@ -297,6 +297,101 @@ pub(crate) fn merge(official: Vec<Diagnostic>, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// How deep inside a schema the official schema checks it. `jsonschema` compiles the bundle's
+/// recursive schema definition anew at every level of nesting (memory grows with the square
+/// of the depth: 30 levels took 1.6 GB), so deeper parts of schemas are replaced by `{}`
+/// (any value) for this check; RustStream's own schema handling still reads all of it.
+const SCHEMA_CHECK_DEPTH: usize = 3;
+
+/// `value` with every sub-schema nested more than [`SCHEMA_CHECK_DEPTH`] schemas deep replaced
+/// by `{}` (a schema that accepts anything); `hops` is the nesting inside a schema (`None`: not
+/// in one yet; schemas start at the keys of [`SCHEMA_KEYS`]). Schemas of another
+/// `schemaFormat` (Avro, …) are left whole.
+fn shallow_schemas(value: &Value, hops: Option<usize>) -> Value {
+    let Value::Object(m) = value else {
+        return value.clone();
+    };
+    let Some(h) = hops else {
+        // Outside schemas: find where they start.
+        let foreign = m
+            .get("schemaFormat")
+            .and_then(Value::as_str)
+            .is_some_and(|f| !f.contains("asyncapi") && !f.contains("schema+"));
+        return Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        "examples" | "example" | "default" | "const" | "enum" => v.clone(),
+                        "schema" if foreign => v.clone(),
+                        "schemas" => match v {
+                            Value::Object(all) => Value::Object(
+                                all.iter()
+                                    .map(|(n, s)| (n.clone(), shallow_schemas(s, Some(0))))
+                                    .collect(),
+                            ),
+                            other => other.clone(),
+                        },
+                        "payload" | "headers" | "schema"
+                            if !(v.get("schemaFormat").is_some() && v.get("schema").is_some()) =>
+                        {
+                            shallow_schemas(v, Some(0))
+                        }
+                        _ => shallow_schemas(v, None),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        );
+    };
+    let sub = |v: &Value| {
+        if h + 1 > SCHEMA_CHECK_DEPTH && v.is_object() {
+            Value::Object(Map::new())
+        } else {
+            shallow_schemas(v, Some(h + 1))
+        }
+    };
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| {
+                let v = match (k.as_str(), v) {
+                    (
+                        "properties" | "patternProperties" | "definitions" | "$defs"
+                        | "dependencies",
+                        Value::Object(map),
+                    ) => Value::Object(map.iter().map(|(n, s)| (n.clone(), sub(s))).collect()),
+                    ("allOf" | "anyOf" | "oneOf" | "items", Value::Array(list)) => {
+                        Value::Array(list.iter().map(&sub).collect())
+                    }
+                    (
+                        "items"
+                        | "additionalProperties"
+                        | "additionalItems"
+                        | "contains"
+                        | "propertyNames"
+                        | "not"
+                        | "if"
+                        | "then"
+                        | "else",
+                        s,
+                    ) => sub(s),
+                    (_, other) => other.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
+}
+
+/// [`shallow_schemas`] of `value` found under `key` (one of [`SCHEMA_KEYS`]).
+fn shallow_under(key: &str, value: &Value) -> Value {
+    let mut wrapper = Map::new();
+    wrapper.insert(key.to_string(), value.clone());
+    match shallow_schemas(&Value::Object(wrapper), None) {
+        Value::Object(mut m) => m.remove(key).unwrap_or(Value::Null),
+        other => other,
+    }
+}
+
 /// Keys below which the value is a schema (JSON Schema keeps its `$ref`s: schemas are checked
 /// where they are defined, and copying them resolved would multiply the document).
 const SCHEMA_KEYS: &[&str] = &["payload", "headers", "schema", "schemas"];
@@ -343,16 +438,18 @@ fn resolve_all(
                 // Examples and defaults are data: never resolved.
                 let v = if matches!(
                     key.as_str(),
-                    "examples" | "example" | "default" | "const" | "enum" | "schemas"
+                    "examples" | "example" | "default" | "const" | "enum"
                 ) {
                     child.value().clone()
+                } else if key == "schemas" {
+                    shallow_under("schemas", child.value())
                 } else if SCHEMA_KEYS.contains(&key.as_str()) {
                     // The schema itself may be a reference (checked where it lands); the
                     // references inside it are kept.
                     let schema = ctx.deref(&child).unwrap_or(child);
                     *budget = budget.checked_sub(1)?;
                     multi_format_refs(ctx, &schema, 0);
-                    schema.value().clone()
+                    shallow_under(&key, schema.value())
                 } else {
                     match resolve_all(ctx, &child, stack, budget, depth + 1) {
                         Some(v) => v,

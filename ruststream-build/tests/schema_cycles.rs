@@ -180,3 +180,36 @@ fn random_cyclic_schema_graphs_terminate_and_parse() {
         "only {generated} of {cases} random documents generated"
     );
 }
+
+/// Schemas nested far deeper than any real one generate on a test thread's stack (past
+/// `MAX_TYPE_DEPTH` they become `serde_json::Value`); deeper than the YAML nesting limit they
+/// are refused. Neither crashes.
+#[test]
+fn deeply_nested_schemas_generate_on_a_small_stack() {
+    for levels in [60, 200] {
+        let mut text = String::from(
+            "asyncapi: 3.0.0\ninfo: {title: Deep, version: '1'}\nchannels:\n  c:\n    address: c\n    messages:\n      m:\n        payload: {$ref: '#/components/schemas/s'}\noperations:\n  onC:\n    action: receive\n    channel: {$ref: '#/channels/c'}\ncomponents:\n  schemas:\n    s:\n",
+        );
+        for depth in 0..levels {
+            let pad = "  ".repeat(depth * 2 + 3);
+            text.push_str(&format!("{pad}type: object\n{pad}properties:\n{pad}  p:\n"));
+        }
+        text.push_str(&format!("{}type: string\n", "  ".repeat(levels * 2 + 3)));
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                Config::new()
+                    .emit_rerun_if_changed(false)
+                    .generate_str(&text, std::path::Path::new("/nonexistent/deep.yaml"))
+                    .map(|g| g.code.len())
+                    .map_err(|e| e.to_string())
+            })
+            .expect("spawn")
+            .join()
+            .expect("no overflow, no panic");
+        if levels == 60 {
+            let len = outcome.unwrap_or_else(|e| panic!("60 levels: {e}"));
+            assert!(len > 0);
+        }
+    }
+}
