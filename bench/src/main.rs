@@ -42,8 +42,8 @@ pub type BenchResult<T> = Result<T, BenchError>;
 pub const SCENARIOS: &[&str] = &[
     "memory-pipeline",
     "nats-pipeline",
-    "request-reply",
     "kafka-pipeline",
+    "request-reply",
     "codegen-large",
     "slow-consumer",
     "alloc",
@@ -162,9 +162,9 @@ fn run(scenario: &str, opts: &opts::Opts) -> BenchResult<Vec<Line>> {
     Ok(match scenario {
         "memory-pipeline" => vec![pipeline::memory_pipeline(opts)?],
         "nats-pipeline" => vec![nats::nats_pipeline(opts)?],
+        "kafka-pipeline" => vec![kafka::kafka_pipeline(opts)?],
         "request-reply" => vec![reqrep::request_reply(opts)?],
         "codegen-large" => vec![codegen::codegen_large(opts)?],
-        "kafka-pipeline" => vec![kafka::kafka_pipeline(opts)?],
         "slow-consumer" => vec![slow::slow_consumer(opts)?],
         "alloc" => vec![pipeline::alloc(opts)?],
         "consume-only" => vec![pipeline::consume_only(opts)?],

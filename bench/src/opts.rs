@@ -20,8 +20,8 @@ options (environment variable in brackets):
   --sleep-every N  slow-consumer: the handler sleeps on every N-th message (default 100)
   --sleep-us N     slow-consumer: how long it sleeps, microseconds (default 1000)
   --nats-url URL   NATS server (default nats://127.0.0.1:4222) [NATS_URL]
-  --side S         consume-only: framework | baseline (default framework)
   --kafka HOST:PORT  Kafka bootstrap server (default 127.0.0.1:9092) [KAFKA_BOOTSTRAP]
+  --side S         consume-only: framework | baseline (default framework)
   --no-work        consume-only: set up and prefill, but do not consume
   --only S         memory-pipeline, nats-pipeline, validate-consume: run one side only, framework |
                    baseline (for scripts/*instructions.sh; the other is reported as 0)
@@ -50,9 +50,9 @@ pub struct Opts {
     pub sleep: Duration,
     /// NATS URL.
     pub nats_url: String,
-    /// consume-only: measure the baseline instead of the framework.
     /// Kafka bootstrap servers (`--kafka`, `KAFKA_BOOTSTRAP`).
     pub kafka_bootstrap: String,
+    /// consume-only: measure the baseline instead of the framework.
     pub baseline_side: bool,
     /// consume-only: do the consume work.
     pub work: bool,
@@ -83,9 +83,9 @@ impl Opts {
             sleep_every: 100,
             sleep: Duration::from_micros(1000),
             nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
-            baseline_side: false,
             kafka_bootstrap: std::env::var("KAFKA_BOOTSTRAP")
                 .unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            baseline_side: false,
             work: true,
             only: None,
             forward: Vec::new(),
@@ -143,12 +143,12 @@ impl Opts {
                     o.nats_url = v.clone();
                     o.forward.extend([flag, v]);
                 }
-                "--side" => {
                 "--kafka" => {
                     let v = value(&flag)?;
                     o.kafka_bootstrap = v.clone();
                     o.forward.extend([flag, v]);
                 }
+                "--side" => {
                     let v = value(&flag)?;
                     o.baseline_side = match v.as_str() {
                         "framework" => false,
