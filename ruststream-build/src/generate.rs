@@ -79,6 +79,9 @@ pub(crate) struct ReplyInfo {
     pub(crate) message: TokenStream,
     pub(crate) content_type: String,
     pub(crate) address: Option<String>,
+    /// The reply type is validated (by the handler's side before sending, by the client on
+    /// receipt).
+    pub(crate) validate: bool,
 }
 
 /// The raw bindings of an operation, its channel and its messages as one JSON object (only
@@ -498,7 +501,7 @@ impl<'d> Plan<'d> {
                 } else {
                     reply.messages.clone()
                 };
-                let (message, content_type, _, _) = op_message(
+                let (message, content_type, _, validate) = op_message(
                     &mut types,
                     &mut enums,
                     &messages,
@@ -508,6 +511,7 @@ impl<'d> Plan<'d> {
                 ReplyInfo {
                     message,
                     content_type,
+                    validate,
                     // The router renders a reply template with the request's parameters, so a
                     // template is usable when the request's address has all of its parameters.
                     address: reply_channel

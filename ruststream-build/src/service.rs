@@ -172,13 +172,22 @@ pub(crate) fn registration(op: &Op<'_>) -> TokenStream {
         };
         params_arg = quote!(headers, #params_arg);
     }
+    // A reply that violates its schema is the handler's failure (never sent).
+    let call = match &op.reply {
+        Some(reply) if reply.validate => quote! {
+            let reply = handler.#name(message, #params_arg ctx).await?;
+            #rs::validate::ensure("payload", &reply).map_err(#rs::router::HandlerError::permanent)?;
+            Ok(reply)
+        },
+        _ => quote!(handler.#name(message, #params_arg ctx).await),
+    };
     // The closure every kind of route calls the handler method through.
     let handler_fn = quote! {
         move |message: #message, ctx: #rs::router::Context<C>| {
             let handler = ::std::sync::Arc::clone(&handler);
             async move {
                 #params_bind
-                handler.#name(message, #params_arg ctx).await
+                #call
             }
         },
     };
@@ -383,6 +392,15 @@ pub(crate) fn client_method(op: &Op<'_>) -> TokenStream {
         match &op.reply {
             Some(reply) => {
                 let r = &reply.message;
+                let request = if reply.validate {
+                    quote! {
+                        let reply = #rs::client::request::<C, #message, #r>(&self.connection, #address, #content_type, message, timeout).await?;
+                        ::ruststream::validate::ensure("payload", &reply)?;
+                        Ok(reply)
+                    }
+                } else {
+                    quote!(#rs::client::request::<C, #message, #r>(&self.connection, #address, #content_type, message, timeout).await)
+                };
                 let mut checks = send_checks(op);
                 if op.validate_headers {
                     // Requests carry no typed headers.
@@ -407,7 +425,7 @@ pub(crate) fn client_method(op: &Op<'_>) -> TokenStream {
                         C: #rs::capability::RequestReply,
                     {
                         #checks
-                        #rs::client::request::<C, #message, #r>(&self.connection, #address, #content_type, message, timeout).await
+                        #request
                     }
                 }
             }

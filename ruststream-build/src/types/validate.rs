@@ -118,6 +118,29 @@ impl TypeGen<'_> {
         cycle
     }
 
+    /// Whether the component `key` refers to itself, through any references (arrays and maps
+    /// included): its `validate` may then call itself.
+    fn reaches_itself(&self, key: &str) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![key.to_owned()];
+        while let Some(next) = stack.pop() {
+            let Some(schema) = self.schemas.get(&next) else {
+                continue;
+            };
+            let mut refs = BTreeSet::new();
+            all_refs(schema, &mut refs, 0);
+            for r in refs {
+                if r == key {
+                    return true;
+                }
+                if seen.len() < 256 && seen.insert(r.clone()) {
+                    stack.push(r);
+                }
+            }
+        }
+        false
+    }
+
     /// Whether a string schema's Rust type is not `String` (a chrono, `time` or uuid type).
     fn mapped_format(&self, obj: &Map<String, Value>) -> bool {
         let formats = &self.opts.formats;
@@ -399,12 +422,24 @@ impl TypeGen<'_> {
         if body.is_empty() {
             return quote!(::ruststream::validate::unconstrained!(#id););
         }
+        // A recursive type's `validate` may pass `errs` (and `path`) on to itself only.
+        let name = id.to_string();
+        let cyclic = self
+            .names
+            .iter()
+            .any(|(key, n)| *n == name && self.reaches_itself(key));
+        let recursion = if cyclic && body.to_string().contains("Validate :: validate") {
+            quote!(#[allow(clippy::only_used_in_recursion)])
+        } else {
+            quote!()
+        };
         let body = quote! {
             use ::ruststream::validate::rt;
             #body
         };
         quote! {
             impl ::ruststream::validate::Validate for #id {
+                #recursion
                 fn validate(&self, path: &::ruststream::validate::Path<'_>, errs: &mut ::ruststream::validate::Violations) {
                     #body
                 }

@@ -56,6 +56,7 @@ pub struct Chain {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for Chain {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,
@@ -203,6 +204,7 @@ pub struct NestedAllOf {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for NestedAllOf {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,
@@ -428,6 +430,7 @@ pub struct RecursiveAncestor {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for RecursiveAncestor {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,
@@ -470,6 +473,7 @@ pub struct RecursiveSelf {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for RecursiveSelf {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,

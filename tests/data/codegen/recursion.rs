@@ -27,6 +27,7 @@ pub enum Expr {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for Expr {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,
@@ -91,6 +92,7 @@ pub struct Neg {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for Neg {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,
@@ -140,6 +142,7 @@ pub struct Tree {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for Tree {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,
@@ -186,6 +189,7 @@ pub struct Wrapper {
 }
 #[allow(dead_code)]
 impl ::ruststream::validate::Validate for Wrapper {
+    #[allow(clippy::only_used_in_recursion)]
     fn validate(
         &self,
         path: &::ruststream::validate::Path<'_>,

@@ -740,7 +740,12 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                 ::ruststream::validate::decode::<SumRequestPayload>,
                 move |message: SumRequestPayload, ctx: ::ruststream::router::Context<C>| {
                     let handler = ::std::sync::Arc::clone(&handler);
-                    async move { handler.sum(message, ctx).await }
+                    async move {
+                        let reply = handler.sum(message, ctx).await?;
+                        ::ruststream::validate::ensure("payload", &reply)
+                            .map_err(::ruststream::router::HandlerError::permanent)?;
+                        Ok(reply)
+                    }
                 },
             );
     }
@@ -767,7 +772,10 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     let handler = ::std::sync::Arc::clone(&handler);
                     async move {
                         let params = LookupParams::from_params(ctx.params());
-                        handler.lookup(message, params, ctx).await
+                        let reply = handler.lookup(message, params, ctx).await?;
+                        ::ruststream::validate::ensure("payload", &reply)
+                            .map_err(::ruststream::router::HandlerError::permanent)?;
+                        Ok(reply)
                     }
                 },
             );
@@ -924,7 +932,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         C: ::ruststream::capability::RequestReply,
     {
         ::ruststream::validate::ensure("payload", message)?;
-        ::ruststream::client::request::<
+        let reply = ::ruststream::client::request::<
             C,
             SumRequestPayload,
             SumResultPayload,
@@ -935,7 +943,9 @@ impl<C: ::ruststream::Connection> Client<C> {
                 message,
                 timeout,
             )
-            .await
+            .await?;
+        ::ruststream::validate::ensure("payload", &reply)?;
+        Ok(reply)
     }
     /// Look a user up; the reply goes to a parameterised address unless the request has a reply-to.
     ///
@@ -953,12 +963,14 @@ impl<C: ::ruststream::Connection> Client<C> {
         C: ::ruststream::capability::RequestReply,
     {
         ::ruststream::validate::ensure("payload", message)?;
-        ::ruststream::client::request::<
+        let reply = ::ruststream::client::request::<
             C,
             LookupRequestPayload,
             ProfilePayload,
         >(&self.connection, params.address()?, "application/json", message, timeout)
-            .await
+            .await?;
+        ::ruststream::validate::ensure("payload", &reply)?;
+        Ok(reply)
     }
     /// Operation `onShape` on `shapes`.
     ///

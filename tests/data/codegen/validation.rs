@@ -723,7 +723,12 @@ pub fn register<C: ::ruststream::Connection, H: Handler>(
                     ctx: ::ruststream::router::Context<C>|
                 {
                     let handler = ::std::sync::Arc::clone(&handler);
-                    async move { handler.quote(message, ctx).await }
+                    async move {
+                        let reply = handler.quote(message, ctx).await?;
+                        ::ruststream::validate::ensure("payload", &reply)
+                            .map_err(::ruststream::router::HandlerError::permanent)?;
+                        Ok(reply)
+                    }
                 },
             );
     }
@@ -864,7 +869,7 @@ impl<C: ::ruststream::Connection> Client<C> {
         C: ::ruststream::capability::RequestReply,
     {
         ::ruststream::validate::ensure("payload", message)?;
-        ::ruststream::client::request::<
+        let reply = ::ruststream::client::request::<
             C,
             QuoteRequestPayload,
             QuotePayload,
@@ -875,7 +880,9 @@ impl<C: ::ruststream::Connection> Client<C> {
                 message,
                 timeout,
             )
-            .await
+            .await?;
+        ::ruststream::validate::ensure("payload", &reply)?;
+        Ok(reply)
     }
 }
 /// The protocol bindings of each operation that has any, as `(operation id, JSON)`:
