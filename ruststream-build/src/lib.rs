@@ -100,7 +100,11 @@
 //! (absent is refused, `null` is `None`); `additionalProperties: false` by
 //! `deny_unknown_fields`. Received messages whose payload type is a generated struct or enum
 //! are validated (a payload that is an alias of a primitive or a `Vec` is not), as are typed
-//! headers and channel parameters with an `enum`.
+//! headers, channel parameters with an `enum` and replies (a handler's invalid reply is not
+//! sent; a client's request refuses an invalid reply). Not validated: the messages of a
+//! client's `subscribe_<op>` stream, `patternProperties`, `not`, `if`/`then`/`else`,
+//! `contains`, `dependentRequired`, tuple (`prefixItems`) items, and an untagged union is
+//! validated as the variant serde picked (the first that decodes), not retried as the next.
 
 use std::collections::BTreeMap;
 use std::fmt;
