@@ -313,7 +313,10 @@ impl<C: Connection> Router<C> {
                 entry.route.max_payload = self.max_payload;
             }
             if entry.route.on_decode_error.is_none() {
-                entry.route.on_decode_error.clone_from(&self.on_decode_error);
+                entry
+                    .route
+                    .on_decode_error
+                    .clone_from(&self.on_decode_error);
             }
             let mut opts = SubscribeOptions::new()
                 .prefetch(u32::try_from(entry.route.concurrency).unwrap_or(u32::MAX));

@@ -646,7 +646,12 @@ async fn process<C: Connection, H: Invoke<C>>(
                 c.inc(|s| &s.decode_failures);
                 tracing::warn!(route = %rt.name, address = %meta.address(), error = %e, "undecodable message");
             }
-            match rt.route.on_decode_error.as_ref().unwrap_or(&DecodePolicy::Reject) {
+            match rt
+                .route
+                .on_decode_error
+                .as_ref()
+                .unwrap_or(&DecodePolicy::Reject)
+            {
                 DecodePolicy::Reject => msg.reject().await.map(|()| c.inc(|s| &s.rejected)),
                 DecodePolicy::DeadLetter(addr) => dead_letter(rt, conn, msg, addr, &e).await,
             }

@@ -589,7 +589,9 @@ mod tests {
     fn compiled_and_regex_patterns_agree() {
         static COMPILED: Pattern = Pattern::compiled("^[a-z0-9-]+$", |s: &str| {
             let b = s.as_bytes();
-            b.len() >= 1 && b.iter().all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+            b.len() >= 1
+                && b.iter()
+                    .all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'))
         });
         static REGEX: Pattern = Pattern::new("^[a-z0-9-]+$");
         static BAD: Pattern = Pattern::new("(unclosed");
@@ -599,6 +601,9 @@ mod tests {
         assert_eq!(BAD.is_match("x"), None);
         let mut errs = Violations::new();
         pattern(&Path::Root, "x", &BAD, &mut errs);
-        assert!(errs.to_string().contains("not a supported regular expression"));
+        assert!(
+            errs.to_string()
+                .contains("not a supported regular expression")
+        );
     }
 }
