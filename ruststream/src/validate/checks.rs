@@ -589,7 +589,7 @@ mod tests {
     fn compiled_and_regex_patterns_agree() {
         static COMPILED: Pattern = Pattern::compiled("^[a-z0-9-]+$", |s: &str| {
             let b = s.as_bytes();
-            b.len() >= 1
+            !b.is_empty()
                 && b.iter()
                     .all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'))
         });
